@@ -1,0 +1,23 @@
+//! The grant domain: validated values, the lifecycle state machine and the window
+//! arithmetic. No I/O and no wall clock: everything here compiles to wasm32 and runs
+//! the same in the browser (the request form's preview) and on the server.
+
+pub mod fields;
+pub mod grant;
+pub mod lifecycle;
+pub mod session_duration;
+pub mod window;
+
+pub use fields::{
+    AccountId, FieldError, GrantDuration, Justification, PermissionSetArn, PermissionSetName,
+    PersonId, TicketRef, UserName,
+};
+pub use grant::{Grant, GrantId, GrantRequest};
+pub use lifecycle::{
+    decide, Action, Actor, ApprovalProgress, GrantState, Outcome, Refusal, RevokeCause, Role,
+    RoleSet, TransitionCtx,
+};
+pub use session_duration::{
+    format_human, parse_iso8601, PortalSession, SessionDuration, SessionDurationError,
+};
+pub use window::{Interval, Observed, WindowError, WindowInputs, Windows};

@@ -1,0 +1,78 @@
+// Starts a real Timebox server (the release build) on a free port with its own SQLite
+// file, and a headless Chromium, for the browser tests. Nothing here is a stand-in:
+// the tests talk to the binary that ships.
+import { spawn } from 'node:child_process';
+import { mkdtempSync, mkdirSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { chromium } from 'playwright-core';
+
+const here = new URL('.', import.meta.url).pathname;
+export const repoRoot = resolve(here, '..');
+export const screenshotDir = join(here, 'screenshots');
+
+async function freePort() {
+  return new Promise((ok, fail) => {
+    const s = createServer();
+    s.once('error', fail);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => ok(port));
+    });
+  });
+}
+
+/** Starts the server; resolves once /healthz answers. */
+export async function startTimebox() {
+  const bin = process.env.TIMEBOX_BIN;
+  if (!bin) throw new Error('TIMEBOX_BIN must name the release binary (the test command sets it)');
+  const dir = mkdtempSync(join(tmpdir(), 'timebox-e2e-'));
+  const port = await freePort();
+  const url = `http://127.0.0.1:${port}`;
+  const env = {
+    ...process.env,
+    TIMEBOX_SERVER__BIND: `127.0.0.1:${port}`,
+    TIMEBOX_SERVER__PUBLIC_URL: url,
+    TIMEBOX_SERVER__SITE_ROOT: process.env.TIMEBOX_SITE_ROOT ?? join(repoRoot, 'target', 'site'),
+    TIMEBOX_DATABASE__URL: `sqlite://${join(dir, 'timebox.db')}`,
+    TIMEBOX_LOG__FORMAT: 'json',
+  };
+  const child = spawn(bin, [], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  child.stdout.on('data', (d) => (output += d));
+  child.stderr.on('data', (d) => (output += d));
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`timebox exited early (${child.exitCode}):\n${output}`);
+    try {
+      const r = await fetch(`${url}/healthz`);
+      if (r.ok) break;
+    } catch {}
+    if (Date.now() > deadline) {
+      child.kill('SIGKILL');
+      throw new Error(`timebox did not answer /healthz within 30 s:\n${output}`);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return {
+    url,
+    dir,
+    output: () => output,
+    async stop() {
+      child.kill('SIGTERM');
+      await new Promise((r) => (child.exitCode !== null ? r() : child.once('exit', r)));
+      rmSync(dir, { recursive: true, force: true });
+      return child.exitCode;
+    },
+  };
+}
+
+export async function launchBrowser() {
+  mkdirSync(screenshotDir, { recursive: true });
+  return chromium.launch({
+    executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
+      '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic'],
+  });
+}

@@ -1,0 +1,61 @@
+//! `timebox [--config FILE]`: loads and validates the configuration, then serves until
+//! SIGINT/SIGTERM. A bad configuration stops start-up with the fix in the message.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+const USAGE: &str = "usage: timebox [--config FILE] [--check-config]
+
+  --config FILE     the TOML configuration (default: ./timebox.toml if present;
+                    TIMEBOX_CONFIG works too). TIMEBOX_* variables override it.
+  --check-config    validate the configuration and exit";
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let mut config_path: Option<PathBuf> = std::env::var_os("TIMEBOX_CONFIG").map(PathBuf::from);
+    let mut check_only = false;
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--config" | "-c" => match args.next() {
+                Some(p) => config_path = Some(PathBuf::from(p)),
+                None => {
+                    eprintln!("timebox: --config needs a file\n\n{USAGE}");
+                    return ExitCode::from(2);
+                }
+            },
+            "--check-config" => check_only = true,
+            "--help" | "-h" => {
+                println!("{USAGE}");
+                return ExitCode::SUCCESS;
+            }
+            other => {
+                eprintln!("timebox: unknown argument {other:?}\n\n{USAGE}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    let config = match timebox_server::config::load(config_path.as_deref()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("timebox: configuration error: {e}");
+            return ExitCode::from(78); // EX_CONFIG
+        }
+    };
+    if check_only {
+        println!("configuration is valid");
+        return ExitCode::SUCCESS;
+    }
+    timebox_server::telemetry::init(&config.log);
+    match timebox_server::run(config, timebox_server::shutdown_signal()).await {
+        Ok(()) => {
+            tracing::info!("stopped");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "timebox stopped");
+            eprintln!("timebox: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,198 @@
+//! Storage: one repository trait, two backends (SQLite by default, PostgreSQL for
+//! several replicas), one set of SQL (see `backend.rs`) and one test suite.
+//!
+//! Rules:
+//! - every multi-row change is one transaction;
+//! - a state change is a conditional update on the grant's `version`, so two replicas
+//!   (or a retry after a crash) cannot both apply it: the loser gets
+//!   [`StoreError::Conflict`] and re-reads;
+//! - every lifecycle change appends one event to the hash-chained audit log in the
+//!   same transaction.
+
+pub mod audit;
+mod backend;
+
+use app::domain::{Grant, GrantId, GrantRequest, GrantState};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use std::sync::Arc;
+
+pub use audit::{AuditEvent, BrokenLink, ChainVerification, NewAuditEvent};
+pub use backend::{PostgresStore, SqliteStore};
+
+/// Errors from storage. Database details are logged where they happen and never
+/// shown to a user; the API maps these to status codes.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("the grant changed since it was read (expected version {expected})")]
+    Conflict { expected: i64 },
+    #[error("no grant {0}")]
+    NotFound(GrantId),
+    #[error("{0} has already decided this request")]
+    DuplicateDecision(String),
+    #[error("a stored row is not valid: {0}")]
+    Corrupt(String),
+    #[error("the database URL {0:?} is neither sqlite: nor postgres://")]
+    UnsupportedUrl(String),
+    #[error("database migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+}
+
+/// A decision recorded on a grant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Decision {
+    Approve,
+    Deny,
+}
+
+impl Decision {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Decision::Approve => "approve",
+            Decision::Deny => "deny",
+        }
+    }
+}
+
+/// One approver's decision.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Approval {
+    pub grant_id: GrantId,
+    pub approver: String,
+    pub decision: Decision,
+    pub comment: Option<String>,
+    pub decided_at: DateTime<Utc>,
+}
+
+/// Facts to record with a state change. `None` leaves a column as it is.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GrantPatch {
+    pub activated_at: Option<DateTime<Utc>>,
+    pub ends_at: Option<DateTime<Utc>>,
+    pub revoked_at: Option<DateTime<Utc>>,
+    pub permission_set_session_seconds: Option<i64>,
+    pub portal_session_seconds: Option<i64>,
+    pub real_end: Option<DateTime<Utc>>,
+    pub failure_reason: Option<String>,
+}
+
+/// A change to apply atomically: the grant moves from `expected_version` (and state
+/// `from`) to `to`, optionally recording a decision, and one audit event is appended.
+#[derive(Debug, Clone)]
+pub struct Change {
+    pub grant_id: GrantId,
+    pub expected_version: i64,
+    pub from: GrantState,
+    /// Equal to `from` when only an approval is recorded (quorum not reached).
+    pub to: GrantState,
+    pub at: DateTime<Utc>,
+    pub patch: GrantPatch,
+    pub decision: Option<Approval>,
+    pub event: NewAuditEvent,
+}
+
+/// Filters for listing grants. All given filters must match.
+#[derive(Debug, Clone, Default)]
+pub struct GrantFilter {
+    pub requester: Option<String>,
+    pub account_id: Option<String>,
+    pub permission_set: Option<String>,
+    pub states: Vec<GrantState>,
+}
+
+/// Keyset position: the `(created_at, id)` of the last row of the previous page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cursor {
+    pub created_at: DateTime<Utc>,
+    pub id: GrantId,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + std::fmt::Debug + 'static {
+    /// The database answers.
+    async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Stores a new pending request and its `requested` audit event, in one transaction.
+    async fn create_grant(
+        &self,
+        id: GrantId,
+        request: &GrantRequest,
+        at: DateTime<Utc>,
+        event: NewAuditEvent,
+    ) -> Result<Grant, StoreError>;
+
+    async fn get_grant(&self, id: GrantId) -> Result<Option<Grant>, StoreError>;
+
+    async fn approvals(&self, id: GrantId) -> Result<Vec<Approval>, StoreError>;
+
+    /// Applies `change` if the grant is still at `expected_version`; otherwise
+    /// [`StoreError::Conflict`] and nothing is written.
+    async fn apply(&self, change: Change) -> Result<Grant, StoreError>;
+
+    /// Newest first, `limit` rows after `after`.
+    async fn list_grants(
+        &self,
+        filter: &GrantFilter,
+        after: Option<Cursor>,
+        limit: u32,
+    ) -> Result<Vec<Grant>, StoreError>;
+
+    /// Appends an event that is not tied to a state change (e.g. a configuration
+    /// reload, a drift report).
+    async fn append_audit(&self, event: NewAuditEvent) -> Result<AuditEvent, StoreError>;
+
+    /// Events in chain order after `after_seq`, at most `limit`; only those of one
+    /// grant when `grant` is given.
+    async fn audit_events(
+        &self,
+        grant: Option<GrantId>,
+        after_seq: i64,
+        limit: u32,
+    ) -> Result<Vec<AuditEvent>, StoreError>;
+
+    /// Walks the whole chain page by page and reports the first broken link.
+    async fn verify_audit_chain(&self) -> Result<ChainVerification, StoreError>;
+}
+
+/// Opens the store named by `url`, creating (SQLite) and migrating it.
+pub async fn connect(url: &str, max_connections: u32) -> Result<Arc<dyn Store>, StoreError> {
+    if url.starts_with("sqlite:") {
+        Ok(Arc::new(SqliteStore::connect(url, max_connections).await?))
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Arc::new(
+            PostgresStore::connect(url, max_connections).await?,
+        ))
+    } else {
+        Err(StoreError::UnsupportedUrl(redact_url(url)))
+    }
+}
+
+/// `postgres://user:secret@host/db` → `postgres://user:***@host/db`, for messages.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let creds = &url[scheme_end + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}://{user}:***{}", &url[..scheme_end], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn redacts_passwords() {
+        assert_eq!(
+            super::redact_url("postgres://u:pw@h:5432/db"),
+            "postgres://u:***@h:5432/db"
+        );
+        assert_eq!(super::redact_url("sqlite://x.db"), "sqlite://x.db");
+    }
+}

@@ -1,0 +1,220 @@
+//! Test databases and a server on a random port, each test with its own database.
+
+use std::sync::Arc;
+use timebox_server::store::{PostgresStore, SqliteStore, Store};
+
+/// The PostgreSQL server tests create their databases on. There is no silent skip:
+/// if it is unreachable, the PostgreSQL half of the suite fails and says why.
+pub fn postgres_admin_url() -> String {
+    std::env::var("TIMEBOX_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+}
+
+/// A fresh, empty database of one backend.
+pub enum TestDb {
+    Sqlite {
+        store: SqliteStore,
+        _dir: tempfile::TempDir,
+        url: String,
+    },
+    Postgres {
+        store: PostgresStore,
+        url: String,
+        name: String,
+    },
+}
+
+impl TestDb {
+    pub async fn sqlite() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = format!("sqlite://{}", dir.path().join("timebox.db").display());
+        let store = SqliteStore::connect(&url, 5).await.expect("sqlite store");
+        TestDb::Sqlite {
+            store,
+            _dir: dir,
+            url,
+        }
+    }
+
+    pub async fn postgres() -> Self {
+        let name = format!("timebox_test_{}", uuid::Uuid::new_v4().simple());
+        let admin_url = postgres_admin_url();
+        let mut admin = <sqlx::PgConnection as sqlx::Connection>::connect(&admin_url)
+            .await
+            .unwrap_or_else(|e| {
+                panic!(
+                    "PostgreSQL at {admin_url} is needed for the postgres half of the suite \
+                     (set TIMEBOX_TEST_POSTGRES_URL): {e}"
+                )
+            });
+        sqlx::query(&format!("CREATE DATABASE \"{name}\""))
+            .execute(&mut admin)
+            .await
+            .expect("create test database");
+        // The admin URL names a database (`…/postgres`); the test's own replaces it.
+        let (base, _) = admin_url
+            .rsplit_once('/')
+            .expect("TIMEBOX_TEST_POSTGRES_URL must end with /<database>");
+        let url = format!("{base}/{name}");
+        let store = PostgresStore::connect(&url, 5)
+            .await
+            .expect("postgres store");
+        TestDb::Postgres { store, url, name }
+    }
+
+    pub fn store(&self) -> Arc<dyn Store> {
+        match self {
+            TestDb::Sqlite { store, .. } => Arc::new(store.clone()),
+            TestDb::Postgres { store, .. } => Arc::new(store.clone()),
+        }
+    }
+
+    pub fn url(&self) -> &str {
+        match self {
+            TestDb::Sqlite { url, .. } | TestDb::Postgres { url, .. } => url,
+        }
+    }
+
+    /// Runs raw SQL as someone with direct database access would (tampering tests).
+    pub async fn exec(&self, sql: &str) -> u64 {
+        match self {
+            TestDb::Sqlite { store, .. } => sqlx::query(sql)
+                .execute(store.pool())
+                .await
+                .unwrap_or_else(|e| panic!("{sql}: {e}"))
+                .rows_affected(),
+            TestDb::Postgres { store, .. } => sqlx::query(sql)
+                .execute(store.pool())
+                .await
+                .unwrap_or_else(|e| panic!("{sql}: {e}"))
+                .rows_affected(),
+        }
+    }
+
+    /// Like [`exec`](Self::exec) but returns the error text.
+    pub async fn try_exec(&self, sql: &str) -> Result<u64, String> {
+        match self {
+            TestDb::Sqlite { store, .. } => sqlx::query(sql)
+                .execute(store.pool())
+                .await
+                .map(|r| r.rows_affected())
+                .map_err(|e| e.to_string()),
+            TestDb::Postgres { store, .. } => sqlx::query(sql)
+                .execute(store.pool())
+                .await
+                .map(|r| r.rows_affected())
+                .map_err(|e| e.to_string()),
+        }
+    }
+
+    /// Lets a test edit or delete audit rows, as an attacker with database access could.
+    pub async fn disable_append_only_guard(&self) {
+        match self {
+            TestDb::Sqlite { .. } => {
+                self.exec("DROP TRIGGER audit_events_no_update").await;
+                self.exec("DROP TRIGGER audit_events_no_delete").await;
+            }
+            TestDb::Postgres { .. } => {
+                self.exec("ALTER TABLE audit_events DISABLE TRIGGER audit_events_no_change")
+                    .await;
+            }
+        }
+    }
+
+    /// Drops the PostgreSQL database (and its connections). SQLite's temp dir goes
+    /// away with the value.
+    pub async fn drop_database(&self) {
+        if let TestDb::Postgres { store, name, .. } = self {
+            store.pool().close().await;
+            if let Ok(mut admin) =
+                <sqlx::PgConnection as sqlx::Connection>::connect(&postgres_admin_url()).await
+            {
+                let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+                    .execute(&mut admin)
+                    .await;
+            }
+        }
+    }
+}
+
+/// Generates `sqlite::$name` and `postgres::$name` for each async test function
+/// `$name(db: &TestDb)` in the invoking module.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let db = $crate::helpers::TestDb::sqlite().await;
+                    super::$name(&db).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let db = $crate::helpers::TestDb::postgres().await;
+                    super::$name(&db).await;
+                    db.drop_database().await;
+                }
+            )*
+        }
+    };
+}
+
+/// A Timebox server on a random local port, on its own database.
+pub struct TestApp {
+    pub url: String,
+    pub client: reqwest::Client,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    handle: Option<tokio::task::JoinHandle<Result<(), timebox_server::StartError>>>,
+}
+
+impl TestApp {
+    pub async fn spawn(db: &TestDb) -> TestApp {
+        let mut config = timebox_server::config::Config::default();
+        config.database.url = db.url().to_owned();
+        config.database.max_connections = 4;
+        config.server.bind = "127.0.0.1:0".parse().expect("address");
+        config.server.shutdown_grace = std::time::Duration::from_secs(5);
+        let services =
+            timebox_server::Services::start(config, Arc::new(timebox_server::clock::SystemClock))
+                .await
+                .expect("services start");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("address");
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let handle = tokio::spawn(timebox_server::serve(services, listener, async move {
+            let _ = rx.await;
+        }));
+        TestApp {
+            url: format!("http://{addr}"),
+            client: reqwest::Client::new(),
+            shutdown: Some(tx),
+            handle: Some(handle),
+        }
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(format!("{}{path}", self.url))
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// Asks the server to stop and waits for it; returns how it ended.
+    pub async fn stop(mut self) -> Result<(), timebox_server::StartError> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        match self.handle.take() {
+            Some(h) => h.await.expect("server task"),
+            None => Ok(()),
+        }
+    }
+}
