@@ -253,7 +253,7 @@ impl Action {
 
     /// States the action may be taken from. Only `Cancel` has two: a request that
     /// was approved but whose start time has not come can still be withdrawn.
-    fn from_states(self) -> &'static [GrantState] {
+    fn source_states(self) -> &'static [GrantState] {
         use GrantState::*;
         match self {
             Action::Cancel => &[Pending, Approved],
@@ -332,7 +332,7 @@ impl Refusal {
 /// Decides whether `actor` may take `action` on a grant described by `ctx`, and what
 /// happens if so. Pure: the caller stores the outcome.
 pub fn decide(ctx: &TransitionCtx<'_>, action: Action, actor: &Actor) -> Result<Outcome, Refusal> {
-    if !action.from_states().contains(&ctx.state) {
+    if !action.source_states().contains(&ctx.state) {
         return Err(Refusal::WrongState {
             action: action.as_str().to_owned(),
             state: ctx.state,
@@ -465,7 +465,7 @@ mod tests {
         let carol = PersonId::parse("carol").unwrap();
         let so_far = [carol];
         for action in Action::ALL {
-            for from in action.from_states() {
+            for from in action.source_states() {
                 let out = decide(&ctx(*from, &alice, &so_far), action, &allowed_actor(action));
                 let expected_to = if matches!(action, Action::Cancel) {
                     GrantState::Cancelled
@@ -492,7 +492,7 @@ mod tests {
         let mut refused = 0;
         for state in GrantState::ALL {
             for action in Action::ALL {
-                if action.from_states().contains(&state) {
+                if action.source_states().contains(&state) {
                     continue;
                 }
                 let out = decide(&ctx(state, &alice, &[]), action, &allowed_actor(action));
@@ -561,7 +561,7 @@ mod tests {
             Action::RevokeSucceeded,
             Action::Close,
         ] {
-            let from = action.from_states()[0];
+            let from = action.source_states()[0];
             assert!(
                 is_wrong_actor(decide(&c(from,), action, &admin)),
                 "{action}"

@@ -2,6 +2,10 @@
 //! server (`TIMEBOX_TEST_POSTGRES_URL`, default the local one), and the real server
 //! over HTTP. Every storage test runs on both backends: `sqlite::…` and `postgres::…`.
 
+#![expect(
+    clippy::unwrap_used,
+    reason = "test helpers outside #[test] functions: a panic is how a test reports failure"
+)]
 mod helpers;
 mod http;
 mod startup;
