@@ -7,10 +7,12 @@
 //!   cross-site and header checks every request passes;
 //! - [`store`]: the repository trait and its SQLite/PostgreSQL backends;
 //! - [`grants`]: the grant service (lifecycle decisions + stored changes);
+//! - [`access`]: the grant service as people reach it, behind `authorize`;
 //! - [`clock`]: the injected clock;
 //! - [`http`]: routes, health checks and the Leptos handler;
 //! - [`telemetry`]: structured logs.
 
+pub mod access;
 pub mod auth;
 pub mod clock;
 pub mod config;
@@ -55,6 +57,8 @@ pub struct Services {
     pub grants: grants::GrantService,
     /// Sign-in, sessions and the caller of each request.
     pub auth: auth::Auth,
+    /// The grant operations people may call, each checked against the caller.
+    pub access: access::GuardedGrants,
 }
 
 impl Services {
@@ -76,12 +80,14 @@ impl Services {
         let grants = grants::GrantService::new(store.clone(), clock.clone());
         let config = Arc::new(config);
         let auth = auth::Auth::start(config.clone(), clock.clone()).await?;
+        let access = access::GuardedGrants::new(grants.clone(), auth.policy());
         Ok(Self {
             config,
             store,
             clock,
             grants,
             auth,
+            access,
         })
     }
 }

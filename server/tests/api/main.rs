@@ -6,6 +6,7 @@
     clippy::unwrap_used,
     reason = "test helpers outside #[test] functions: a panic is how a test reports failure"
 )]
+mod access;
 mod auth;
 mod helpers;
 mod http;
