@@ -36,9 +36,10 @@ export async function startTimebox({ signIn = false } = {}) {
   const url = `http://127.0.0.1:${port}`;
   let provider = null;
   let signInEnv = {};
+  let clientSecret = null;
   if (signIn) {
     const { startProvider } = await import('./oidc/provider.mjs');
-    const clientSecret = `e2e-${Math.random().toString(36).slice(2)}`;
+    clientSecret = `e2e-${Math.random().toString(36).slice(2)}`;
     provider = await startProvider({
       port: 0,
       clientId: 'timebox',
@@ -92,6 +93,7 @@ export async function startTimebox({ signIn = false } = {}) {
     url,
     dir,
     provider,
+    clientSecret,
     output: () => output,
     async stop() {
       child.kill('SIGTERM');

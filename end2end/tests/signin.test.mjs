@@ -28,6 +28,7 @@ async function freshPage() {
   const context = await browser.newContext();
   const page = await context.newPage();
   const problems = [];
+  page.on('request', (r) => r.url().startsWith(`${timebox.url}/auth/callback`) && callbacks.push(r.url()));
   page.on('pageerror', (e) => problems.push(`pageerror: ${e.message}`));
   page.on('console', (m) => m.type() === 'error' && problems.push(`console: ${m.text()}`));
   return { context, page, problems };
@@ -47,6 +48,9 @@ async function signIn(page, user) {
   ]);
   await page.waitForSelector('header[data-hydrated="true"]', { timeout: 20_000 });
 }
+
+/** Every callback URL the browser visited (with its code and state). */
+const callbacks = [];
 
 const visible = async (page, id) => (await page.getByTestId(id).count()) > 0;
 
@@ -136,4 +140,29 @@ test('a forged cross-origin form post is refused and changes nothing', async () 
   await page.waitForSelector('header[data-hydrated="true"]', { timeout: 20_000 });
   assert.match(await page.getByTestId('signed-in-as').textContent(), /Ada Admin/, 'still signed in');
   await context.close();
+});
+
+test('a tampered callback is refused, and the logs hold no code, state, cookie or secret', async () => {
+  const { context, page } = await freshPage();
+  await page.goto(`${timebox.url}/auth/login`);
+  await page.waitForURL((u) => u.href.startsWith(timebox.provider.issuer));
+  const response = await page.goto(`${timebox.url}/auth/callback?code=forged-code-value&state=forged-state-value`);
+  assert.equal(response.status(), 400);
+  assert.match(await page.getByTestId('auth-message').textContent(), /state mismatch/);
+  const cookies = await context.cookies(timebox.url);
+  await context.close();
+
+  const logs = timebox.output();
+  assert.match(logs, /sign-in callback refused/, 'the failure is logged');
+  assert.match(logs, /state_mismatch/, 'with its reason');
+  assert.ok(callbacks.length >= 5, 'the sign-ins above went through the callback');
+  const secrets = [timebox.clientSecret, 'forged-code-value', 'forged-state-value'];
+  for (const url of callbacks) {
+    const params = new URL(url).searchParams;
+    secrets.push(params.get('code'), params.get('state'));
+  }
+  for (const c of cookies) secrets.push(c.value);
+  for (const secret of secrets.filter(Boolean)) {
+    assert.ok(!logs.includes(secret), `the logs must not contain ${secret.slice(0, 4)}…`);
+  }
 });

@@ -79,7 +79,18 @@ pub fn router(services: Services) -> Router {
             guard,
             security_headers,
         ))
-        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .layer(
+            // The path only: a query string can hold a sign-in code or state.
+            tower_http::trace::TraceLayer::new_for_http().make_span_with(
+                |request: &axum::http::Request<Body>| {
+                    tracing::debug_span!(
+                        "request",
+                        method = %request.method(),
+                        path = request.uri().path()
+                    )
+                },
+            ),
+        )
 }
 
 /// What every page and server function finds in its Leptos context: the services,

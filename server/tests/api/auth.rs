@@ -546,3 +546,19 @@ async fn security_headers_on_every_response() {
         .unwrap()
         .contains(&nonce));
 }
+
+#[tokio::test]
+async fn sessions_end_at_the_absolute_timeout() {
+    let clock = ManualClock::new(chrono::Utc::now());
+    let s = setup_on(TestDb::sqlite().await, Arc::new(clock.clone())).await;
+    assert_eq!(s.sign_in("rita").await.status(), 303);
+    assert_eq!(s.viewer().await["caller"]["id"], "rita");
+    // Default absolute timeout: 12 h after signing in, however active the session.
+    clock.advance(chrono::TimeDelta::hours(11));
+    assert_eq!(s.viewer().await["caller"]["id"], "rita");
+    clock.advance(chrono::TimeDelta::hours(1) + chrono::TimeDelta::seconds(1));
+    assert_eq!(s.viewer().await["caller"]["kind"], "anonymous");
+    // The session is gone, not only hidden: going back does not restore it.
+    clock.set(chrono::Utc::now());
+    assert_eq!(s.viewer().await["caller"]["kind"], "anonymous");
+}
