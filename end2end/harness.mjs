@@ -23,13 +23,42 @@ async function freePort() {
   });
 }
 
-/** Starts the server; resolves once /healthz answers. */
-export async function startTimebox() {
+/**
+ * Starts the server; resolves once /healthz answers. With `{ signIn: true }` it also
+ * starts the real OpenID provider (end2end/oidc) and configures Timebox for it; the
+ * result then has `provider.issuer` and `users` (name → password).
+ */
+export async function startTimebox({ signIn = false } = {}) {
   const bin = process.env.TIMEBOX_BIN;
   if (!bin) throw new Error('TIMEBOX_BIN must name the release binary (the test command sets it)');
   const dir = mkdtempSync(join(tmpdir(), 'timebox-e2e-'));
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
+  let provider = null;
+  let signInEnv = {};
+  let clientSecret = null;
+  if (signIn) {
+    const { startProvider } = await import('./oidc/provider.mjs');
+    clientSecret = `e2e-${Math.random().toString(36).slice(2)}`;
+    provider = await startProvider({
+      port: 0,
+      clientId: 'timebox',
+      clientSecret,
+      redirectUris: [`${url}/auth/callback`],
+      postLogoutRedirectUris: [`${url}/`],
+    });
+    signInEnv = {
+      TIMEBOX_OIDC__ISSUER: provider.issuer,
+      TIMEBOX_OIDC__CLIENT_ID: 'timebox',
+      TIMEBOX_OIDC__CLIENT_SECRET: clientSecret,
+      TIMEBOX_OIDC__REQUESTER_GROUPS: 'timebox-requesters',
+      TIMEBOX_OIDC__APPROVER_GROUPS: 'timebox-approvers',
+      TIMEBOX_OIDC__AUDITOR_GROUPS: 'timebox-auditors',
+      TIMEBOX_OIDC__ADMIN_GROUPS: 'timebox-admins',
+      TIMEBOX_OIDC__APPROVERS_NEED_MFA: 'true',
+      TIMEBOX_SESSION__SECURE_COOKIE: 'false',
+    };
+  }
   const env = {
     ...process.env,
     TIMEBOX_SERVER__BIND: `127.0.0.1:${port}`,
@@ -37,6 +66,7 @@ export async function startTimebox() {
     TIMEBOX_SERVER__SITE_ROOT: process.env.TIMEBOX_SITE_ROOT ?? join(repoRoot, 'target', 'site'),
     TIMEBOX_DATABASE__URL: `sqlite://${join(dir, 'timebox.db')}`,
     TIMEBOX_LOG__FORMAT: 'json',
+    ...signInEnv,
   };
   const child = spawn(bin, [], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
@@ -44,13 +74,17 @@ export async function startTimebox() {
   child.stderr.on('data', (d) => (output += d));
   const deadline = Date.now() + 30_000;
   for (;;) {
-    if (child.exitCode !== null) throw new Error(`timebox exited early (${child.exitCode}):\n${output}`);
+    if (child.exitCode !== null) {
+      await provider?.close();
+      throw new Error(`timebox exited early (${child.exitCode}):\n${output}`);
+    }
     try {
       const r = await fetch(`${url}/healthz`);
       if (r.ok) break;
     } catch {}
     if (Date.now() > deadline) {
       child.kill('SIGKILL');
+      await provider?.close();
       throw new Error(`timebox did not answer /healthz within 30 s:\n${output}`);
     }
     await new Promise((r) => setTimeout(r, 100));
@@ -58,10 +92,13 @@ export async function startTimebox() {
   return {
     url,
     dir,
+    provider,
+    clientSecret,
     output: () => output,
     async stop() {
       child.kill('SIGTERM');
       await new Promise((r) => (child.exitCode !== null ? r() : child.once('exit', r)));
+      await provider?.close();
       rmSync(dir, { recursive: true, force: true });
       return child.exitCode;
     },

@@ -1,5 +1,7 @@
 //! Timebox's shared crate.
 //!
+//! - [`api`]: what the pages receive from the server (the viewer) and the server
+//!   functions that deliver it.
 //! - [`domain`]: validated values, the grant lifecycle and the window arithmetic. No
 //!   I/O; compiled into both the server and the browser bundle.
 //! - [`pages`] and [`components`]: the Leptos UI, rendered on the server and hydrated
@@ -8,6 +10,7 @@
 //! `app` never depends on sqlx or the AWS SDK: the server crate implements what the UI
 //! needs behind traits defined here.
 
+pub mod api;
 pub mod components;
 pub mod domain;
 pub mod pages;
@@ -28,7 +31,8 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <meta charset="utf-8"/>
                 <meta name="viewport" content="width=device-width, initial-scale=1"/>
                 <meta name="color-scheme" content="light dark"/>
-                <link rel="icon" href="/favicon.svg" type="image/svg+xml"/>
+                // Named, so browsers do not ask for /favicon.ico (a 404).
+                <link rel="icon" type="image/svg+xml" href="/favicon.svg"/>
                 <AutoReload options=options.clone()/>
                 <HydrationScripts options/>
                 <MetaTags/>
@@ -43,6 +47,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();
+    components::provide_viewer();
     view! {
         <Stylesheet id="leptos" href="/pkg/timebox.css"/>
         <Title text="Timebox"/>

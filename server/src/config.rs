@@ -37,6 +37,9 @@ use figment::value::{Dict, Map, Num, Value};
 use figment::{Figment, Metadata, Profile, Provider, Source};
 use serde::Deserialize;
 
+mod auth;
+pub use auth::{OidcConfig, SessionConfig};
+
 /// The file read when [`load`] is given no path and `TIMEBOX_CONFIG` is not set.
 pub const DEFAULT_CONFIG_FILE: &str = "timebox.toml";
 /// Prefix of every environment override.
@@ -69,6 +72,8 @@ const KEYS: &[(&str, &[&str])] = &[
     ),
     ("reaper", &["interval", "enabled"]),
     ("log", &["format", "level"]),
+    ("oidc", auth::OIDC_KEYS),
+    ("session", auth::SESSION_KEYS),
 ];
 
 const MAX_SHUTDOWN_GRACE: Duration = Duration::from_secs(10 * 60);
@@ -90,6 +95,9 @@ pub struct Config {
     pub identity_center: IdentityCenterConfig,
     pub reaper: ReaperConfig,
     pub log: LogConfig,
+    /// `[oidc]`; `None` when `oidc.issuer` is not set (nobody can sign in).
+    pub oidc: Option<OidcConfig>,
+    pub session: SessionConfig,
 }
 
 /// `[server]`: where Timebox listens and how it is reached.
@@ -534,12 +542,17 @@ pub fn load_from(figment: Figment) -> Result<Config, ConfigError> {
         figment: &figment,
         errors: Vec::new(),
     };
+    let server = check.server(raw.server);
+    let oidc = check.oidc(raw.oidc, &server.public_url);
+    let session = check.session(raw.session, &server.public_url);
     let config = Config {
-        server: check.server(raw.server),
+        server,
         database: check.database(raw.database),
         identity_center: check.identity_center(raw.identity_center),
         reaper: check.reaper(raw.reaper),
         log: check.log(raw.log),
+        oidc,
+        session,
     };
     match ConfigError::from_many(check.errors) {
         None => Ok(config),
@@ -695,6 +708,8 @@ struct RawConfig {
     identity_center: RawIdentityCenter,
     reaper: RawReaper,
     log: RawLog,
+    oidc: auth::RawOidc,
+    session: auth::RawSession,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -1,17 +1,27 @@
-//! Routes: health checks, then the Leptos app (server-rendered pages, hydration assets).
-//! No business rule lives here: handlers call one service method and map the result.
+//! Routes: health checks, sign-in (`/auth/…`), server functions (`/api/…`), then the
+//! Leptos app (server-rendered pages, hydration assets). No business rule lives here:
+//! handlers call one service method and map the result.
+//!
+//! Every request passes, outermost first: tracing, the security headers (with a CSP
+//! nonce), the cross-site check on state-changing methods, the session, and the
+//! caller's resolution (see [`crate::auth`]).
 
+use crate::auth::caller::resolve_caller;
+use crate::auth::guard::{refuse_cross_site, security_headers, CspNonce, GuardSettings};
 use crate::Services;
+use app::domain::Caller;
 use app::{shell, App};
-use axum::extract::State;
+use axum::body::Body;
+use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use leptos::config::LeptosOptions;
-use leptos::prelude::provide_context;
+use leptos::prelude::{provide_context, use_context};
 use leptos_axum::{generate_route_list, LeptosRoutes};
 use serde_json::json;
+use std::sync::Arc;
 
 /// State for the routes: the services, and Leptos's options for the page handlers.
 #[derive(Debug, Clone, axum::extract::FromRef)]
@@ -37,21 +47,74 @@ pub fn router(services: Services) -> Router {
         leptos_options: leptos_options.clone(),
     };
     let context_services = services.clone();
+    let auth = services.auth.clone();
+    let guard = Arc::new(GuardSettings::new(
+        &services.config.server.public_url,
+        auth.oidc.iter().map(|o| o.issuer_origin()).collect(),
+    ));
+    let sessions = auth.sessions.layer(&services.config.session);
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/api/{*fn_name}", post(server_functions))
         .leptos_routes_with_context(
             &state,
             routes,
-            move || provide_context(context_services.clone()),
+            move || provide_request_context(&context_services),
             {
                 let options = leptos_options.clone();
                 move || shell(options.clone())
             },
         )
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
-        .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
+        .merge(crate::auth::routes::router().with_state(auth.clone()))
+        .layer(axum::middleware::from_fn_with_state(auth, resolve_caller))
+        .layer(sessions)
+        .layer(axum::middleware::from_fn_with_state(
+            guard.clone(),
+            refuse_cross_site,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            guard,
+            security_headers,
+        ))
+        .layer(
+            // The path only: a query string can hold a sign-in code or state.
+            tower_http::trace::TraceLayer::new_for_http().make_span_with(
+                |request: &axum::http::Request<Body>| {
+                    tracing::debug_span!(
+                        "request",
+                        method = %request.method(),
+                        path = request.uri().path()
+                    )
+                },
+            ),
+        )
+}
+
+/// What every page and server function finds in its Leptos context: the services,
+/// the viewer (the caller resolved for this request) and this response's CSP nonce.
+fn provide_request_context(services: &Services) {
+    provide_context(services.clone());
+    let parts = use_context::<axum::http::request::Parts>();
+    let caller = parts
+        .as_ref()
+        .and_then(|p| p.extensions.get::<Caller>().cloned())
+        .unwrap_or(Caller::Anonymous);
+    provide_context(services.auth.viewer(&caller));
+    provide_context(caller);
+    if let Some(CspNonce(nonce)) = parts.as_ref().and_then(|p| p.extensions.get::<CspNonce>()) {
+        // The same nonce as the Content-Security-Policy header of this response.
+        provide_context(leptos::nonce::Nonce::from_value(nonce.clone()));
+    }
+}
+
+/// Leptos server functions (`/api/<name>`), with the same context as the pages.
+async fn server_functions(State(services): State<Services>, request: Request<Body>) -> Response {
+    leptos_axum::handle_server_fns_with_context(move || provide_request_context(&services), request)
+        .await
+        .into_response()
 }
 
 /// The process is up and serving.

@@ -3,12 +3,17 @@
 //!
 //! Layout (one module per outside thing, one per job):
 //! - [`config`]: typed configuration, validated at start-up;
+//! - [`auth`]: OpenID Connect sign-in, sessions, the per-request caller, and the
+//!   cross-site and header checks every request passes;
 //! - [`store`]: the repository trait and its SQLite/PostgreSQL backends;
 //! - [`grants`]: the grant service (lifecycle decisions + stored changes);
+//! - [`access`]: the grant service as people reach it, behind `authorize`;
 //! - [`clock`]: the injected clock;
 //! - [`http`]: routes, health checks and the Leptos handler;
 //! - [`telemetry`]: structured logs.
 
+pub mod access;
+pub mod auth;
 pub mod clock;
 pub mod config;
 pub mod grants;
@@ -37,6 +42,8 @@ pub enum StartError {
         addr: std::net::SocketAddr,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Auth(#[from] auth::AuthStartError),
     #[error("the server stopped: {0}")]
     Serve(std::io::Error),
 }
@@ -48,6 +55,10 @@ pub struct Services {
     pub store: Arc<dyn store::Store>,
     pub clock: Arc<dyn Clock>,
     pub grants: grants::GrantService,
+    /// Sign-in, sessions and the caller of each request.
+    pub auth: auth::Auth,
+    /// The grant operations people may call, each checked against the caller.
+    pub access: access::GuardedGrants,
 }
 
 impl Services {
@@ -67,11 +78,16 @@ impl Services {
         })?;
         tracing::info!(database = %redacted, "database ready");
         let grants = grants::GrantService::new(store.clone(), clock.clone());
+        let config = Arc::new(config);
+        let auth = auth::Auth::start(config.clone(), clock.clone()).await?;
+        let access = access::GuardedGrants::new(grants.clone(), auth.policy());
         Ok(Self {
-            config: Arc::new(config),
+            config,
             store,
             clock,
             grants,
+            auth,
+            access,
         })
     }
 }
@@ -97,7 +113,14 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), StartError> {
     let grace = services.config.server.shutdown_grace;
-    let router = http::router(services);
+    // Expired sessions are purged in the background for as long as the server runs.
+    let purge = services
+        .auth
+        .sessions
+        .spawn_purge(std::time::Duration::from_secs(5 * 60));
+    let router = http::router(services)
+        // The client address is needed to rate-limit failed sign-ins.
+        .into_make_service_with_connect_info::<std::net::SocketAddr>();
     let local = listener.local_addr().map_err(StartError::Serve)?;
     tracing::info!(addr = %local, "Timebox is listening on http://{local}");
 
@@ -116,13 +139,15 @@ pub async fn serve(
         let _ = stop_rx.wait_for(|stop| *stop).await;
         tokio::time::sleep(grace).await;
     };
-    tokio::select! {
+    let result = tokio::select! {
         res = server.into_future() => res.map_err(StartError::Serve),
         () = deadline => {
             tracing::warn!("requests still running after the shutdown grace period; stopping anyway");
             Ok(())
         }
-    }
+    };
+    purge.abort();
+    result
 }
 
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM.

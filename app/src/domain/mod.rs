@@ -2,12 +2,14 @@
 //! arithmetic. No I/O and no wall clock: everything here compiles to wasm32 and runs
 //! the same in the browser (the request form's preview) and on the server.
 
+pub mod access;
 pub mod fields;
 pub mod grant;
 pub mod lifecycle;
 pub mod session_duration;
 pub mod window;
 
+pub use access::{authorize, AccessPolicy, Caller, Denied, Operation};
 pub use fields::{
     AccountId, FieldError, GrantDuration, Justification, PermissionSetArn, PermissionSetName,
     PersonId, TicketRef, UserName,

@@ -101,6 +101,7 @@ pub fn HomePage() -> impl IntoView {
     };
 
     view! {
+        <super::YourAccess/>
         <section class="intro">
             <h1>"Timebox"</h1>
             <p>

@@ -1,6 +1,9 @@
 //! One module per page.
 
+mod access;
 mod home;
+
+pub use access::YourAccess;
 
 pub use home::HomePage;
 

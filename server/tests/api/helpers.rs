@@ -167,33 +167,71 @@ macro_rules! on_both_backends {
 /// A Timebox server on a random local port, on its own database.
 pub struct TestApp {
     pub url: String,
+    /// Keeps cookies (the session) and never follows redirects, so tests see each step.
     pub client: reqwest::Client,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     handle: Option<tokio::task::JoinHandle<Result<(), timebox_server::StartError>>>,
 }
 
+/// A listener on a free local port.
+pub async fn free_listener() -> tokio::net::TcpListener {
+    tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind")
+}
+
+/// A client with a cookie store that does not follow redirects.
+pub fn browser_like_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client")
+}
+
 impl TestApp {
     pub async fn spawn(db: &TestDb) -> TestApp {
+        Self::spawn_with(db, |_| {}, Arc::new(timebox_server::clock::SystemClock)).await
+    }
+
+    /// Binds a free port first, so `server.public_url` is the real address, then lets
+    /// `configure` change the configuration.
+    pub async fn spawn_with(
+        db: &TestDb,
+        configure: impl FnOnce(&mut timebox_server::config::Config),
+        clock: Arc<dyn timebox_server::clock::Clock>,
+    ) -> TestApp {
+        Self::spawn_on(free_listener().await, db, configure, clock).await
+    }
+
+    /// Like [`spawn_with`](Self::spawn_with) on a listener the test bound (so it
+    /// knows Timebox's address before Timebox starts).
+    pub async fn spawn_on(
+        listener: tokio::net::TcpListener,
+        db: &TestDb,
+        configure: impl FnOnce(&mut timebox_server::config::Config),
+        clock: Arc<dyn timebox_server::clock::Clock>,
+    ) -> TestApp {
+        let addr = listener.local_addr().expect("address");
+        let url = format!("http://{addr}");
         let mut config = timebox_server::config::Config::default();
         config.database.url = db.url().to_owned();
         config.database.max_connections = 4;
-        config.server.bind = "127.0.0.1:0".parse().expect("address");
+        config.server.bind = addr;
+        config.server.public_url = url.clone();
         config.server.shutdown_grace = std::time::Duration::from_secs(5);
-        let services =
-            timebox_server::Services::start(config, Arc::new(timebox_server::clock::SystemClock))
-                .await
-                .expect("services start");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        config.session.secure_cookie = false;
+        configure(&mut config);
+        let services = timebox_server::Services::start(config, clock)
             .await
-            .expect("bind");
-        let addr = listener.local_addr().expect("address");
+            .expect("services start");
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let handle = tokio::spawn(timebox_server::serve(services, listener, async move {
             let _ = rx.await;
         }));
         TestApp {
-            url: format!("http://{addr}"),
-            client: reqwest::Client::new(),
+            url,
+            client: browser_like_client(),
             shutdown: Some(tx),
             handle: Some(handle),
         }

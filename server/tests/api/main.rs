@@ -6,7 +6,10 @@
     clippy::unwrap_used,
     reason = "test helpers outside #[test] functions: a panic is how a test reports failure"
 )]
+mod access;
+mod auth;
 mod helpers;
 mod http;
+mod provider;
 mod startup;
 mod store_suite;

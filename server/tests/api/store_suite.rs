@@ -45,7 +45,7 @@ fn person(id: &str, roles: &[Role]) -> Actor {
     }
 }
 
-fn request(requester: &str, approvals: u32) -> GrantRequest {
+pub fn request(requester: &str, approvals: u32) -> GrantRequest {
     GrantRequest {
         requester: PersonId::parse(requester).unwrap(),
         account_id: AccountId::parse("111122223333").unwrap(),

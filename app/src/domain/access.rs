@@ -1,0 +1,391 @@
+//! Who may do what: the resolved [`Caller`], every [`Operation`] Timebox offers, and
+//! [`authorize`], the one function that answers. Pure, so the server refuses with it
+//! and the UI uses the same answer to decide which sections to show.
+//!
+//! The lifecycle ([`super::decide`]) still checks the grant's state and the quorum;
+//! this layer answers the earlier question "may this caller ask at all?".
+
+use super::fields::PersonId;
+use super::lifecycle::{Actor, Role, RoleSet};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// The person behind a request, resolved once per request from the session.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum Caller {
+    /// Nobody is signed in.
+    Anonymous,
+    /// A signed-in person.
+    Person {
+        id: PersonId,
+        /// What to call them on a page (their name, else their id).
+        name: String,
+        roles: RoleSet,
+        /// Whether this sign-in used multi-factor authentication (configured `amr` /
+        /// `acr` values).
+        mfa: bool,
+    },
+}
+
+impl Caller {
+    /// The lifecycle's view of this caller; `None` for an anonymous visitor.
+    pub fn actor(&self) -> Option<Actor> {
+        match self {
+            Caller::Anonymous => None,
+            Caller::Person { id, roles, .. } => Some(Actor::Person {
+                id: id.clone(),
+                roles: *roles,
+            }),
+        }
+    }
+
+    pub fn roles(&self) -> RoleSet {
+        match self {
+            Caller::Anonymous => RoleSet::empty(),
+            Caller::Person { roles, .. } => *roles,
+        }
+    }
+
+    pub fn is_signed_in(&self) -> bool {
+        matches!(self, Caller::Person { .. })
+    }
+}
+
+/// Every operation the server offers to people (the reaper acts as
+/// [`Actor::System`] and is not a caller). A new operation needs a row in the
+/// authorization table test, which iterates [`Operation::ALL`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Operation {
+    /// Ask for a grant.
+    RequestGrant,
+    /// Approve someone else's pending request.
+    ApproveGrant,
+    /// Deny someone else's pending request.
+    DenyGrant,
+    /// Withdraw a request before it starts.
+    CancelGrant,
+    /// End an active grant before its end.
+    RevokeGrantEarly,
+    /// Read one grant with its history.
+    ReadGrant,
+    /// List one's own grants.
+    ListOwnGrants,
+    /// List everybody's grants.
+    ListAllGrants,
+    /// Read the audit log.
+    ReadAuditLog,
+    /// Check the audit log's hash chain.
+    VerifyAuditChain,
+}
+
+impl Operation {
+    pub const ALL: [Operation; 10] = [
+        Operation::RequestGrant,
+        Operation::ApproveGrant,
+        Operation::DenyGrant,
+        Operation::CancelGrant,
+        Operation::RevokeGrantEarly,
+        Operation::ReadGrant,
+        Operation::ListOwnGrants,
+        Operation::ListAllGrants,
+        Operation::ReadAuditLog,
+        Operation::VerifyAuditChain,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Operation::RequestGrant => "request_grant",
+            Operation::ApproveGrant => "approve_grant",
+            Operation::DenyGrant => "deny_grant",
+            Operation::CancelGrant => "cancel_grant",
+            Operation::RevokeGrantEarly => "revoke_grant_early",
+            Operation::ReadGrant => "read_grant",
+            Operation::ListOwnGrants => "list_own_grants",
+            Operation::ListAllGrants => "list_all_grants",
+            Operation::ReadAuditLog => "read_audit_log",
+            Operation::VerifyAuditChain => "verify_audit_chain",
+        }
+    }
+
+    /// Whether the answer depends on whose grant it is ([`authorize`] then needs
+    /// the grant's requester).
+    pub fn concerns_a_grant(self) -> bool {
+        matches!(
+            self,
+            Operation::ApproveGrant
+                | Operation::DenyGrant
+                | Operation::CancelGrant
+                | Operation::RevokeGrantEarly
+                | Operation::ReadGrant
+        )
+    }
+}
+
+impl fmt::Display for Operation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Settings that change the answer (from the server's configuration).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessPolicy {
+    /// Approving needs a sign-in with MFA.
+    pub approvers_need_mfa: bool,
+}
+
+/// Why [`authorize`] said no. `Display` is the message shown to the person.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum Denied {
+    #[error("sign in first")]
+    SignInRequired,
+    #[error("your roles do not allow this: {why}")]
+    Forbidden { why: String },
+    #[error("a requester can never approve or deny their own request")]
+    OwnRequest,
+    #[error(
+        "approving needs a sign-in with multi-factor authentication (MFA): sign in again \
+         with MFA, then approve"
+    )]
+    MfaRequired,
+}
+
+impl Denied {
+    /// A stable, machine-readable code for the API.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Denied::SignInRequired => "sign_in_required",
+            Denied::Forbidden { .. } => "forbidden",
+            Denied::OwnRequest => "own_request",
+            Denied::MfaRequired => "mfa_required",
+        }
+    }
+}
+
+/// Whether `caller` may perform `op`. `grant_requester` is the requester of the grant
+/// concerned (for operations where [`Operation::concerns_a_grant`]); without it, the
+/// caller is treated as someone else's.
+pub fn authorize(
+    policy: &AccessPolicy,
+    caller: &Caller,
+    op: Operation,
+    grant_requester: Option<&PersonId>,
+) -> Result<(), Denied> {
+    let Caller::Person { id, roles, mfa, .. } = caller else {
+        return Err(Denied::SignInRequired);
+    };
+    let has = |r: Role| roles.contains(r);
+    let own = grant_requester.is_some_and(|r| r == id);
+    let forbidden = |why: &str| {
+        Err(Denied::Forbidden {
+            why: why.to_owned(),
+        })
+    };
+    match op {
+        Operation::RequestGrant => {
+            if has(Role::Requester) || has(Role::Admin) {
+                Ok(())
+            } else {
+                forbidden("only requesters ask for access")
+            }
+        }
+        Operation::ApproveGrant | Operation::DenyGrant => {
+            if !(has(Role::Approver) || has(Role::Admin)) {
+                return forbidden("only approvers and admins decide requests");
+            }
+            if own {
+                return Err(Denied::OwnRequest);
+            }
+            if op == Operation::ApproveGrant && policy.approvers_need_mfa && !mfa {
+                return Err(Denied::MfaRequired);
+            }
+            Ok(())
+        }
+        Operation::CancelGrant => {
+            if (own && has(Role::Requester)) || has(Role::Admin) {
+                Ok(())
+            } else {
+                forbidden("only the requester or an admin can cancel a request")
+            }
+        }
+        Operation::RevokeGrantEarly => {
+            if (own && has(Role::Requester)) || has(Role::Approver) || has(Role::Admin) {
+                Ok(())
+            } else {
+                forbidden("only the requester, an approver or an admin can end a grant early")
+            }
+        }
+        Operation::ReadGrant => {
+            if (own && !roles.is_empty())
+                || has(Role::Approver)
+                || has(Role::Auditor)
+                || has(Role::Admin)
+            {
+                Ok(())
+            } else {
+                forbidden("only the requester, approvers, auditors and admins see a grant")
+            }
+        }
+        Operation::ListOwnGrants => {
+            if roles.is_empty() {
+                forbidden("you hold no Timebox role; ask an admin to add you to a group")
+            } else {
+                Ok(())
+            }
+        }
+        Operation::ListAllGrants => {
+            if has(Role::Approver) || has(Role::Auditor) || has(Role::Admin) {
+                Ok(())
+            } else {
+                forbidden("only approvers, auditors and admins see everybody's grants")
+            }
+        }
+        Operation::ReadAuditLog | Operation::VerifyAuditChain => {
+            if has(Role::Auditor) || has(Role::Admin) {
+                Ok(())
+            } else {
+                forbidden("only auditors and admins read the audit log")
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The callers of the table: anonymous, one per role, and the grant's own
+    /// requester.
+    #[derive(Debug, Clone, Copy)]
+    enum Who {
+        Anonymous,
+        Requester,
+        Approver,
+        Auditor,
+        Admin,
+        OwnRequester,
+    }
+    const WHO: [Who; 6] = [
+        Who::Anonymous,
+        Who::Requester,
+        Who::Approver,
+        Who::Auditor,
+        Who::Admin,
+        Who::OwnRequester,
+    ];
+
+    fn caller(who: Who, mfa: bool) -> Caller {
+        let person = |id: &str, roles: &[Role]| Caller::Person {
+            id: PersonId::parse(id).expect("id"),
+            name: id.to_owned(),
+            roles: RoleSet::of(roles),
+            mfa,
+        };
+        match who {
+            Who::Anonymous => Caller::Anonymous,
+            Who::Requester => person("rita", &[Role::Requester]),
+            Who::Approver => person("arno", &[Role::Approver]),
+            Who::Auditor => person("audrey", &[Role::Auditor]),
+            Who::Admin => person("ada", &[Role::Admin]),
+            // The grant's requester holds every role: owning the request must still
+            // stop them from deciding it.
+            Who::OwnRequester => person(
+                "owen",
+                &[Role::Requester, Role::Approver, Role::Auditor, Role::Admin],
+            ),
+        }
+    }
+
+    /// Expected answers: Y allowed, N forbidden, S sign-in required, O own request.
+    /// Columns: anonymous, requester, approver, auditor, admin, own requester.
+    const TABLE: &[(Operation, [char; 6])] = &[
+        (Operation::RequestGrant, ['S', 'Y', 'N', 'N', 'Y', 'Y']),
+        (Operation::ApproveGrant, ['S', 'N', 'Y', 'N', 'Y', 'O']),
+        (Operation::DenyGrant, ['S', 'N', 'Y', 'N', 'Y', 'O']),
+        (Operation::CancelGrant, ['S', 'N', 'N', 'N', 'Y', 'Y']),
+        (Operation::RevokeGrantEarly, ['S', 'N', 'Y', 'N', 'Y', 'Y']),
+        (Operation::ReadGrant, ['S', 'N', 'Y', 'Y', 'Y', 'Y']),
+        (Operation::ListOwnGrants, ['S', 'Y', 'Y', 'Y', 'Y', 'Y']),
+        (Operation::ListAllGrants, ['S', 'N', 'Y', 'Y', 'Y', 'Y']),
+        (Operation::ReadAuditLog, ['S', 'N', 'N', 'Y', 'Y', 'Y']),
+        (Operation::VerifyAuditChain, ['S', 'N', 'N', 'Y', 'Y', 'Y']),
+    ];
+
+    fn answer(r: Result<(), Denied>) -> char {
+        match r {
+            Ok(()) => 'Y',
+            Err(Denied::Forbidden { .. }) => 'N',
+            Err(Denied::SignInRequired) => 'S',
+            Err(Denied::OwnRequest) => 'O',
+            Err(Denied::MfaRequired) => 'M',
+        }
+    }
+
+    #[test]
+    fn every_operation_for_every_caller() {
+        let policy = AccessPolicy::default();
+        let owner = PersonId::parse("owen").expect("id");
+        for op in Operation::ALL {
+            let row = TABLE
+                .iter()
+                .find(|(o, _)| *o == op)
+                .unwrap_or_else(|| panic!("no row for {op} in the authorization table"));
+            for (who, expected) in WHO.iter().zip(row.1) {
+                let got = answer(authorize(&policy, &caller(*who, true), op, Some(&owner)));
+                assert_eq!(got, expected, "{op} by {who:?}");
+            }
+        }
+        assert_eq!(TABLE.len(), Operation::ALL.len(), "one row per operation");
+    }
+
+    #[test]
+    fn approving_needs_mfa_when_configured() {
+        let policy = AccessPolicy {
+            approvers_need_mfa: true,
+        };
+        let other = PersonId::parse("someone-else").expect("id");
+        for who in [Who::Approver, Who::Admin] {
+            let without = authorize(
+                &policy,
+                &caller(who, false),
+                Operation::ApproveGrant,
+                Some(&other),
+            );
+            assert_eq!(without, Err(Denied::MfaRequired));
+            assert!(without
+                .expect_err("refused")
+                .to_string()
+                .contains("sign in again with MFA"));
+            assert_eq!(
+                authorize(
+                    &policy,
+                    &caller(who, true),
+                    Operation::ApproveGrant,
+                    Some(&other)
+                ),
+                Ok(())
+            );
+            // Denying does not need MFA.
+            assert_eq!(
+                authorize(
+                    &policy,
+                    &caller(who, false),
+                    Operation::DenyGrant,
+                    Some(&other)
+                ),
+                Ok(())
+            );
+        }
+    }
+
+    #[test]
+    fn operation_names_are_distinct() {
+        let mut names: Vec<&str> = Operation::ALL.iter().map(|o| o.as_str()).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), Operation::ALL.len());
+    }
+}

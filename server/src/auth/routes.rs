@@ -1,0 +1,255 @@
+//! `/auth/login` (start a sign-in), `/auth/callback` (the provider's answer) and
+//! `/auth/logout` (POST: end the session, then the provider's where it offers it).
+//! Handlers log reason codes and the client address, never codes, tokens, state or
+//! nonce values.
+
+use super::oidc::LoginError;
+use super::session::{PendingLogin, SignedIn, LOGIN_KEY, PERSON_KEY};
+use super::Auth;
+use axum::extract::{ConnectInfo, Query, State};
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use serde::Deserialize;
+use std::net::SocketAddr;
+use tower_sessions::Session;
+
+/// The three routes, on [`Auth`] state.
+pub fn router() -> Router<Auth> {
+    Router::new()
+        .route("/auth/login", get(login))
+        .route("/auth/callback", get(callback))
+        .route("/auth/logout", post(logout))
+}
+
+#[derive(Debug, Deserialize)]
+struct LoginParams {
+    return_to: Option<String>,
+    /// `1`: sign in again with multi-factor authentication.
+    mfa: Option<String>,
+}
+
+/// A local path, or `/`: never another site (no open redirect).
+fn local_path(candidate: Option<&str>) -> String {
+    match candidate {
+        Some(p)
+            if p.starts_with('/')
+                && !p.starts_with("//")
+                && !p.contains('\\')
+                && !p.chars().any(char::is_control) =>
+        {
+            p.to_owned()
+        }
+        _ => "/".to_owned(),
+    }
+}
+
+#[tracing::instrument(skip_all)]
+async fn login(
+    State(auth): State<Auth>,
+    session: Session,
+    Query(params): Query<LoginParams>,
+) -> Response {
+    let Some(oidc) = auth.oidc.clone() else {
+        return page(
+            StatusCode::NOT_FOUND,
+            "Sign-in is not configured",
+            "This Timebox has no [oidc] section in its configuration, so nobody can sign in.",
+        );
+    };
+    let return_to = local_path(params.return_to.as_deref());
+    let mfa = params.mfa.as_deref() == Some("1");
+    match oidc.begin(return_to, mfa).await {
+        Ok((url, pending)) => {
+            if let Err(e) = session.insert(LOGIN_KEY, pending).await {
+                tracing::error!(error = %e, "could not store the sign-in in the session");
+                return page(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "Sign-in failed",
+                    "Timebox could not remember this sign-in. Try again in a moment.",
+                );
+            }
+            Redirect::to(url.as_str()).into_response()
+        }
+        Err(e) => {
+            tracing::error!(reason = e.code(), error = %e, "cannot start a sign-in");
+            page(
+                StatusCode::BAD_GATEWAY,
+                "Sign-in is unavailable",
+                "The sign-in provider cannot be reached. Try again in a moment.",
+            )
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct CallbackParams {
+    code: Option<String>,
+    state: Option<String>,
+    error: Option<String>,
+}
+
+#[tracing::instrument(skip_all, fields(client = %client.ip()))]
+async fn callback(
+    State(auth): State<Auth>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    session: Session,
+    Query(params): Query<CallbackParams>,
+) -> Response {
+    if !auth.limiter.allows(client.ip()) {
+        tracing::warn!("sign-in callback refused: too many failed attempts from this address");
+        return page(
+            StatusCode::TOO_MANY_REQUESTS,
+            "Too many failed sign-ins",
+            "Too many sign-ins from your address failed. Wait a few minutes, then try again.",
+        );
+    }
+    match complete(&auth, &session, params).await {
+        Ok((person, return_to)) => {
+            // A new session id at sign-in: an id planted before (session fixation)
+            // is worth nothing afterwards.
+            if let Err(e) = session.cycle_id().await {
+                tracing::error!(error = %e, "could not rotate the session id");
+                return page(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "Sign-in failed",
+                    "Timebox could not start your session. Try again.",
+                );
+            }
+            tracing::info!(
+                subject = %person.subject,
+                groups = ?person.groups,
+                amr = ?person.amr,
+                "signed in"
+            );
+            if let Err(e) = session.insert(PERSON_KEY, person).await {
+                tracing::error!(error = %e, "could not store the signed-in person");
+                return page(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "Sign-in failed",
+                    "Timebox could not start your session. Try again.",
+                );
+            }
+            Redirect::to(&return_to).into_response()
+        }
+        Err(e) => {
+            if e.counts_against_client() {
+                auth.limiter.record_failure(client.ip());
+            }
+            tracing::warn!(reason = e.code(), detail = %e, "sign-in callback refused");
+            page(
+                if e.counts_against_client() {
+                    StatusCode::BAD_REQUEST
+                } else {
+                    StatusCode::BAD_GATEWAY
+                },
+                "Sign-in failed",
+                &format!("{e}."),
+            )
+        }
+    }
+}
+
+/// The callback's checks, in order: a sign-in must be in progress in this session
+/// (taken out, so a state is used once), the state must match, the provider must
+/// have signed the person in, and the code must yield a valid ID token.
+async fn complete(
+    auth: &Auth,
+    session: &Session,
+    params: CallbackParams,
+) -> Result<(SignedIn, String), LoginError> {
+    let oidc = auth
+        .oidc
+        .as_ref()
+        .ok_or(LoginError::Discovery("sign-in is not configured".into()))?;
+    let pending: PendingLogin = session
+        .remove(LOGIN_KEY)
+        .await
+        .ok()
+        .flatten()
+        .ok_or(LoginError::NoLoginInProgress)?;
+    let state = params.state.ok_or(LoginError::Malformed("no state"))?;
+    if !constant_time_eq(state.as_bytes(), pending.state.as_bytes()) {
+        return Err(LoginError::StateMismatch);
+    }
+    if let Some(error) = params.error {
+        // The provider's error code is a short token from a fixed list; keep only
+        // safe characters so nothing odd reaches the page or the log.
+        let error: String = error
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .take(64)
+            .collect();
+        return Err(LoginError::ProviderRefused(error));
+    }
+    let code = params.code.ok_or(LoginError::Malformed("no code"))?;
+    let return_to = pending.return_to.clone();
+    let person = oidc.finish(pending, code).await?;
+    Ok((person, return_to))
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[tracing::instrument(skip_all)]
+async fn logout(State(auth): State<Auth>, session: Session) -> Response {
+    if let Err(e) = session.flush().await {
+        tracing::error!(error = %e, "could not end a session");
+    }
+    let home = format!("{}/", auth.config.server.public_url);
+    if let Some(oidc) = &auth.oidc {
+        if let Some(url) = oidc.end_session_url(&home).await {
+            return Redirect::to(url.as_str()).into_response();
+        }
+    }
+    Redirect::to("/").into_response()
+}
+
+/// A small self-contained page for sign-in outcomes that are not the app.
+fn page(status: StatusCode, title: &str, message: &str) -> Response {
+    let escape = |s: &str| {
+        s.replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+            .replace('"', "&quot;")
+    };
+    let html = format!(
+        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{t} · Timebox</title>\
+         <link rel=\"stylesheet\" href=\"/pkg/timebox.css\"></head><body><main id=\"main\">\
+         <section class=\"empty\"><h1>{t}</h1><p data-testid=\"auth-message\">{m}</p>\
+         <p><a href=\"/auth/login\">Sign in again</a> · <a href=\"/\">Start page</a></p>\
+         </section></main></body></html>",
+        t = escape(title),
+        m = escape(message)
+    );
+    (status, Html(html)).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn return_paths_stay_local() {
+        assert_eq!(local_path(Some("/grants?x=1")), "/grants?x=1");
+        for bad in [
+            "//evil.example",
+            "https://evil.example",
+            "/\\evil",
+            "evil",
+            "",
+        ] {
+            assert_eq!(local_path(Some(bad)), "/", "{bad}");
+        }
+        assert_eq!(local_path(None), "/");
+    }
+
+    #[test]
+    fn constant_time_comparison() {
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"abcd"));
+    }
+}

@@ -1,0 +1,177 @@
+//! The browser session: tower-sessions with its records in Timebox's own database
+//! (SQLite or PostgreSQL, whichever `database.url` names), so a restart keeps people
+//! signed in and several replicas share sessions. The cookie carries only a random
+//! session id: there is no signing key to generate or lose.
+//!
+//! A session holds at most a [`PendingLogin`] (between `/auth/login` and the
+//! callback, taken out once) and then a [`SignedIn`] person.
+
+use super::AuthStartError;
+use crate::config::{DatabaseConfig, SessionConfig};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use std::str::FromStr;
+use std::time::Duration;
+use tower_sessions::cookie::{time, SameSite};
+use tower_sessions::session::{Id, Record};
+use tower_sessions::session_store::{self, ExpiredDeletion, SessionStore};
+use tower_sessions::{Expiry, SessionManagerLayer};
+use tower_sessions_sqlx_store::{PostgresStore, SqliteStore};
+
+/// Session key of the sign-in in progress.
+pub const LOGIN_KEY: &str = "timebox.login";
+/// Session key of the signed-in person.
+pub const PERSON_KEY: &str = "timebox.person";
+/// The session cookie's name.
+pub const COOKIE_NAME: &str = "timebox_session";
+
+/// A sign-in between the redirect to the provider and its callback. Single use: the
+/// callback removes it before looking at anything else.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct PendingLogin {
+    pub state: String,
+    pub nonce: String,
+    pub pkce_verifier: String,
+    pub started_at: DateTime<Utc>,
+    /// A local path to return to after signing in.
+    pub return_to: String,
+}
+
+impl std::fmt::Debug for PendingLogin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PendingLogin")
+            .field("started_at", &self.started_at)
+            .field("return_to", &self.return_to)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The signed-in person, as the verified ID token described them. Roles are not
+/// stored: they are mapped from `groups` on every request, so a configuration change
+/// applies at once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedIn {
+    pub subject: String,
+    pub name: Option<String>,
+    pub email: Option<String>,
+    pub groups: Vec<String>,
+    pub amr: Vec<String>,
+    pub acr: Option<String>,
+    pub signed_in_at: DateTime<Utc>,
+}
+
+/// The session store on whichever database Timebox uses.
+#[derive(Debug, Clone)]
+pub enum DbSessionStore {
+    Sqlite(SqliteStore),
+    Postgres(PostgresStore),
+}
+
+impl DbSessionStore {
+    /// Opens a small pool of its own on the configured database and creates the
+    /// session table if needed.
+    pub async fn connect(database: &DatabaseConfig) -> Result<Self, AuthStartError> {
+        let url = database.connect_url();
+        let err = |source| AuthStartError::SessionStore {
+            url: database.redacted_url(),
+            source,
+        };
+        let store = if database.is_sqlite() {
+            let options = sqlx::sqlite::SqliteConnectOptions::from_str(url.expose())
+                .map_err(err)?
+                .create_if_missing(true)
+                .busy_timeout(Duration::from_secs(5));
+            let pool = sqlx::sqlite::SqlitePoolOptions::new()
+                .max_connections(2)
+                .connect_with(options)
+                .await
+                .map_err(err)?;
+            let store = SqliteStore::new(pool);
+            store.migrate().await.map_err(err)?;
+            DbSessionStore::Sqlite(store)
+        } else {
+            let pool = sqlx::postgres::PgPoolOptions::new()
+                .max_connections(4)
+                .connect(url.expose())
+                .await
+                .map_err(err)?;
+            let store = PostgresStore::new(pool);
+            store.migrate().await.map_err(err)?;
+            DbSessionStore::Postgres(store)
+        };
+        Ok(store)
+    }
+
+    /// The session middleware: `HttpOnly`, `SameSite=Lax`, `Secure` unless configured
+    /// off for plain-HTTP local use, expiring after `idle_timeout` without a request
+    /// (the expiry is pushed back on every request).
+    pub fn layer(&self, config: &SessionConfig) -> SessionManagerLayer<DbSessionStore> {
+        let idle = time::Duration::seconds(
+            i64::try_from(config.idle_timeout.as_secs()).unwrap_or(i64::MAX),
+        );
+        SessionManagerLayer::new(self.clone())
+            .with_name(COOKIE_NAME)
+            .with_secure(config.secure_cookie)
+            .with_http_only(true)
+            .with_same_site(SameSite::Lax)
+            .with_path("/")
+            .with_always_save(true)
+            .with_expiry(Expiry::OnInactivity(idle))
+    }
+
+    /// Purges expired sessions every `period`, until the process stops.
+    pub fn spawn_purge(&self, period: Duration) -> tokio::task::JoinHandle<()> {
+        let store = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(period);
+            loop {
+                tick.tick().await;
+                if let Err(e) = store.delete_expired().await {
+                    tracing::warn!(error = %e, "could not purge expired sessions");
+                }
+            }
+        })
+    }
+}
+
+#[async_trait]
+impl SessionStore for DbSessionStore {
+    async fn create(&self, record: &mut Record) -> session_store::Result<()> {
+        match self {
+            DbSessionStore::Sqlite(s) => s.create(record).await,
+            DbSessionStore::Postgres(s) => s.create(record).await,
+        }
+    }
+
+    async fn save(&self, record: &Record) -> session_store::Result<()> {
+        match self {
+            DbSessionStore::Sqlite(s) => s.save(record).await,
+            DbSessionStore::Postgres(s) => s.save(record).await,
+        }
+    }
+
+    async fn load(&self, id: &Id) -> session_store::Result<Option<Record>> {
+        match self {
+            DbSessionStore::Sqlite(s) => s.load(id).await,
+            DbSessionStore::Postgres(s) => s.load(id).await,
+        }
+    }
+
+    async fn delete(&self, id: &Id) -> session_store::Result<()> {
+        match self {
+            DbSessionStore::Sqlite(s) => s.delete(id).await,
+            DbSessionStore::Postgres(s) => s.delete(id).await,
+        }
+    }
+}
+
+#[async_trait]
+impl ExpiredDeletion for DbSessionStore {
+    async fn delete_expired(&self) -> session_store::Result<()> {
+        match self {
+            DbSessionStore::Sqlite(s) => s.delete_expired().await,
+            DbSessionStore::Postgres(s) => s.delete_expired().await,
+        }
+    }
+}
