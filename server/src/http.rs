@@ -40,6 +40,7 @@ pub fn router(services: Services) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
         .leptos_routes_with_context(
             &state,
             routes,
@@ -76,4 +77,29 @@ async fn readyz(State(services): State<Services>) -> Response {
                 .into_response()
         }
     }
+}
+
+/// Prometheus metrics. Grants by state are counted at scrape time, so they are right
+/// even on a replica whose reaper is off.
+async fn metrics(State(services): State<Services>) -> Response {
+    match services.store.grant_counts().await {
+        Ok(counts) => {
+            for (state, n) in counts {
+                services
+                    .metrics
+                    .grants_by_state
+                    .with_label_values(&[state.as_str()])
+                    .set(n);
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot count grants for /metrics"),
+    }
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        services.metrics.render(),
+    )
+        .into_response()
 }

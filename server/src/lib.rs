@@ -6,13 +6,19 @@
 //! - [`store`]: the repository trait and its SQLite/PostgreSQL backends;
 //! - [`grants`]: the grant service (lifecycle decisions + stored changes);
 //! - [`clock`]: the injected clock;
-//! - [`http`]: routes, health checks and the Leptos handler;
+//! - [`http`]: routes, health checks, `/metrics` and the Leptos handler;
+//! - [`identity_center`]: IAM Identity Center behind a trait, over the AWS SDK;
+//! - [`reaper`]: the background job that provisions, revokes and reconciles;
+//! - [`metrics`]: the Prometheus registry;
 //! - [`telemetry`]: structured logs.
 
 pub mod clock;
 pub mod config;
 pub mod grants;
 pub mod http;
+pub mod identity_center;
+pub mod metrics;
+pub mod reaper;
 pub mod store;
 pub mod telemetry;
 
@@ -48,6 +54,8 @@ pub struct Services {
     pub store: Arc<dyn store::Store>,
     pub clock: Arc<dyn Clock>,
     pub grants: grants::GrantService,
+    pub metrics: Arc<metrics::Metrics>,
+    pub identity_center: Arc<dyn identity_center::IdentityCenter>,
 }
 
 impl Services {
@@ -67,17 +75,42 @@ impl Services {
         })?;
         tracing::info!(database = %redacted, "database ready");
         let grants = grants::GrantService::new(store.clone(), clock.clone());
+        let metrics = Arc::new(metrics::Metrics::new());
+        // Builds the clients only (region, credentials and endpoints from the chain
+        // and `[aws]`); nothing is called until the reaper's first tick.
+        let identity_center = Arc::new(
+            identity_center::sdk::SdkIdentityCenter::from_config(
+                &config.aws,
+                &config.identity_center,
+                metrics.clone(),
+            )
+            .await,
+        );
         Ok(Self {
             config: Arc::new(config),
             store,
             clock,
             grants,
+            metrics,
+            identity_center,
         })
+    }
+
+    /// The reaper over these services.
+    pub fn reaper(&self) -> reaper::Reaper {
+        reaper::Reaper::new(
+            self.grants.clone(),
+            self.identity_center.clone(),
+            self.clock.clone(),
+            self.metrics.clone(),
+            reaper::ReaperSettings::from_config(&self.config),
+        )
     }
 }
 
-/// Binds, serves until `shutdown` resolves, then drains in-flight requests for at most
-/// `server.shutdown_grace`.
+/// Binds, starts the reaper (unless `reaper.enabled = false`), serves until
+/// `shutdown` resolves, then drains in-flight requests for at most
+/// `server.shutdown_grace` and lets the reaper finish its current pass.
 pub async fn run(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
@@ -87,7 +120,24 @@ pub async fn run(
     let listener = TcpListener::bind(addr)
         .await
         .map_err(|source| StartError::Bind { addr, source })?;
-    serve(services, listener, shutdown).await
+    let grace = services.config.server.shutdown_grace;
+    let (stop_reaper, reaper_stopped) = tokio::sync::watch::channel(false);
+    let reaper = services
+        .config
+        .reaper
+        .enabled
+        .then(|| tokio::spawn(Arc::new(services.reaper()).run(reaper_stopped)));
+    let result = serve(services, listener, async move {
+        shutdown.await;
+        let _ = stop_reaper.send(true);
+    })
+    .await;
+    if let Some(handle) = reaper {
+        if tokio::time::timeout(grace, handle).await.is_err() {
+            tracing::warn!("the reaper was still working after the shutdown grace period; it resumes from the database at the next start");
+        }
+    }
+    result
 }
 
 /// Serves on an already bound listener (tests bind port 0 and read the address).

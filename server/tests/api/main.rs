@@ -6,7 +6,11 @@
     clippy::unwrap_used,
     reason = "test helpers outside #[test] functions: a panic is how a test reports failure"
 )]
+mod aws_errors;
+mod crash;
 mod helpers;
 mod http;
+mod moto;
+mod reaper;
 mod startup;
 mod store_suite;
