@@ -83,15 +83,7 @@ async fn readyz(State(services): State<Services>) -> Response {
 /// even on a replica whose reaper is off.
 async fn metrics(State(services): State<Services>) -> Response {
     match services.store.grant_counts().await {
-        Ok(counts) => {
-            for (state, n) in counts {
-                services
-                    .metrics
-                    .grants_by_state
-                    .with_label_values(&[state.as_str()])
-                    .set(n);
-            }
-        }
+        Ok(counts) => services.metrics.set_grant_counts(&counts),
         Err(e) => tracing::warn!(error = %e, "cannot count grants for /metrics"),
     }
     (

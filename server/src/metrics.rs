@@ -92,6 +92,20 @@ impl Metrics {
         }
     }
 
+    /// Sets `timebox_grants{state}` for every state (zero for those with no grants,
+    /// so a state that empties does not keep its last count).
+    pub fn set_grant_counts(&self, counts: &[(app::domain::GrantState, i64)]) {
+        for state in app::domain::GrantState::ALL {
+            let n = counts
+                .iter()
+                .find(|(s, _)| *s == state)
+                .map_or(0, |(_, n)| *n);
+            self.grants_by_state
+                .with_label_values(&[state.as_str()])
+                .set(n);
+        }
+    }
+
     /// The text exposition format.
     pub fn render(&self) -> String {
         let mut buf = Vec::new();

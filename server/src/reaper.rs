@@ -211,12 +211,8 @@ impl Reaper {
                 tracing::warn!(error = %e, "drift reconciliation failed");
             }
         }
-        for (state, n) in self.store.grant_counts().await? {
-            self.metrics
-                .grants_by_state
-                .with_label_values(&[state.as_str()])
-                .set(n);
-        }
+        self.metrics
+            .set_grant_counts(&self.store.grant_counts().await?);
         Ok(report)
     }
 
