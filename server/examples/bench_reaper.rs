@@ -302,6 +302,7 @@ async fn main() {
         },
     ));
     let (stop, stopped) = tokio::sync::watch::channel(false);
+    // The server's loop (Reaper::run): a task per due target, passes every interval.
     let task = tokio::spawn(reaper.clone().run(stopped));
     let started = Instant::now();
     loop {

@@ -1865,6 +1865,57 @@ mod tests {
     }
 
     #[test]
+    fn aws_and_identity_mapping_keys() {
+        let c = from_toml(
+            r#"
+            [identity_center]
+            user_match = "email"
+            catalog_refresh = "15m"
+            [aws]
+            endpoint_url = "http://127.0.0.1:5000"
+            organizations_endpoint_url = "https://organizations.us-east-1.amazonaws.com"
+            max_calls_per_second = 0
+            call_timeout = "3s"
+            "#,
+        )
+        .unwrap();
+        assert_eq!(
+            c.identity_center.user_match,
+            crate::identity_center::UserMatch::Email
+        );
+        assert_eq!(c.identity_center.catalog_refresh, Duration::from_secs(900));
+        assert_eq!(c.aws.endpoint_url.as_deref(), Some("http://127.0.0.1:5000"));
+        assert_eq!(c.aws.sso_admin_endpoint_url, None);
+        assert_eq!(c.aws.max_calls_per_second, None, "0 means no bound");
+        assert_eq!(c.aws.call_timeout, Duration::from_secs(3));
+        let d = Config::default();
+        assert_eq!(d.aws.max_calls_per_second, Some(20));
+        assert_eq!(
+            d.identity_center.user_match,
+            crate::identity_center::UserMatch::UserName
+        );
+
+        let m = message(from_toml(
+            "[identity_center]\nuser_match = \"login\"\n[aws]\nendpoint_url = \"localhost:5000\"\nmax_calls_per_second = -1\n",
+        ));
+        assert_contains(
+            &m,
+            "identity_center.user_match = \"login\" is not a way to match users",
+        );
+        assert_contains(&m, "use \"user_name\" or \"email\"");
+        assert_contains(
+            &m,
+            "aws.endpoint_url = \"localhost:5000\" is not an http(s) URL",
+        );
+        assert_contains(
+            &m,
+            "aws.max_calls_per_second = -1 is not a whole number from 0 to 10000",
+        );
+        let m = message(with_env("", &[("TIMEBOX_AWS__CALL_TIMEOUT", "10m")]));
+        assert_contains(&m, "aws.call_timeout = \"10m\" is out of range");
+    }
+
+    #[test]
     fn env_errors_name_the_variable() {
         let m = message(with_env(
             "",

@@ -126,6 +126,8 @@ pub struct Reaper {
     /// Drift already reported by this process (reports are not repeated every pass).
     reported: Mutex<HashSet<String>>,
     ticks: Mutex<u32>,
+    /// Targets a task of [`Reaper::run`] is working on.
+    in_flight: Mutex<HashSet<String>>,
 }
 
 enum Step {
@@ -166,15 +168,24 @@ impl Reaper {
             owner: format!("reaper-{}", uuid::Uuid::new_v4()),
             reported: Mutex::new(HashSet::new()),
             ticks: Mutex::new(0),
+            in_flight: Mutex::new(HashSet::new()),
         }
     }
 
-    /// Runs until `stop` turns true; the tick in progress is finished first.
+    /// Runs until `stop` turns true, then waits for the targets in flight.
+    ///
+    /// Unlike [`Reaper::tick`], a pass does not wait for its targets: each is worked
+    /// on by its own task (at most `concurrency` at once) and the next pass starts
+    /// after `interval`, skipping targets still in flight. So one slow target (a long
+    /// poll, a throttled API) never delays the revocations behind it.
     pub async fn run(self: Arc<Self>, mut stop: tokio::sync::watch::Receiver<bool>) {
         tracing::info!(owner = %self.owner, interval = ?self.settings.interval, "reaper started");
+        let permits = Arc::new(tokio::sync::Semaphore::new(
+            self.settings.concurrency.max(1),
+        ));
         loop {
-            if let Err(e) = self.tick().await {
-                tracing::error!(error = %e, "reaper tick failed; trying again next interval");
+            if let Err(e) = self.clone().dispatch(&permits).await {
+                tracing::error!(error = %e, "reaper pass failed; trying again next interval");
                 self.metrics
                     .reaper_failures
                     .with_label_values(&["tick", "error"])
@@ -185,12 +196,51 @@ impl Reaper {
                 _ = stop.wait_for(|s| *s) => break,
             }
         }
+        // Every permit back means every spawned target is done.
+        let all = u32::try_from(self.settings.concurrency.max(1)).unwrap_or(u32::MAX);
+        let _ = permits.acquire_many(all).await;
         tracing::info!("reaper stopped");
     }
 
-    /// One pass: catalog refresh when due, every due grant, drift every few passes.
-    pub async fn tick(&self) -> Result<TickReport, ReaperError> {
+    /// One pass of [`Reaper::run`]: housekeeping, then a task per due target.
+    async fn dispatch(
+        self: Arc<Self>,
+        permits: &Arc<tokio::sync::Semaphore>,
+    ) -> Result<(), ReaperError> {
         let now = self.clock.now();
+        self.housekeeping(now).await?;
+        self.metrics
+            .reaper_queue_depth
+            .set(self.store.reaper_queue_depth(now).await?);
+        for (target, grants) in self.due_by_target(now).await? {
+            let fresh = self
+                .in_flight
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(target.clone());
+            if !fresh {
+                continue;
+            }
+            let Ok(permit) = permits.clone().acquire_owned().await else {
+                break;
+            };
+            let me = self.clone();
+            tokio::spawn(async move {
+                if let Err(e) = me.work_target(&target, grants).await {
+                    tracing::error!(error = %e, "reaper step failed");
+                }
+                me.in_flight
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&target);
+                drop(permit);
+            });
+        }
+        Ok(())
+    }
+
+    /// Catalog refresh when due, drift every few passes, grant counts.
+    async fn housekeeping(&self, now: DateTime<Utc>) -> Result<(), ReaperError> {
         let tick_no = {
             let mut t = self.ticks.lock().unwrap_or_else(|p| p.into_inner());
             *t = t.wrapping_add(1);
@@ -205,7 +255,6 @@ impl Reaper {
                 tracing::warn!(error = %e, "catalog sync failed; the cached catalog is kept");
             }
         }
-        let report = self.work(now).await?;
         if self.settings.reconcile_every > 0 && tick_no % self.settings.reconcile_every == 0 {
             if let Err(e) = self.reconcile().await {
                 tracing::warn!(error = %e, "drift reconciliation failed");
@@ -213,7 +262,27 @@ impl Reaper {
         }
         self.metrics
             .set_grant_counts(&self.store.grant_counts().await?);
-        Ok(report)
+        Ok(())
+    }
+
+    /// One pass that waits for everything it started: catalog refresh when due, every
+    /// due grant, drift every few passes. Tests drive the reaper with it.
+    pub async fn tick(&self) -> Result<TickReport, ReaperError> {
+        let now = self.clock.now();
+        self.housekeeping(now).await?;
+        self.work(now).await
+    }
+
+    async fn due_by_target(
+        &self,
+        now: DateTime<Utc>,
+    ) -> Result<BTreeMap<String, Vec<Grant>>, ReaperError> {
+        let due = self.store.reaper_due(now, self.settings.batch).await?;
+        let mut by_target: BTreeMap<String, Vec<Grant>> = BTreeMap::new();
+        for g in due {
+            by_target.entry(target_key(&g)).or_default().push(g);
+        }
+        Ok(by_target)
     }
 
     /// Acts on every grant that is due at `now`.
@@ -221,13 +290,9 @@ impl Reaper {
         self.metrics
             .reaper_queue_depth
             .set(self.store.reaper_queue_depth(now).await?);
-        let due = self.store.reaper_due(now, self.settings.batch).await?;
-        let mut by_target: BTreeMap<String, Vec<Grant>> = BTreeMap::new();
-        for g in due.iter() {
-            by_target.entry(target_key(g)).or_default().push(g.clone());
-        }
+        let by_target = self.due_by_target(now).await?;
         let mut report = TickReport {
-            due: due.len(),
+            due: by_target.values().map(Vec::len).sum(),
             ..TickReport::default()
         };
         let results: Vec<Result<Vec<Step>, ReaperError>> = futures_util::stream::iter(

@@ -505,3 +505,50 @@ async fn two_replicas_act_exactly_once() {
     }
     db.drop_database().await;
 }
+
+/// The server's loop (`Reaper::run`, a task per target) provisions and revokes in the
+/// background and stops when told to.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_works_in_the_background_and_stops_on_shutdown() {
+    let db = TestDb::sqlite().await;
+    let r = rig(&db, &[]).await;
+    let prod = r.org.accounts[0].clone();
+    let admin = r.org.permission_set("AdministratorAccess");
+    let g = approved_grant(&r.grants, "alice", &prod, "AdministratorAccess", 60).await;
+    let reaper = Arc::new(Reaper::new(
+        r.grants.clone(),
+        r.ic.clone(),
+        Arc::new(r.clock.clone()),
+        Arc::new(Metrics::new()),
+        settings(),
+    ));
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let handle = tokio::spawn(reaper.run(stopped));
+    let wait_for = |state: GrantState| {
+        let store = r.store.clone();
+        async move {
+            for _ in 0..200 {
+                if store.get_grant(g.id).await.unwrap().unwrap().state == state {
+                    return;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            panic!("the grant never became {state}");
+        }
+    };
+    wait_for(GrantState::Active).await;
+    assert_eq!(
+        user_assignments(&r.moto, &r.org, &prod, &admin).await.len(),
+        1
+    );
+    r.clock.advance(Duration::minutes(61));
+    wait_for(GrantState::Revoked).await;
+    assert!(user_assignments(&r.moto, &r.org, &prod, &admin)
+        .await
+        .is_empty());
+    stop.send(true).unwrap();
+    tokio::time::timeout(std::time::Duration::from_secs(5), handle)
+        .await
+        .expect("the reaper stops on shutdown")
+        .unwrap();
+}
