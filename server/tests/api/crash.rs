@@ -2,7 +2,8 @@
 //! provisioning and of revocation and started again on the same database and
 //! emulator. Nothing is provisioned or revoked twice, and everything finishes.
 //! One grant starts in the worst spot a crash can leave: `CreateAccountAssignment`
-//! sent (and done in AWS) but its request id never stored.
+//! sent (and done in AWS) but its request id never stored. And two server processes
+//! on one PostgreSQL database act on each grant exactly once.
 
 use crate::helpers::TestDb;
 use crate::moto::{seed, user_assignments, Moto};
@@ -215,4 +216,79 @@ async fn killed_mid_provisioning_and_mid_revocation_resumes_without_doubles() {
         assert_eq!(count("revoke_succeeded"), 1, "{id}");
     }
     assert!(store.verify_audit_chain().await.unwrap().is_intact());
+}
+
+/// Two server processes on one PostgreSQL database and one emulator: every grant is
+/// provisioned once and revoked once (moto accepts duplicate assignments, so a double
+/// create would show in its state; the audit log shows each transition once).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_server_processes_on_one_postgres_act_exactly_once() {
+    let db = TestDb::postgres().await;
+    let users: Vec<String> = (0..20).map(|i| format!("pair{i:02}")).collect();
+    let moto = Moto::start().await;
+    let org = seed(&moto, &users).await;
+    let staging = org.accounts[1].clone();
+    let ro = org.permission_set("ReadOnlyAccess");
+    let store = db.store();
+    let grants = GrantService::new(store.clone(), Arc::new(SystemClock));
+    let mut ids = Vec::new();
+    for u in &users {
+        ids.push(
+            approved_grant(&grants, u, &staging, "ReadOnlyAccess", 120)
+                .await
+                .id,
+        );
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let first = start_server(db.url(), &moto.url, dir.path());
+    let second = start_server(db.url(), &moto.url, dir.path());
+    let active = wait_for(
+        &store,
+        &ids,
+        GrantState::Active,
+        ids.len(),
+        Duration::from_secs(90),
+    )
+    .await;
+    assert_eq!(active, ids.len());
+    let mut assigned = user_assignments(&moto, &org, &staging, &ro).await;
+    assigned.sort();
+    let mut expected: Vec<String> = users.iter().map(|u| org.user(u)).collect();
+    expected.sort();
+    assert_eq!(assigned, expected, "one assignment per user");
+    for id in &ids {
+        grants
+            .act(
+                *id,
+                Action::Revoke(RevokeCause::Early),
+                &Actor::System,
+                Some("done".into()),
+                GrantPatch::default(),
+                serde_json::json!({}),
+            )
+            .await
+            .unwrap();
+    }
+    let revoked = wait_for(
+        &store,
+        &ids,
+        GrantState::Revoked,
+        ids.len(),
+        Duration::from_secs(90),
+    )
+    .await;
+    kill(first);
+    kill(second);
+    assert_eq!(revoked, ids.len());
+    assert!(user_assignments(&moto, &org, &staging, &ro)
+        .await
+        .is_empty());
+    for id in &ids {
+        let events = store.audit_events(Some(*id), 0, 100).await.unwrap();
+        let count = |a: &str| events.iter().filter(|e| e.action == a).count();
+        assert_eq!(count("start_provisioning"), 1, "{id}");
+        assert_eq!(count("provision_succeeded"), 1, "{id}");
+        assert_eq!(count("revoke_succeeded"), 1, "{id}");
+    }
+    db.drop_database().await;
 }
