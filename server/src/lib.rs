@@ -96,6 +96,19 @@ impl Services {
         })
     }
 
+    /// Re-reads the catalog from Identity Center now (the "refresh" button of the
+    /// dashboard; the reaper also refreshes it every `identity_center.catalog_refresh`).
+    pub async fn sync_catalog(
+        &self,
+    ) -> Result<identity_center::catalog::SyncReport, identity_center::catalog::CatalogError> {
+        identity_center::catalog::sync(
+            self.identity_center.as_ref(),
+            self.store.as_ref(),
+            self.clock.now(),
+        )
+        .await
+    }
+
     /// The reaper over these services.
     pub fn reaper(&self) -> reaper::Reaper {
         reaper::Reaper::new(

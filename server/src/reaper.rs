@@ -1030,3 +1030,117 @@ impl Reaper {
         Ok(findings)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug)]
+    struct NoAws;
+
+    #[async_trait::async_trait]
+    impl IdentityCenter for NoAws {
+        async fn instance(&self) -> Result<crate::identity_center::Instance, IcError> {
+            Err(none())
+        }
+        async fn list_permission_sets(
+            &self,
+        ) -> Result<Vec<crate::identity_center::PermissionSetInfo>, IcError> {
+            Err(none())
+        }
+        async fn describe_permission_set(
+            &self,
+            _: &str,
+        ) -> Result<crate::identity_center::PermissionSetInfo, IcError> {
+            Err(none())
+        }
+        async fn organization_tree(&self) -> Result<Vec<crate::store::CatalogNode>, IcError> {
+            Err(none())
+        }
+        async fn find_user(&self, _: UserMatch, _: &str) -> Result<String, IdentityError> {
+            Err(IdentityError::Aws(none()))
+        }
+        async fn user_groups(&self, _: &str) -> Result<Vec<String>, IcError> {
+            Err(none())
+        }
+        async fn create_assignment(
+            &self,
+            _: &Assignment,
+        ) -> Result<crate::identity_center::Operation, IcError> {
+            Err(none())
+        }
+        async fn creation_status(&self, _: &str) -> Result<OperationStatus, IcError> {
+            Err(none())
+        }
+        async fn delete_assignment(
+            &self,
+            _: &Assignment,
+        ) -> Result<crate::identity_center::Operation, IcError> {
+            Err(none())
+        }
+        async fn deletion_status(&self, _: &str) -> Result<OperationStatus, IcError> {
+            Err(none())
+        }
+        async fn list_assignments(&self, _: &str, _: &str) -> Result<Vec<Assignment>, IcError> {
+            Err(none())
+        }
+    }
+
+    fn none() -> IcError {
+        IcError {
+            operation: "test",
+            kind: crate::identity_center::IcErrorKind::Permanent,
+            code: "NoAws".into(),
+            message: String::new(),
+        }
+    }
+
+    async fn reaper() -> Reaper {
+        let store = crate::store::connect("sqlite::memory:", 1)
+            .await
+            .expect("in-memory store");
+        let clock: Arc<dyn Clock> = Arc::new(crate::clock::SystemClock);
+        let mut settings = ReaperSettings::from_config(&crate::config::Config::default());
+        settings.backoff_base = Duration::from_secs(1);
+        settings.backoff_cap = Duration::from_secs(60);
+        Reaper::new(
+            GrantService::new(store, clock.clone()),
+            Arc::new(NoAws),
+            clock,
+            Arc::new(Metrics::new()),
+            settings,
+        )
+    }
+
+    #[tokio::test]
+    async fn backoff_grows_is_jittered_and_capped() {
+        let r = reaper().await;
+        for attempts in 0..40 {
+            let ceiling = (1i64 << attempts.min(20)).min(60) * 1000;
+            for _ in 0..20 {
+                let d = r.backoff(attempts).num_milliseconds();
+                assert!(d >= 1000, "at least the base: {d}");
+                assert!(d <= ceiling, "attempt {attempts}: {d} > {ceiling}");
+            }
+        }
+        // Jitter: the same attempt does not always give the same delay.
+        let delays: HashSet<i64> = (0..50).map(|_| r.backoff(6).num_milliseconds()).collect();
+        assert!(delays.len() > 1);
+    }
+
+    #[test]
+    fn lease_outlives_a_call_and_the_interval() {
+        let mut c = crate::config::Config::default();
+        c.reaper.interval = Duration::from_secs(1);
+        assert_eq!(
+            ReaperSettings::from_config(&c).lease,
+            Duration::from_secs(20),
+            "2 × the default 10s call timeout"
+        );
+        c.reaper.interval = Duration::from_secs(60);
+        assert_eq!(
+            ReaperSettings::from_config(&c).lease,
+            Duration::from_secs(240)
+        );
+    }
+}
