@@ -139,6 +139,9 @@ enum Step {
     Nothing,
 }
 
+/// `grant_aws.shared_with` of a grant that rides on a standing assignment.
+const STANDING: &str = r#"{"standing_assignment":true}"#;
+
 fn target_key(g: &Grant) -> String {
     format!(
         "{}|{}|{}",
@@ -598,30 +601,46 @@ impl Reaper {
         if w.create_request_id.is_none() && w.shared_with.is_none() {
             let holders = self.siblings(&g, &[GrantState::Active]).await?;
             if !holders.is_empty() {
-                // Another active grant holds the assignment: share it.
+                // Another active grant holds the assignment: share it (and if that one
+                // rides on a standing assignment, so does this one).
+                let mut standing = false;
+                for h in &holders {
+                    if let Some(hw) = self.store.grant_aws(h.id).await? {
+                        standing |= hw.shared_with.as_deref() == Some(STANDING);
+                    }
+                }
                 let ids: Vec<String> = holders.iter().map(|h| h.id.to_string()).collect();
-                w.shared_with = Some(serde_json::json!(ids).to_string());
+                w.shared_with = Some(if standing {
+                    STANDING.to_owned()
+                } else {
+                    serde_json::json!(ids).to_string()
+                });
                 self.store.save_grant_aws(g.id, &w).await?;
                 return self.activate(g, w, &assignment, "shared").await;
             }
-            if w.create_started_at.is_some() {
-                // A create was sent but its answer was never stored (a crash): if the
-                // assignment exists, adopt it instead of creating it again.
-                match self
-                    .ic
-                    .list_assignments(&assignment.account_id, &ps_arn)
-                    .await
-                {
-                    Ok(list) => {
-                        if list
-                            .iter()
-                            .any(|a| a.principal_type == "USER" && a.principal_id == principal_id)
-                        {
-                            return self.activate(g, w, &assignment, "adopted").await;
-                        }
+            // Does the user already hold this assignment? After a crash between
+            // sending a create and storing its answer, that is ours: adopt it. Before
+            // any create, it is a standing assignment Timebox did not make: use it for
+            // the grant, record it, and never delete it.
+            match self
+                .ic
+                .list_assignments(&assignment.account_id, &ps_arn)
+                .await
+            {
+                Ok(list) => {
+                    let present = list
+                        .iter()
+                        .any(|a| a.principal_type == "USER" && a.principal_id == principal_id);
+                    if present && w.create_started_at.is_some() {
+                        return self.activate(g, w, &assignment, "adopted").await;
                     }
-                    Err(e) => return retry_or_fail(w, &e).await,
+                    if present {
+                        w.shared_with = Some(STANDING.to_owned());
+                        self.store.save_grant_aws(g.id, &w).await?;
+                        return self.activate(g, w, &assignment, "standing").await;
+                    }
                 }
+                Err(e) => return retry_or_fail(w, &e).await,
             }
             if !self.hold(target).await? {
                 return Ok(Step::Nothing);
@@ -788,6 +807,16 @@ impl Reaper {
             principal_type: "USER".into(),
             principal_id,
         };
+        if w.delete_request_id.is_none() && w.shared_with.as_deref() == Some(STANDING) {
+            return self
+                .revoked(
+                    g,
+                    w,
+                    serde_json::json!({ "assignment": "standing_kept",
+                        "why": "the user held this assignment before the grant; Timebox does not remove access it did not give" }),
+                )
+                .await;
+        }
         if w.delete_request_id.is_none() {
             let still_needed = self
                 .siblings(&g, &[GrantState::Provisioning, GrantState::Active])

@@ -439,6 +439,7 @@ crate::on_both_backends!(
     unknown_user_fails_with_a_clear_reason,
     email_matching_refuses_ambiguity,
     drift_is_removed_or_reported,
+    a_standing_assignment_is_used_and_never_removed,
 );
 
 /// Two reapers (two pools, as two replicas would have) on one PostgreSQL database,
@@ -551,4 +552,48 @@ async fn run_works_in_the_background_and_stops_on_shutdown() {
         .await
         .expect("the reaper stops on shutdown")
         .unwrap();
+}
+
+/// A user who already holds the assignment directly (standing access): the grant uses
+/// it and says so, nothing is created, and the end of the grant does not remove
+/// access Timebox did not give.
+async fn a_standing_assignment_is_used_and_never_removed(db: &TestDb) {
+    let r = rig(db, &[]).await;
+    let sandbox = r.org.accounts[2].clone();
+    let ro = r.org.permission_set("ReadOnlyAccess");
+    let carol = r.org.user("carol");
+    r.moto
+        .clients()
+        .await
+        .sso_admin
+        .create_account_assignment()
+        .instance_arn(&r.org.instance_arn)
+        .target_id(&sandbox)
+        .target_type(aws_sdk_ssoadmin::types::TargetType::AwsAccount)
+        .permission_set_arn(&ro)
+        .principal_type(aws_sdk_ssoadmin::types::PrincipalType::User)
+        .principal_id(&carol)
+        .send()
+        .await
+        .unwrap();
+    let g = approved_grant(&r.grants, "carol", &sandbox, "ReadOnlyAccess", 30).await;
+    r.reaper.tick().await.unwrap();
+    assert_eq!(get(&r.store, &g).await.state, GrantState::Active);
+    assert_eq!(
+        user_assignments(&r.moto, &r.org, &sandbox, &ro).await,
+        vec![carol.clone()],
+        "nothing created"
+    );
+    let events = r.store.audit_events(Some(g.id), 0, 100).await.unwrap();
+    assert!(events
+        .iter()
+        .any(|e| e.action == "provision_succeeded" && e.details.contains("\"standing\"")));
+    r.clock.advance(Duration::minutes(31));
+    r.reaper.tick().await.unwrap();
+    assert_eq!(get(&r.store, &g).await.state, GrantState::Revoked);
+    assert_eq!(
+        user_assignments(&r.moto, &r.org, &sandbox, &ro).await,
+        vec![carol],
+        "standing access kept"
+    );
 }
