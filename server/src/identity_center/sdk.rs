@@ -2,7 +2,10 @@
 //! ([`SdkIdentityCenter::new`]) or built from configuration
 //! ([`SdkIdentityCenter::from_config`]): region, credentials and endpoints come from
 //! the SDK's default chain (including `AWS_ENDPOINT_URL*`), and every endpoint can be
-//! overridden in `[aws]`.
+//! overridden in `[aws]`. Precedence is the SDK's: a per-service key (set on the
+//! service's builder) beats `aws.endpoint_url` (set in code on the shared loader, so
+//! it counts as client configuration), which beats `AWS_ENDPOINT_URL_<SERVICE>`,
+//! which beats `AWS_ENDPOINT_URL`.
 //!
 //! The SDK's own retries are turned off: the reaper retries with persisted backoff,
 //! so a retry survives a restart and every failure is counted and visible.
