@@ -564,11 +564,12 @@ impl Reaper {
             let name = g.request.permission_set.as_str();
             let mut found = catalog::permission_set_by_name(self.store.as_ref(), name).await?;
             if found.is_none() {
-                // The catalog may be older than the permission set: refresh once.
-                if let Err(e) =
-                    catalog::sync(self.ic.as_ref(), self.store.as_ref(), self.clock.now()).await
-                {
-                    tracing::warn!(error = %e, "catalog sync failed");
+                // The catalog may be older than the permission set: refresh once. If
+                // AWS could not be asked, that is not "the set does not exist".
+                match catalog::sync(self.ic.as_ref(), self.store.as_ref(), self.clock.now()).await {
+                    Ok(_) => {}
+                    Err(catalog::CatalogError::Aws(e)) => return retry_or_fail(w, &e).await,
+                    Err(catalog::CatalogError::Store(e)) => return Err(e.into()),
                 }
                 found = catalog::permission_set_by_name(self.store.as_ref(), name).await?;
             }
