@@ -421,8 +421,42 @@ impl IdentityCenter for SdkIdentityCenter {
         let store_id = self.identity_store_id().await?;
         let ids = &self.clients.identity_store;
         let by_name = by.as_str();
-        // Both attributes are compared in full; userName is unique in an identity
-        // store, an email need not be, so every user is read and counted.
+        if by == UserMatch::UserName {
+            // userName is unique in an identity store: one GetUserId call.
+            let attribute = aws_sdk_identitystore::types::UniqueAttribute::builder()
+                .attribute_path("userName")
+                .attribute_value(aws_smithy_types::Document::String(value.to_owned()))
+                .build()
+                .map_err(|e| IcError {
+                    operation: "GetUserId",
+                    kind: IcErrorKind::Permanent,
+                    code: "ConstructionFailure".to_owned(),
+                    message: e.to_string(),
+                })?;
+            let out = self
+                .call("GetUserId", async {
+                    ids.get_user_id()
+                        .identity_store_id(&store_id)
+                        .alternate_identifier(
+                            aws_sdk_identitystore::types::AlternateIdentifier::UniqueAttribute(
+                                attribute,
+                            ),
+                        )
+                        .send()
+                        .await
+                        .map_err(|e| classify("GetUserId", e))
+                })
+                .await;
+            return match out {
+                Ok(o) => Ok(o.user_id().to_owned()),
+                Err(e) if e.kind == IcErrorKind::NotFound => Err(IdentityError::NoMatch {
+                    by: by_name,
+                    value: value.to_owned(),
+                }),
+                Err(e) => Err(e.into()),
+            };
+        }
+        // An email need not be unique: every user is read and the matches counted.
         let mut matches = Vec::new();
         let mut token: Option<String> = None;
         loop {
@@ -437,13 +471,10 @@ impl IdentityCenter for SdkIdentityCenter {
                 })
                 .await?;
             for u in out.users() {
-                let hit = match by {
-                    UserMatch::UserName => u.user_name() == Some(value),
-                    UserMatch::Email => u
-                        .emails()
-                        .iter()
-                        .any(|e| e.value().is_some_and(|v| v.eq_ignore_ascii_case(value))),
-                };
+                let hit = u
+                    .emails()
+                    .iter()
+                    .any(|e| e.value().is_some_and(|v| v.eq_ignore_ascii_case(value)));
                 if hit {
                     matches.push(u.user_id().to_owned());
                 }
