@@ -262,7 +262,7 @@ async fn still_in_progress_after_the_budget_is_resumed_by_polling_not_creating()
     let status = mock!(Client::describe_account_assignment_creation_status)
         .sequence()
         .output(|| creation(StatusValues::InProgress, None))
-        .times(400)
+        .times(20)
         .output(|| creation(StatusValues::Succeeded, None))
         .build();
     let mut s = settings();
