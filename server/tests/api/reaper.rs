@@ -528,7 +528,8 @@ async fn run_works_in_the_background_and_stops_on_shutdown() {
     let wait_for = |state: GrantState| {
         let store = r.store.clone();
         async move {
-            for _ in 0..200 {
+            // Up to 30 s: a loaded machine is slow, a broken reaper never gets there.
+            for _ in 0..600 {
                 if store.get_grant(g.id).await.unwrap().unwrap().state == state {
                     return;
                 }
