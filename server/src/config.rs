@@ -68,6 +68,19 @@ const KEYS: &[(&str, &[&str])] = &[
             "region",
             "instance_arn",
             "identity_store_id",
+            "user_match",
+            "catalog_refresh",
+        ],
+    ),
+    (
+        "aws",
+        &[
+            "endpoint_url",
+            "sso_admin_endpoint_url",
+            "identity_store_endpoint_url",
+            "organizations_endpoint_url",
+            "max_calls_per_second",
+            "call_timeout",
         ],
     ),
     ("reaper", &["interval", "enabled"]),
@@ -93,6 +106,7 @@ pub struct Config {
     pub server: ServerConfig,
     pub database: DatabaseConfig,
     pub identity_center: IdentityCenterConfig,
+    pub aws: AwsConfig,
     pub reaper: ReaperConfig,
     pub log: LogConfig,
     /// `[oidc]`; `None` when `oidc.issuer` is not set (nobody can sign in).
@@ -216,6 +230,10 @@ pub struct IdentityCenterConfig {
     pub instance_arn: Option<String>,
     /// `d-…` (or the UUID form).
     pub identity_store_id: Option<String>,
+    /// How a dashboard person is found in the identity store. Default `user_name`.
+    pub user_match: crate::identity_center::UserMatch,
+    /// How often the catalog (permission sets, accounts, OUs) is re-read. Default 1h.
+    pub catalog_refresh: Duration,
 }
 
 impl Default for IdentityCenterConfig {
@@ -225,6 +243,36 @@ impl Default for IdentityCenterConfig {
             region: None,
             instance_arn: None,
             identity_store_id: None,
+            user_match: crate::identity_center::UserMatch::UserName,
+            catalog_refresh: Duration::from_secs(3600),
+        }
+    }
+}
+
+/// `[aws]`: how the AWS SDK clients are reached. Credentials always come from the
+/// SDK's default chain; the SDK's `AWS_ENDPOINT_URL*` variables work too.
+#[derive(Debug, Clone)]
+pub struct AwsConfig {
+    /// One endpoint for every service (an emulator). Default: AWS's own.
+    pub endpoint_url: Option<String>,
+    pub sso_admin_endpoint_url: Option<String>,
+    pub identity_store_endpoint_url: Option<String>,
+    pub organizations_endpoint_url: Option<String>,
+    /// Upper bound on AWS calls per second from this server; `None` = no bound.
+    pub max_calls_per_second: Option<u32>,
+    /// Timeout of one AWS call attempt. Default 10s.
+    pub call_timeout: Duration,
+}
+
+impl Default for AwsConfig {
+    fn default() -> Self {
+        Self {
+            endpoint_url: None,
+            sso_admin_endpoint_url: None,
+            identity_store_endpoint_url: None,
+            organizations_endpoint_url: None,
+            max_calls_per_second: Some(20),
+            call_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -549,6 +597,7 @@ pub fn load_from(figment: Figment) -> Result<Config, ConfigError> {
         server,
         database: check.database(raw.database),
         identity_center: check.identity_center(raw.identity_center),
+        aws: check.aws(raw.aws),
         reaper: check.reaper(raw.reaper),
         log: check.log(raw.log),
         oidc,
@@ -706,6 +755,7 @@ struct RawConfig {
     server: RawServer,
     database: RawDatabase,
     identity_center: RawIdentityCenter,
+    aws: RawAws,
     reaper: RawReaper,
     log: RawLog,
     oidc: auth::RawOidc,
@@ -737,6 +787,19 @@ struct RawIdentityCenter {
     region: Option<Value>,
     instance_arn: Option<Value>,
     identity_store_id: Option<Value>,
+    user_match: Option<Value>,
+    catalog_refresh: Option<Value>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct RawAws {
+    endpoint_url: Option<Value>,
+    sso_admin_endpoint_url: Option<Value>,
+    identity_store_endpoint_url: Option<Value>,
+    organizations_endpoint_url: Option<Value>,
+    max_calls_per_second: Option<Value>,
+    call_timeout: Option<Value>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -1144,6 +1207,106 @@ impl Checker<'_> {
                     }
                 },
             ),
+            user_match: self.value(
+                "identity_center.user_match",
+                raw.user_match,
+                d.user_match,
+                |v| {
+                    let s = expect_str(v, "\"user_name\"")?.trim();
+                    match s {
+                        "user_name" => Ok(crate::identity_center::UserMatch::UserName),
+                        "email" => Ok(crate::identity_center::UserMatch::Email),
+                        _ => Err(Problem::new(
+                            "not a way to match users",
+                            "a dashboard person is found in the identity store by userName or \
+                             by email",
+                            "use \"user_name\" or \"email\"",
+                        )),
+                    }
+                },
+            ),
+            catalog_refresh: self.value(
+                "identity_center.catalog_refresh",
+                raw.catalog_refresh,
+                d.catalog_refresh,
+                |v| {
+                    duration_in(
+                        v,
+                        "\"1h\"",
+                        (Duration::from_secs(60), Duration::from_secs(86_400)),
+                        "the catalog refresh interval",
+                        "pick how often permission sets and accounts are re-read, such as \"1h\"",
+                    )
+                },
+            ),
+        }
+    }
+
+    fn aws(&mut self, raw: RawAws) -> AwsConfig {
+        let d = AwsConfig::default();
+        let mut endpoint = |key: &str, raw: Option<Value>| {
+            self.optional(key, raw, "\"http://127.0.0.1:5000\"", |s| {
+                if s.starts_with("http://") || s.starts_with("https://") {
+                    Ok(())
+                } else {
+                    Err(Problem::new(
+                        "not an http(s) URL",
+                        "an endpoint override is the URL of an AWS API or an emulator",
+                        "write it as \"https://sso.us-east-1.amazonaws.com\" or \
+                         \"http://127.0.0.1:5000\", or remove the key to use AWS's own endpoint",
+                    ))
+                }
+            })
+        };
+        let endpoint_url = endpoint("aws.endpoint_url", raw.endpoint_url);
+        let sso_admin_endpoint_url =
+            endpoint("aws.sso_admin_endpoint_url", raw.sso_admin_endpoint_url);
+        let identity_store_endpoint_url = endpoint(
+            "aws.identity_store_endpoint_url",
+            raw.identity_store_endpoint_url,
+        );
+        let organizations_endpoint_url = endpoint(
+            "aws.organizations_endpoint_url",
+            raw.organizations_endpoint_url,
+        );
+        AwsConfig {
+            endpoint_url,
+            sso_admin_endpoint_url,
+            identity_store_endpoint_url,
+            organizations_endpoint_url,
+            max_calls_per_second: self.value(
+                "aws.max_calls_per_second",
+                raw.max_calls_per_second,
+                d.max_calls_per_second,
+                |v| {
+                    let problem = || {
+                        Problem::new(
+                            "not a whole number from 0 to 10000",
+                            "it bounds this server's AWS call rate",
+                            "write a number such as 20 (0 for no bound)",
+                        )
+                    };
+                    let n = match v {
+                        Value::Num(_, n) => n.to_i128().ok_or_else(problem)?,
+                        Value::String(_, s) => s.trim().parse::<i128>().map_err(|_| problem())?,
+                        _ => return Err(problem()),
+                    };
+                    match u32::try_from(n) {
+                        Ok(0) => Ok(None),
+                        Ok(n) if n <= 10_000 => Ok(Some(n)),
+                        _ => Err(problem()),
+                    }
+                },
+            ),
+            call_timeout: self.value("aws.call_timeout", raw.call_timeout, d.call_timeout, |v| {
+                duration_in(
+                    v,
+                    "\"10s\"",
+                    (Duration::from_secs(1), Duration::from_secs(120)),
+                    "the AWS call timeout",
+                    "pick how long one AWS call may take, such as \"10s\"",
+                )
+            }),
         }
     }
 
@@ -1714,6 +1877,57 @@ mod tests {
             c.database.password.as_ref().map(Secret::expose),
             Some("0123")
         );
+    }
+
+    #[test]
+    fn aws_and_identity_mapping_keys() {
+        let c = from_toml(
+            r#"
+            [identity_center]
+            user_match = "email"
+            catalog_refresh = "15m"
+            [aws]
+            endpoint_url = "http://127.0.0.1:5000"
+            organizations_endpoint_url = "https://organizations.us-east-1.amazonaws.com"
+            max_calls_per_second = 0
+            call_timeout = "3s"
+            "#,
+        )
+        .unwrap();
+        assert_eq!(
+            c.identity_center.user_match,
+            crate::identity_center::UserMatch::Email
+        );
+        assert_eq!(c.identity_center.catalog_refresh, Duration::from_secs(900));
+        assert_eq!(c.aws.endpoint_url.as_deref(), Some("http://127.0.0.1:5000"));
+        assert_eq!(c.aws.sso_admin_endpoint_url, None);
+        assert_eq!(c.aws.max_calls_per_second, None, "0 means no bound");
+        assert_eq!(c.aws.call_timeout, Duration::from_secs(3));
+        let d = Config::default();
+        assert_eq!(d.aws.max_calls_per_second, Some(20));
+        assert_eq!(
+            d.identity_center.user_match,
+            crate::identity_center::UserMatch::UserName
+        );
+
+        let m = message(from_toml(
+            "[identity_center]\nuser_match = \"login\"\n[aws]\nendpoint_url = \"localhost:5000\"\nmax_calls_per_second = -1\n",
+        ));
+        assert_contains(
+            &m,
+            "identity_center.user_match = \"login\" is not a way to match users",
+        );
+        assert_contains(&m, "use \"user_name\" or \"email\"");
+        assert_contains(
+            &m,
+            "aws.endpoint_url = \"localhost:5000\" is not an http(s) URL",
+        );
+        assert_contains(
+            &m,
+            "aws.max_calls_per_second = -1 is not a whole number from 0 to 10000",
+        );
+        let m = message(with_env("", &[("TIMEBOX_AWS__CALL_TIMEOUT", "10m")]));
+        assert_contains(&m, "aws.call_timeout = \"10m\" is out of range");
     }
 
     #[test]

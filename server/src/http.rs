@@ -57,6 +57,7 @@ pub fn router(services: Services) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/api/{*fn_name}", post(server_functions))
+        .route("/metrics", get(metrics))
         .leptos_routes_with_context(
             &state,
             routes,
@@ -139,4 +140,21 @@ async fn readyz(State(services): State<Services>) -> Response {
                 .into_response()
         }
     }
+}
+
+/// Prometheus metrics. Grants by state are counted at scrape time, so they are right
+/// even on a replica whose reaper is off.
+async fn metrics(State(services): State<Services>) -> Response {
+    match services.store.grant_counts().await {
+        Ok(counts) => services.metrics.set_grant_counts(&counts),
+        Err(e) => tracing::warn!(error = %e, "cannot count grants for /metrics"),
+    }
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        services.metrics.render(),
+    )
+        .into_response()
 }

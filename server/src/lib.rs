@@ -9,7 +9,10 @@
 //! - [`grants`]: the grant service (lifecycle decisions + stored changes);
 //! - [`access`]: the grant service as people reach it, behind `authorize`;
 //! - [`clock`]: the injected clock;
-//! - [`http`]: routes, health checks and the Leptos handler;
+//! - [`http`]: routes, health checks, `/metrics` and the Leptos handler;
+//! - [`identity_center`]: IAM Identity Center behind a trait, over the AWS SDK;
+//! - [`reaper`]: the background job that provisions, revokes and reconciles;
+//! - [`metrics`]: the Prometheus registry;
 //! - [`telemetry`]: structured logs.
 
 pub mod access;
@@ -18,6 +21,9 @@ pub mod clock;
 pub mod config;
 pub mod grants;
 pub mod http;
+pub mod identity_center;
+pub mod metrics;
+pub mod reaper;
 pub mod store;
 pub mod telemetry;
 
@@ -59,6 +65,8 @@ pub struct Services {
     pub auth: auth::Auth,
     /// The grant operations people may call, each checked against the caller.
     pub access: access::GuardedGrants,
+    pub metrics: Arc<metrics::Metrics>,
+    pub identity_center: Arc<dyn identity_center::IdentityCenter>,
 }
 
 impl Services {
@@ -81,6 +89,17 @@ impl Services {
         let config = Arc::new(config);
         let auth = auth::Auth::start(config.clone(), clock.clone()).await?;
         let access = access::GuardedGrants::new(grants.clone(), auth.policy());
+        let metrics = Arc::new(metrics::Metrics::new());
+        // Builds the clients only (region, credentials and endpoints from the chain
+        // and `[aws]`); nothing is called until the reaper's first tick.
+        let identity_center = Arc::new(
+            identity_center::sdk::SdkIdentityCenter::from_config(
+                &config.aws,
+                &config.identity_center,
+                metrics.clone(),
+            )
+            .await,
+        );
         Ok(Self {
             config,
             store,
@@ -88,12 +107,39 @@ impl Services {
             grants,
             auth,
             access,
+            metrics,
+            identity_center,
         })
+    }
+
+    /// Re-reads the catalog from Identity Center now (the "refresh" button of the
+    /// dashboard; the reaper also refreshes it every `identity_center.catalog_refresh`).
+    pub async fn sync_catalog(
+        &self,
+    ) -> Result<identity_center::catalog::SyncReport, identity_center::catalog::CatalogError> {
+        identity_center::catalog::sync(
+            self.identity_center.as_ref(),
+            self.store.as_ref(),
+            self.clock.now(),
+        )
+        .await
+    }
+
+    /// The reaper over these services.
+    pub fn reaper(&self) -> reaper::Reaper {
+        reaper::Reaper::new(
+            self.grants.clone(),
+            self.identity_center.clone(),
+            self.clock.clone(),
+            self.metrics.clone(),
+            reaper::ReaperSettings::from_config(&self.config),
+        )
     }
 }
 
-/// Binds, serves until `shutdown` resolves, then drains in-flight requests for at most
-/// `server.shutdown_grace`.
+/// Binds, starts the reaper (unless `reaper.enabled = false`), serves until
+/// `shutdown` resolves, then drains in-flight requests for at most
+/// `server.shutdown_grace` and lets the reaper finish its current pass.
 pub async fn run(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
@@ -103,7 +149,24 @@ pub async fn run(
     let listener = TcpListener::bind(addr)
         .await
         .map_err(|source| StartError::Bind { addr, source })?;
-    serve(services, listener, shutdown).await
+    let grace = services.config.server.shutdown_grace;
+    let (stop_reaper, reaper_stopped) = tokio::sync::watch::channel(false);
+    let reaper = services
+        .config
+        .reaper
+        .enabled
+        .then(|| tokio::spawn(Arc::new(services.reaper()).run(reaper_stopped)));
+    let result = serve(services, listener, async move {
+        shutdown.await;
+        let _ = stop_reaper.send(true);
+    })
+    .await;
+    if let Some(handle) = reaper {
+        if tokio::time::timeout(grace, handle).await.is_err() {
+            tracing::warn!("the reaper was still working after the shutdown grace period; it resumes from the database at the next start");
+        }
+    }
+    result
 }
 
 /// Serves on an already bound listener (tests bind port 0 and read the address).

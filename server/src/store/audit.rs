@@ -67,13 +67,34 @@ struct Canonical<'a> {
     details: serde_json::Value,
 }
 
-/// The canonical serialisation of `details`: serde_json's default map sorts keys.
+/// The canonical serialisation of `details`: object keys sorted at every level.
+/// Sorted explicitly, not by relying on serde_json's default map: any dependency can
+/// turn on serde_json's `preserve_order` feature (the AWS SDK's HTTP client does),
+/// and a hash must not change with a feature flag.
 pub fn canonical_details(details: &serde_json::Value) -> String {
-    let v = match details {
-        serde_json::Value::Null => serde_json::Value::Object(Default::default()),
-        other => other.clone(),
-    };
-    v.to_string()
+    fn sorted(v: &serde_json::Value) -> serde_json::Value {
+        match v {
+            serde_json::Value::Object(map) => {
+                let mut keys: Vec<&String> = map.keys().collect();
+                keys.sort();
+                let mut out = serde_json::Map::new();
+                for k in keys {
+                    if let Some(child) = map.get(k) {
+                        out.insert(k.clone(), sorted(child));
+                    }
+                }
+                serde_json::Value::Object(out)
+            }
+            serde_json::Value::Array(items) => {
+                serde_json::Value::Array(items.iter().map(sorted).collect())
+            }
+            other => other.clone(),
+        }
+    }
+    match details {
+        serde_json::Value::Null => serde_json::Value::Object(Default::default()).to_string(),
+        other => sorted(other).to_string(),
+    }
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -4,7 +4,10 @@
 //! SQLite stores as RFC 3339 text and PostgreSQL as `timestamptz`).
 
 use super::audit::{self, AuditEvent, ChainVerification, ChainVerifier, NewAuditEvent};
-use super::{Approval, Change, Cursor, Decision, GrantFilter, GrantPatch, Store, StoreError};
+use super::{
+    Approval, CatalogNode, CatalogPermissionSet, Change, Cursor, Decision, GrantAws, GrantFilter,
+    GrantPatch, NodeKind, Store, StoreError,
+};
 use app::domain::{
     AccountId, Grant, GrantDuration, GrantId, GrantRequest, GrantState, Justification,
     PermissionSetName, PersonId, PortalSession, SessionDuration, TicketRef,
@@ -158,6 +161,57 @@ impl From<AuditRow> for AuditEvent {
         }
     }
 }
+
+#[derive(sqlx::FromRow)]
+struct GrantAwsRow {
+    grant_id: String,
+    principal_id: Option<String>,
+    permission_set_arn: Option<String>,
+    create_started_at: Option<DateTime<Utc>>,
+    create_request_id: Option<String>,
+    delete_started_at: Option<DateTime<Utc>>,
+    delete_request_id: Option<String>,
+    shared_with: Option<String>,
+    attempts: i64,
+    next_attempt_at: Option<DateTime<Utc>>,
+    last_error: Option<String>,
+    other_paths: Option<String>,
+}
+
+impl TryFrom<GrantAwsRow> for GrantAws {
+    type Error = StoreError;
+    fn try_from(r: GrantAwsRow) -> Result<Self, StoreError> {
+        Ok(GrantAws {
+            grant_id: Some(
+                GrantId::parse(&r.grant_id)
+                    .map_err(|e| StoreError::Corrupt(format!("grant_aws: {e}")))?,
+            ),
+            principal_id: r.principal_id,
+            permission_set_arn: r.permission_set_arn,
+            create_started_at: r.create_started_at,
+            create_request_id: r.create_request_id,
+            delete_started_at: r.delete_started_at,
+            delete_request_id: r.delete_request_id,
+            shared_with: r.shared_with,
+            attempts: r.attempts,
+            next_attempt_at: r.next_attempt_at,
+            last_error: r.last_error,
+            other_paths: r.other_paths,
+        })
+    }
+}
+
+const GRANT_AWS_COLUMNS: &str = "grant_id, principal_id, permission_set_arn, create_started_at, \
+    create_request_id, delete_started_at, delete_request_id, shared_with, attempts, \
+    next_attempt_at, last_error, other_paths";
+
+/// The grants the reaper must look at (shared by `reaper_due` and `reaper_queue_depth`;
+/// `$1` is now).
+const REAPER_DUE_WHERE: &str = "FROM grants LEFT JOIN grant_aws ON grant_aws.grant_id = grants.id \
+    WHERE (grant_aws.next_attempt_at IS NULL OR grant_aws.next_attempt_at <= $1) \
+    AND ((state = 'approved' AND (requested_start IS NULL OR requested_start <= $1)) \
+      OR state IN ('provisioning', 'revoking') \
+      OR (state = 'active' AND ends_at <= $1))";
 
 fn is_unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
@@ -508,6 +562,261 @@ macro_rules! impl_store {
                     }
                 }
                 Ok(verifier.finish(head_seq, &head_hash))
+            }
+
+            async fn replace_catalog(
+                &self,
+                permission_sets: &[CatalogPermissionSet],
+                nodes: &[CatalogNode],
+                at: DateTime<Utc>,
+            ) -> Result<(), StoreError> {
+                let at = at.trunc_subsecs(6);
+                let mut tx = self.pool.begin().await?;
+                sqlx::query("DELETE FROM catalog_permission_sets")
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query("DELETE FROM catalog_nodes").execute(&mut *tx).await?;
+                for p in permission_sets {
+                    sqlx::query(
+                        "INSERT INTO catalog_permission_sets \
+                         (arn, name, description, session_duration_seconds, synced_at) \
+                         VALUES ($1, $2, $3, $4, $5)",
+                    )
+                    .bind(&p.arn)
+                    .bind(&p.name)
+                    .bind(&p.description)
+                    .bind(p.session_duration_seconds)
+                    .bind(at)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                for n in nodes {
+                    sqlx::query(
+                        "INSERT INTO catalog_nodes (id, kind, name, parent_id, synced_at) \
+                         VALUES ($1, $2, $3, $4, $5)",
+                    )
+                    .bind(&n.id)
+                    .bind(n.kind.as_str())
+                    .bind(&n.name)
+                    .bind(&n.parent_id)
+                    .bind(at)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                sqlx::query(
+                    "INSERT INTO catalog_sync (id, last_synced_at) VALUES (1, $1) \
+                     ON CONFLICT (id) DO UPDATE SET last_synced_at = excluded.last_synced_at",
+                )
+                .bind(at)
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn catalog_permission_sets(
+                &self,
+            ) -> Result<Vec<CatalogPermissionSet>, StoreError> {
+                let rows: Vec<(String, String, Option<String>, i64)> = sqlx::query_as(
+                    "SELECT arn, name, description, session_duration_seconds \
+                     FROM catalog_permission_sets ORDER BY name",
+                )
+                .fetch_all(&self.pool)
+                .await?;
+                Ok(rows
+                    .into_iter()
+                    .map(|(arn, name, description, session_duration_seconds)| {
+                        CatalogPermissionSet {
+                            arn,
+                            name,
+                            description,
+                            session_duration_seconds,
+                        }
+                    })
+                    .collect())
+            }
+
+            async fn catalog_nodes(&self) -> Result<Vec<CatalogNode>, StoreError> {
+                let rows: Vec<(String, String, String, Option<String>)> = sqlx::query_as(
+                    "SELECT id, kind, name, parent_id FROM catalog_nodes ORDER BY kind, name, id",
+                )
+                .fetch_all(&self.pool)
+                .await?;
+                rows.into_iter()
+                    .map(|(id, kind, name, parent_id)| {
+                        Ok(CatalogNode {
+                            kind: NodeKind::parse(&kind).ok_or_else(|| {
+                                StoreError::Corrupt(format!("catalog node {id}: kind {kind:?}"))
+                            })?,
+                            id,
+                            name,
+                            parent_id,
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn catalog_synced_at(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+                let row: Option<(DateTime<Utc>,)> =
+                    sqlx::query_as("SELECT last_synced_at FROM catalog_sync WHERE id = 1")
+                        .fetch_optional(&self.pool)
+                        .await?;
+                Ok(row.map(|(t,)| t))
+            }
+
+            async fn reaper_due(
+                &self,
+                now: DateTime<Utc>,
+                limit: u32,
+            ) -> Result<Vec<Grant>, StoreError> {
+                let columns = GRANT_COLUMNS
+                    .split(", ")
+                    .map(|c| format!("grants.{}", c.trim()))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                let rows: Vec<GrantRow> = sqlx::query_as(&format!(
+                    "SELECT {columns} {REAPER_DUE_WHERE} \
+                     ORDER BY COALESCE(ends_at, requested_start, created_at), id LIMIT $2"
+                ))
+                .bind(now.trunc_subsecs(6))
+                .bind(i64::from(limit.clamp(1, 10_000)))
+                .fetch_all(&self.pool)
+                .await?;
+                rows.into_iter().map(Grant::try_from).collect()
+            }
+
+            async fn reaper_queue_depth(&self, now: DateTime<Utc>) -> Result<i64, StoreError> {
+                let (n,): (i64,) =
+                    sqlx::query_as(&format!("SELECT COUNT(*) {REAPER_DUE_WHERE}"))
+                        .bind(now.trunc_subsecs(6))
+                        .fetch_one(&self.pool)
+                        .await?;
+                Ok(n)
+            }
+
+            async fn grant_counts(&self) -> Result<Vec<(GrantState, i64)>, StoreError> {
+                let rows: Vec<(String, i64)> =
+                    sqlx::query_as("SELECT state, COUNT(*) FROM grants GROUP BY state")
+                        .fetch_all(&self.pool)
+                        .await?;
+                rows.into_iter()
+                    .map(|(s, n)| {
+                        GrantState::parse(&s)
+                            .map(|st| (st, n))
+                            .ok_or_else(|| StoreError::Corrupt(format!("grant state {s:?}")))
+                    })
+                    .collect()
+            }
+
+            async fn lease_target(
+                &self,
+                target: &str,
+                owner: &str,
+                now: DateTime<Utc>,
+                until: DateTime<Utc>,
+            ) -> Result<bool, StoreError> {
+                // One statement, so two replicas cannot both see the lease as free.
+                let done = sqlx::query(
+                    "INSERT INTO target_leases (target, owner, lease_until) VALUES ($1, $2, $3) \
+                     ON CONFLICT (target) DO UPDATE \
+                     SET owner = excluded.owner, lease_until = excluded.lease_until \
+                     WHERE target_leases.owner = excluded.owner \
+                        OR target_leases.lease_until < $4",
+                )
+                .bind(target)
+                .bind(owner)
+                .bind(until.trunc_subsecs(6))
+                .bind(now.trunc_subsecs(6))
+                .execute(&self.pool)
+                .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn release_target(&self, target: &str, owner: &str) -> Result<(), StoreError> {
+                sqlx::query("DELETE FROM target_leases WHERE target = $1 AND owner = $2")
+                    .bind(target)
+                    .bind(owner)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn grant_aws(&self, id: GrantId) -> Result<Option<GrantAws>, StoreError> {
+                let row: Option<GrantAwsRow> = sqlx::query_as(&format!(
+                    "SELECT {GRANT_AWS_COLUMNS} FROM grant_aws WHERE grant_id = $1"
+                ))
+                .bind(id.to_string())
+                .fetch_optional(&self.pool)
+                .await?;
+                row.map(GrantAws::try_from).transpose()
+            }
+
+            async fn save_grant_aws(&self, id: GrantId, w: &GrantAws) -> Result<(), StoreError> {
+                let trunc = |t: Option<DateTime<Utc>>| t.map(|t| t.trunc_subsecs(6));
+                sqlx::query(&format!(
+                    "INSERT INTO grant_aws ({GRANT_AWS_COLUMNS}) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
+                     ON CONFLICT (grant_id) DO UPDATE SET \
+                     principal_id = excluded.principal_id, \
+                     permission_set_arn = excluded.permission_set_arn, \
+                     create_started_at = excluded.create_started_at, \
+                     create_request_id = excluded.create_request_id, \
+                     delete_started_at = excluded.delete_started_at, \
+                     delete_request_id = excluded.delete_request_id, \
+                     shared_with = excluded.shared_with, \
+                     attempts = excluded.attempts, \
+                     next_attempt_at = excluded.next_attempt_at, \
+                     last_error = excluded.last_error, \
+                     other_paths = excluded.other_paths"
+                ))
+                .bind(id.to_string())
+                .bind(&w.principal_id)
+                .bind(&w.permission_set_arn)
+                .bind(trunc(w.create_started_at))
+                .bind(&w.create_request_id)
+                .bind(trunc(w.delete_started_at))
+                .bind(&w.delete_request_id)
+                .bind(&w.shared_with)
+                .bind(w.attempts)
+                .bind(trunc(w.next_attempt_at))
+                .bind(&w.last_error)
+                .bind(&w.other_paths)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn grant_aws_in_states(
+                &self,
+                states: &[GrantState],
+            ) -> Result<Vec<(Grant, GrantAws)>, StoreError> {
+                if states.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let mut qb = sqlx::QueryBuilder::<$db>::new(format!(
+                    "SELECT {} FROM grant_aws JOIN grants ON grants.id = grant_aws.grant_id \
+                     WHERE grants.state IN (",
+                    GRANT_AWS_COLUMNS
+                        .split(", ")
+                        .map(|c| format!("grant_aws.{}", c.trim()))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
+                let mut sep = qb.separated(", ");
+                for s in states {
+                    sep.push_bind(s.as_str());
+                }
+                qb.push(")");
+                let rows: Vec<GrantAwsRow> = qb.build_query_as().fetch_all(&self.pool).await?;
+                let mut out = Vec::with_capacity(rows.len());
+                for row in rows {
+                    let w = GrantAws::try_from(row)?;
+                    let Some(id) = w.grant_id else { continue };
+                    if let Some(g) = self.get_grant(id).await? {
+                        out.push((g, w));
+                    }
+                }
+                Ok(out)
             }
         }
     };

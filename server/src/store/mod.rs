@@ -156,6 +156,129 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
 
     /// Walks the whole chain page by page and reports the first broken link.
     async fn verify_audit_chain(&self) -> Result<ChainVerification, StoreError>;
+
+    // --- the Identity Center catalog -------------------------------------------
+
+    /// Replaces the cached catalog with a fresh sync, in one transaction.
+    async fn replace_catalog(
+        &self,
+        permission_sets: &[CatalogPermissionSet],
+        nodes: &[CatalogNode],
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+
+    async fn catalog_permission_sets(&self) -> Result<Vec<CatalogPermissionSet>, StoreError>;
+
+    async fn catalog_nodes(&self) -> Result<Vec<CatalogNode>, StoreError>;
+
+    /// When the catalog was last synced, `None` before the first sync.
+    async fn catalog_synced_at(&self) -> Result<Option<DateTime<Utc>>, StoreError>;
+
+    // --- the reaper's work -----------------------------------------------------
+
+    /// Grants the reaper has something to do for at `now`: approved and due,
+    /// provisioning, active past their end, revoking; skipping those backing off.
+    /// Oldest deadline first.
+    async fn reaper_due(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<Grant>, StoreError>;
+
+    /// How many grants [`Store::reaper_due`] would return without a limit.
+    async fn reaper_queue_depth(&self, now: DateTime<Utc>) -> Result<i64, StoreError>;
+
+    /// Grants per state, for metrics.
+    async fn grant_counts(&self) -> Result<Vec<(GrantState, i64)>, StoreError>;
+
+    /// Takes (or renews) the lease on `target` for `owner` until `until`, if it is
+    /// free, expired at `now`, or already `owner`'s. True when `owner` holds it.
+    async fn lease_target(
+        &self,
+        target: &str,
+        owner: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
+
+    /// Gives the lease back (only if `owner` still holds it).
+    async fn release_target(&self, target: &str, owner: &str) -> Result<(), StoreError>;
+
+    async fn grant_aws(&self, id: GrantId) -> Result<Option<GrantAws>, StoreError>;
+
+    /// Writes the whole row (insert or replace).
+    async fn save_grant_aws(&self, id: GrantId, row: &GrantAws) -> Result<(), StoreError>;
+
+    /// Every grant's AWS row whose grant is in one of `states`.
+    async fn grant_aws_in_states(
+        &self,
+        states: &[GrantState],
+    ) -> Result<Vec<(Grant, GrantAws)>, StoreError>;
+}
+
+/// A permission set as the catalog caches it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CatalogPermissionSet {
+    pub arn: String,
+    pub name: String,
+    pub description: Option<String>,
+    /// `SessionDuration`, in seconds.
+    pub session_duration_seconds: i64,
+}
+
+/// What a node of the organisation tree is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NodeKind {
+    Root,
+    Ou,
+    Account,
+}
+
+impl NodeKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NodeKind::Root => "root",
+            NodeKind::Ou => "ou",
+            NodeKind::Account => "account",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [NodeKind::Root, NodeKind::Ou, NodeKind::Account]
+            .into_iter()
+            .find(|k| k.as_str() == s)
+    }
+}
+
+/// One root, organisational unit or account, with its parent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CatalogNode {
+    pub id: String,
+    pub kind: NodeKind,
+    pub name: String,
+    pub parent_id: Option<String>,
+}
+
+/// The reaper's AWS bookkeeping for one grant. Every field is written before the
+/// AWS call it enables is relied on, so a restart resumes from here.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GrantAws {
+    pub grant_id: Option<GrantId>,
+    /// The Identity Store user id of the requester.
+    pub principal_id: Option<String>,
+    pub permission_set_arn: Option<String>,
+    /// Set just before `CreateAccountAssignment` is sent.
+    pub create_started_at: Option<DateTime<Utc>>,
+    pub create_request_id: Option<String>,
+    /// Set just before `DeleteAccountAssignment` is sent.
+    pub delete_started_at: Option<DateTime<Utc>>,
+    pub delete_request_id: Option<String>,
+    /// The grant shares its assignment with these other grants (JSON list of ids).
+    pub shared_with: Option<String>,
+    /// Failed attempts of the current step.
+    pub attempts: i64,
+    /// Retry not before this time (backoff).
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    pub last_error: Option<String>,
+    /// Other ways to the same access found at activation (JSON).
+    pub other_paths: Option<String>,
 }
 
 /// Opens the store named by `url`, creating (SQLite) and migrating it.

@@ -93,3 +93,44 @@ async fn shutdown_is_graceful_and_prompt() {
         "no longer listening"
     );
 }
+
+#[tokio::test]
+async fn metrics_count_grants_by_state() {
+    let db = TestDb::sqlite().await;
+    let store = db.store();
+    let grants = timebox_server::grants::GrantService::new(
+        store.clone(),
+        std::sync::Arc::new(timebox_server::clock::SystemClock),
+    );
+    for user in ["alice", "bob"] {
+        crate::reaper::approved_grant(&grants, user, "111122223333", "ReadOnlyAccess", 60).await;
+    }
+    let app = TestApp::spawn(&db).await;
+    let r = app.get("/metrics").await;
+    assert_eq!(r.status(), 200);
+    assert!(r
+        .headers()
+        .get("content-type")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .starts_with("text/plain"));
+    let body = r.text().await.unwrap();
+    assert!(
+        body.contains("timebox_grants{state=\"approved\"} 2"),
+        "{body}"
+    );
+    assert!(
+        body.contains("timebox_grants{state=\"active\"} 0"),
+        "{body}"
+    );
+    // Labelled families appear once they have a sample (see aws_errors.rs for the
+    // AWS call and failure counters).
+    for name in ["timebox_reaper_lag_seconds", "timebox_reaper_queue_depth"] {
+        assert!(
+            body.contains(&format!("# TYPE {name}")),
+            "{name} missing:\n{body}"
+        );
+    }
+    app.stop().await.unwrap();
+}

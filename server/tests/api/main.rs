@@ -8,8 +8,12 @@
 )]
 mod access;
 mod auth;
+mod aws_errors;
+mod crash;
 mod helpers;
 mod http;
+mod moto;
 mod provider;
+mod reaper;
 mod startup;
 mod store_suite;

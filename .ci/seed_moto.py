@@ -1,0 +1,88 @@
+#!/usr/bin/env python3
+"""Seeds the AWS emulator (moto_server) with a small, realistic organisation for the
+local demo (.ci/dev): an organisation with two OUs and four member accounts, an IAM
+Identity Center identity store with people and groups, three permission sets, and one
+standing group assignment. Usage: seed_moto.py http://127.0.0.1:5000
+"""
+import sys
+
+import boto3
+
+url = sys.argv[1]
+kw = dict(
+    endpoint_url=url,
+    region_name="us-east-1",
+    aws_access_key_id="testing",
+    aws_secret_access_key="testing",
+)
+orgs = boto3.client("organizations", **kw)
+sso = boto3.client("sso-admin", **kw)
+ids = boto3.client("identitystore", **kw)
+
+orgs.create_organization(FeatureSet="ALL")
+root = orgs.list_roots()["Roots"][0]["Id"]
+ous = {
+    name: orgs.create_organizational_unit(ParentId=root, Name=name)["OrganizationalUnit"]["Id"]
+    for name in ("Production", "Development")
+}
+accounts = {}
+for name, ou in (
+    ("payments-prod", "Production"),
+    ("web-prod", "Production"),
+    ("sandbox-dev", "Development"),
+    ("data-dev", "Development"),
+):
+    status = orgs.create_account(AccountName=name, Email=f"aws+{name}@example.com")
+    account_id = status["CreateAccountStatus"]["AccountId"]
+    orgs.move_account(AccountId=account_id, SourceParentId=root, DestinationParentId=ous[ou])
+    accounts[name] = account_id
+
+instance = sso.list_instances()["Instances"][0]
+instance_arn = instance["InstanceArn"]
+store = instance["IdentityStoreId"]
+
+users = {}
+for user, given, family in (
+    ("alice", "Alice", "Martin"),
+    ("bob", "Bob", "Okafor"),
+    ("carol", "Carol", "Nguyen"),
+    ("dave", "Dave", "Schmidt"),
+):
+    users[user] = ids.create_user(
+        IdentityStoreId=store,
+        UserName=user,
+        DisplayName=f"{given} {family}",
+        Name={"GivenName": given, "FamilyName": family},
+        Emails=[{"Value": f"{user}@example.com", "Primary": True}],
+    )["UserId"]
+groups = {
+    g: ids.create_group(IdentityStoreId=store, DisplayName=g)["GroupId"]
+    for g in ("sre", "developers")
+}
+for user, group in (("alice", "sre"), ("bob", "sre"), ("carol", "developers"), ("dave", "developers")):
+    ids.create_group_membership(
+        IdentityStoreId=store, GroupId=groups[group], MemberId={"UserId": users[user]}
+    )
+
+sets = {}
+for name, session, description in (
+    ("AdministratorAccess", "PT1H", "Full access, for incidents"),
+    ("DatabaseAdmin", "PT2H", "RDS and DynamoDB administration"),
+    ("ReadOnlyAccess", "PT4H", "Read-only access to every service"),
+):
+    # moto answers an integer for a missing SessionDuration: always give one.
+    sets[name] = sso.create_permission_set(
+        InstanceArn=instance_arn, Name=name, Description=description, SessionDuration=session
+    )["PermissionSet"]["PermissionSetArn"]
+
+# Standing access Timebox should notice as "another path": developers read sandbox-dev.
+sso.create_account_assignment(
+    InstanceArn=instance_arn,
+    TargetId=accounts["sandbox-dev"],
+    TargetType="AWS_ACCOUNT",
+    PermissionSetArn=sets["ReadOnlyAccess"],
+    PrincipalType="GROUP",
+    PrincipalId=groups["developers"],
+)
+
+print(f"seeded {len(accounts)} accounts, {len(users)} users, {len(groups)} groups, {len(sets)} permission sets")

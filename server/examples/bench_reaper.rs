@@ -1,0 +1,409 @@
+//! The reaper benchmark (not a timed test): seeds N active grants whose ends fall
+//! within the same minute, with their assignments in the AWS emulator, runs the
+//! reaper in real time, and prints the lag from each grant's end to its
+//! `DeleteAccountAssignment` call (p50, p99, max) and the throughput.
+//!
+//! ```text
+//! cargo run --release -p server --example bench_reaper -- \
+//!     [--grants 10000] [--rate 0] [--interval-ms 250] [--concurrency 32] \
+//!     [--database sqlite://…|postgres://…] [--moto-url http://127.0.0.1:5000]
+//! ```
+//! `--rate` is the AWS call rate limit (`aws.max_calls_per_second`, 0 = none). Without
+//! `--moto-url` a `moto_server` is started on a free port. See docs/benchmarks.md.
+
+#![expect(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a benchmark command: a panic is its error report"
+)]
+
+use app::domain::{
+    AccountId, Action, Actor, GrantDuration, GrantRequest, GrantState, Justification,
+    PermissionSetName, PersonId, PortalSession,
+};
+use chrono::Utc;
+use futures_util::StreamExt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use timebox_server::clock::SystemClock;
+use timebox_server::grants::GrantService;
+use timebox_server::identity_center::sdk::{Clients, SdkIdentityCenter};
+use timebox_server::identity_center::{IdentityCenter, UserMatch};
+use timebox_server::metrics::Metrics;
+use timebox_server::reaper::{Reaper, ReaperSettings};
+use timebox_server::store::{GrantAws, GrantPatch};
+
+struct Args {
+    grants: usize,
+    rate: u32,
+    interval_ms: u64,
+    concurrency: usize,
+    database: Option<String>,
+    moto_url: Option<String>,
+}
+
+fn args() -> Args {
+    let mut a = Args {
+        grants: 10_000,
+        rate: 0,
+        interval_ms: 250,
+        concurrency: 32,
+        database: None,
+        moto_url: None,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(k) = it.next() {
+        let v = it.next().unwrap_or_else(|| panic!("{k} needs a value"));
+        match k.as_str() {
+            "--grants" => a.grants = v.parse().expect("--grants N"),
+            "--rate" => a.rate = v.parse().expect("--rate N"),
+            "--interval-ms" => a.interval_ms = v.parse().expect("--interval-ms N"),
+            "--concurrency" => a.concurrency = v.parse().expect("--concurrency N"),
+            "--database" => a.database = Some(v),
+            "--moto-url" => a.moto_url = Some(v),
+            other => panic!("unknown option {other}"),
+        }
+    }
+    a
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+#[tokio::main]
+async fn main() {
+    let a = args();
+    let dir = tempfile::tempdir().unwrap();
+    let (moto_url, _moto) = match &a.moto_url {
+        Some(u) => (u.clone(), None),
+        None => {
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
+            let child = std::process::Command::new(
+                std::env::var("TIMEBOX_MOTO_SERVER").unwrap_or_else(|_| "moto_server".into()),
+            )
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("moto_server (pip install 'moto[server]')");
+            let url = format!("http://127.0.0.1:{port}");
+            for _ in 0..200 {
+                if reqwest::get(format!("{url}/moto-api/data.json"))
+                    .await
+                    .is_ok()
+                {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            (url, Some(KillOnDrop(child)))
+        }
+    };
+    let db_url = a
+        .database
+        .clone()
+        .unwrap_or_else(|| format!("sqlite://{}", dir.path().join("bench.db").display()));
+    let store = timebox_server::store::connect(&db_url, 16)
+        .await
+        .expect("database");
+    let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("us-east-1"))
+        .endpoint_url(&moto_url)
+        .credentials_provider(aws_sdk_ssoadmin::config::Credentials::new(
+            "testing", "testing", None, None, "bench",
+        ))
+        .retry_config(aws_config::retry::RetryConfig::disabled())
+        .load()
+        .await;
+    let clients = Clients {
+        sso_admin: aws_sdk_ssoadmin::Client::new(&conf),
+        identity_store: aws_sdk_identitystore::Client::new(&conf),
+        organizations: aws_sdk_organizations::Client::new(&conf),
+    };
+    let metrics = Arc::new(Metrics::new());
+    let ic = Arc::new(SdkIdentityCenter::new(
+        clients.clone(),
+        None,
+        None,
+        metrics.clone(),
+        (a.rate > 0).then_some(a.rate),
+    ));
+    let instance = ic.instance().await.expect("ListInstances");
+
+    // The targets: 10 permission sets × 10 accounts × as many users as needed.
+    eprintln!("seeding {} grants…", a.grants);
+    let seed_started = Instant::now();
+    let mut sets = Vec::new();
+    for i in 0..10 {
+        let out = clients
+            .sso_admin
+            .create_permission_set()
+            .instance_arn(&instance.instance_arn)
+            .name(format!("Bench{i}"))
+            .session_duration("PT1H")
+            .send()
+            .await
+            .unwrap();
+        sets.push((
+            format!("Bench{i}"),
+            out.permission_set()
+                .unwrap()
+                .permission_set_arn()
+                .unwrap()
+                .to_owned(),
+        ));
+    }
+    timebox_server::identity_center::catalog::sync(ic.as_ref(), store.as_ref(), Utc::now())
+        .await
+        .ok();
+    let accounts: Vec<String> = (0..10)
+        .map(|i| format!("{:012}", 100_000_000_000u64 + i))
+        .collect();
+    let grants = GrantService::new(store.clone(), Arc::new(SystemClock));
+    // Seeding runs at roughly 80 grants/s against moto: leave it time to finish.
+    let ends_from = Utc::now() + chrono::Duration::milliseconds(20_000 + (a.grants as i64) * 15);
+    let plan: Vec<(usize, String, String, String, String)> = (0..a.grants)
+        .map(|n| {
+            let (ps, arn) = sets[n % 10].clone();
+            let account = accounts[(n / 10) % 10].clone();
+            let user = format!("bench-user-{}", n / 100);
+            (n, user, account, ps, arn)
+        })
+        .collect();
+    let seeded: Vec<()> =
+        futures_util::stream::iter(plan.into_iter().map(|(n, user, account, ps, arn)| {
+            let grants = grants.clone();
+            let sso = clients.sso_admin.clone();
+            let instance_arn = instance.instance_arn.clone();
+            async move {
+                let principal = format!("principal-{user}");
+                sso.create_account_assignment()
+                    .instance_arn(&instance_arn)
+                    .target_id(&account)
+                    .target_type(aws_sdk_ssoadmin::types::TargetType::AwsAccount)
+                    .permission_set_arn(&arn)
+                    .principal_type(aws_sdk_ssoadmin::types::PrincipalType::User)
+                    .principal_id(&principal)
+                    .send()
+                    .await
+                    .unwrap();
+                let g = grants
+                    .request(GrantRequest {
+                        requester: PersonId::parse(&user).unwrap(),
+                        account_id: AccountId::parse(&account).unwrap(),
+                        permission_set: PermissionSetName::parse(&ps).unwrap(),
+                        justification: Justification::parse("benchmark of the reaper").unwrap(),
+                        ticket: None,
+                        duration: GrantDuration::from_minutes(60, None).unwrap(),
+                        requested_start: None,
+                        approvals_required: 0,
+                    })
+                    .await
+                    .unwrap();
+                let j = serde_json::json!({});
+                grants
+                    .act(
+                        g.id,
+                        Action::AutoApprove,
+                        &Actor::System,
+                        None,
+                        GrantPatch::default(),
+                        j.clone(),
+                    )
+                    .await
+                    .unwrap();
+                grants
+                    .act(
+                        g.id,
+                        Action::StartProvisioning,
+                        &Actor::System,
+                        None,
+                        GrantPatch::default(),
+                        j.clone(),
+                    )
+                    .await
+                    .unwrap();
+                grants
+                    .store()
+                    .save_grant_aws(
+                        g.id,
+                        &GrantAws {
+                            principal_id: Some(principal),
+                            permission_set_arn: Some(arn),
+                            create_request_id: Some("seeded".into()),
+                            ..GrantAws::default()
+                        },
+                    )
+                    .await
+                    .unwrap();
+                // Ends spread evenly over one minute.
+                let end = ends_from
+                    + chrono::Duration::milliseconds((n as i64 * 60_000) / a.grants as i64);
+                grants
+                    .act(
+                        g.id,
+                        Action::ProvisionSucceeded,
+                        &Actor::System,
+                        None,
+                        GrantPatch {
+                            activated_at: Some(end - chrono::Duration::hours(1)),
+                            ends_at: Some(end),
+                            permission_set_session_seconds: Some(3600),
+                            portal_session_seconds: Some(8 * 3600),
+                            ..GrantPatch::default()
+                        },
+                        j,
+                    )
+                    .await
+                    .unwrap();
+            }
+        }))
+        .buffer_unordered(16)
+        .collect()
+        .await;
+    eprintln!(
+        "seeded {} grants in {:.1}s; ends fall in [{ends_from}, +60s)",
+        seeded.len(),
+        seed_started.elapsed().as_secs_f64()
+    );
+    if Utc::now() >= ends_from {
+        eprintln!("warning: seeding overran the first end; lags of the first grants include it");
+    }
+
+    let reaper = Arc::new(Reaper::new(
+        grants.clone(),
+        ic.clone(),
+        Arc::new(SystemClock),
+        metrics.clone(),
+        ReaperSettings {
+            interval: Duration::from_millis(a.interval_ms),
+            lease: Duration::from_secs(30),
+            batch: 5000,
+            concurrency: a.concurrency,
+            poll_initial: Duration::from_millis(50),
+            poll_max: Duration::from_secs(1),
+            poll_budget: Duration::from_secs(5),
+            backoff_base: Duration::from_secs(1),
+            backoff_cap: Duration::from_secs(30),
+            provision_attempts: 5,
+            portal_session: PortalSession::DEFAULT,
+            user_match: UserMatch::UserName,
+            catalog_refresh: Duration::from_secs(3600),
+            reconcile_every: 0,
+        },
+    ));
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    // The server's loop (Reaper::run): a task per due target, passes every interval.
+    let task = tokio::spawn(reaper.clone().run(stopped));
+    let started = Instant::now();
+    loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let counts = store.grant_counts().await.unwrap();
+        let revoked = counts
+            .iter()
+            .find(|(s, _)| *s == GrantState::Revoked)
+            .map_or(0, |c| c.1);
+        if revoked as usize >= a.grants || started.elapsed() > Duration::from_secs(900) {
+            break;
+        }
+    }
+    let _ = stop.send(true);
+    let _ = task.await;
+
+    // Lag: from each grant's end to the moment its DeleteAccountAssignment was sent.
+    let mut lags = Vec::new();
+    let mut first_delete = None;
+    let mut last_delete = None;
+    let mut after = None;
+    loop {
+        let page = store
+            .list_grants(&Default::default(), after, 1000)
+            .await
+            .unwrap();
+        let Some(last) = page.last() else { break };
+        after = Some(timebox_server::store::Cursor {
+            created_at: last.created_at,
+            id: last.id,
+        });
+        for g in &page {
+            let w = store.grant_aws(g.id).await.unwrap().unwrap();
+            if let (Some(end), Some(sent)) = (g.ends_at, w.delete_started_at) {
+                lags.push((sent - end).num_microseconds().unwrap_or(0) as f64 / 1e6);
+                first_delete =
+                    Some(first_delete.map_or(sent, |f: chrono::DateTime<Utc>| f.min(sent)));
+                last_delete =
+                    Some(last_delete.map_or(sent, |l: chrono::DateTime<Utc>| l.max(sent)));
+            }
+        }
+    }
+    lags.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let span = match (first_delete, last_delete) {
+        (Some(f), Some(l)) => (l - f).num_milliseconds() as f64 / 1000.0,
+        _ => f64::NAN,
+    };
+    let aws_calls: u64 = ["DeleteAccountAssignment"]
+        .iter()
+        .map(|op| {
+            metrics
+                .aws_call_seconds
+                .with_label_values(&[op])
+                .get_sample_count()
+        })
+        .sum();
+    println!(
+        "grants: {}  revoked: {}  deletes sent: {aws_calls}",
+        a.grants,
+        lags.len()
+    );
+    println!(
+        "reaper interval: {} ms  concurrency: {}  AWS rate limit: {}",
+        a.interval_ms,
+        a.concurrency,
+        if a.rate == 0 {
+            "none".to_owned()
+        } else {
+            format!("{}/s", a.rate)
+        }
+    );
+    println!(
+        "lag end → DeleteAccountAssignment: p50 {:.3}s  p99 {:.3}s  max {:.3}s",
+        percentile(&lags, 50.0),
+        percentile(&lags, 99.0),
+        lags.last().copied().unwrap_or(f64::NAN)
+    );
+    for op in [
+        "DeleteAccountAssignment",
+        "DescribeAccountAssignmentDeletionStatus",
+    ] {
+        let h = metrics.aws_call_seconds.with_label_values(&[op]);
+        println!(
+            "{op}: {} calls, mean {:.1} ms",
+            h.get_sample_count(),
+            1000.0 * h.get_sample_sum() / (h.get_sample_count().max(1) as f64)
+        );
+    }
+    // The ends arrive evenly over one minute, so this is the arrival rate the reaper
+    // kept up with (lags stay flat) or fell behind (lags grow towards the end).
+    println!(
+        "throughput: {:.0} revocations/s (first to last delete over {span:.1}s)",
+        lags.len() as f64 / span.max(0.001)
+    );
+}
+
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

@@ -1,0 +1,159 @@
+//! IAM Identity Center, behind one trait. The reaper, the catalog sync and identity
+//! mapping only see [`IdentityCenter`]; [`sdk::SdkIdentityCenter`] implements it over
+//! the official AWS SDK (sso-admin, identitystore, organizations), with injected
+//! clients so tests point it at the emulator or at `aws-smithy-mocks`.
+//!
+//! Errors are classified once, here: [`IcError::is_retryable`] says whether trying
+//! again later can help (throttling, `ConflictException`, 5xx, timeouts).
+
+pub mod catalog;
+pub mod sdk;
+
+use async_trait::async_trait;
+
+/// The Identity Center instance Timebox works with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Instance {
+    pub instance_arn: String,
+    pub identity_store_id: String,
+}
+
+/// One account assignment: who, where, what.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Assignment {
+    pub account_id: String,
+    pub permission_set_arn: String,
+    /// `USER` or `GROUP`.
+    pub principal_type: String,
+    pub principal_id: String,
+}
+
+/// A permission set as `DescribePermissionSet` gives it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PermissionSetInfo {
+    pub arn: String,
+    pub name: String,
+    pub description: Option<String>,
+    /// ISO-8601, such as `PT1H`.
+    pub session_duration: Option<String>,
+}
+
+/// The status of an asynchronous assignment creation or deletion.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OperationStatus {
+    InProgress,
+    Succeeded,
+    Failed(String),
+}
+
+/// The answer to `CreateAccountAssignment` / `DeleteAccountAssignment`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Operation {
+    pub request_id: String,
+    pub status: OperationStatus,
+}
+
+/// How a dashboard person is looked up in the identity store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UserMatch {
+    UserName,
+    Email,
+}
+
+impl UserMatch {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UserMatch::UserName => "user_name",
+            UserMatch::Email => "email",
+        }
+    }
+}
+
+/// What kind of failure an AWS call had.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IcErrorKind {
+    /// Throttling, `ConflictException`, 5xx, timeouts, connection failures: try again.
+    Retryable,
+    /// The thing asked about does not exist.
+    NotFound,
+    /// Anything else (access denied, validation): retrying will not help.
+    Permanent,
+}
+
+impl IcErrorKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IcErrorKind::Retryable => "retryable",
+            IcErrorKind::NotFound => "not_found",
+            IcErrorKind::Permanent => "permanent",
+        }
+    }
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{operation} failed ({code}): {message}")]
+pub struct IcError {
+    pub operation: &'static str,
+    pub kind: IcErrorKind,
+    /// AWS's error code (`ThrottlingException`, …) or a transport class.
+    pub code: String,
+    pub message: String,
+}
+
+impl IcError {
+    pub fn is_retryable(&self) -> bool {
+        self.kind == IcErrorKind::Retryable
+    }
+}
+
+/// Why a dashboard person could not be mapped to an identity-store user.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum IdentityError {
+    #[error("no identity-store user has {by} {value:?}; check the user exists in IAM Identity Center and identity_center.user_match")]
+    NoMatch { by: &'static str, value: String },
+    #[error(
+        "{count} identity-store users have {by} {value:?}; make it unique or match by user_name"
+    )]
+    Ambiguous {
+        by: &'static str,
+        value: String,
+        count: usize,
+    },
+    #[error(transparent)]
+    Aws(#[from] IcError),
+}
+
+/// The Identity Center operations Timebox needs.
+#[async_trait]
+pub trait IdentityCenter: Send + Sync + std::fmt::Debug + 'static {
+    /// The configured instance, or the one `ListInstances` returns (cached).
+    async fn instance(&self) -> Result<Instance, IcError>;
+
+    async fn list_permission_sets(&self) -> Result<Vec<PermissionSetInfo>, IcError>;
+
+    async fn describe_permission_set(&self, arn: &str) -> Result<PermissionSetInfo, IcError>;
+
+    /// The organisation tree: roots, OUs and accounts with their parents.
+    async fn organization_tree(&self) -> Result<Vec<crate::store::CatalogNode>, IcError>;
+
+    /// The identity-store user id of the person whose `by` attribute is `value`.
+    async fn find_user(&self, by: UserMatch, value: &str) -> Result<String, IdentityError>;
+
+    /// The groups the user is a direct member of.
+    async fn user_groups(&self, user_id: &str) -> Result<Vec<String>, IcError>;
+
+    async fn create_assignment(&self, a: &Assignment) -> Result<Operation, IcError>;
+
+    async fn creation_status(&self, request_id: &str) -> Result<OperationStatus, IcError>;
+
+    async fn delete_assignment(&self, a: &Assignment) -> Result<Operation, IcError>;
+
+    async fn deletion_status(&self, request_id: &str) -> Result<OperationStatus, IcError>;
+
+    /// Every assignment of `permission_set_arn` in `account_id` (users and groups).
+    async fn list_assignments(
+        &self,
+        account_id: &str,
+        permission_set_arn: &str,
+    ) -> Result<Vec<Assignment>, IcError>;
+}

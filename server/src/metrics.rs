@@ -1,0 +1,128 @@
+//! Prometheus metrics, served on `/metrics`: the reaper's lag and queue depth, AWS
+//! call latencies and errors, grants by state. One registry per server (no global),
+//! handed to whoever records.
+
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
+};
+
+#[derive(Debug, Clone)]
+pub struct Metrics {
+    registry: Registry,
+    /// Seconds from a grant's end to the reaper's `DeleteAccountAssignment` call.
+    pub reaper_lag: Histogram,
+    /// Grants the reaper has something to do for, at the last tick.
+    pub reaper_queue_depth: IntGauge,
+    /// Steps that failed, by step and kind of failure.
+    pub reaper_failures: IntCounterVec,
+    /// AWS call latency by operation.
+    pub aws_call_seconds: HistogramVec,
+    /// AWS call errors by operation and error code.
+    pub aws_call_errors: IntCounterVec,
+    /// Grants by state, refreshed by the reaper.
+    pub grants_by_state: IntGaugeVec,
+}
+
+impl Metrics {
+    /// Registers every metric. The names and labels are fixed, so registration can
+    /// only fail on a programming error: that is a start-up invariant.
+    #[expect(
+        clippy::expect_used,
+        reason = "fixed metric definitions: a start-up invariant"
+    )]
+    pub fn new() -> Self {
+        let registry = Registry::new();
+        let reaper_lag = Histogram::with_opts(
+            HistogramOpts::new(
+                "timebox_reaper_lag_seconds",
+                "Seconds from a grant's end to the reaper's DeleteAccountAssignment call",
+            )
+            .buckets(vec![
+                0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 15.0, 30.0, 60.0, 300.0,
+            ]),
+        )
+        .expect("metric");
+        let reaper_queue_depth = IntGauge::new(
+            "timebox_reaper_queue_depth",
+            "Grants the reaper has work for (due, provisioning, revoking)",
+        )
+        .expect("metric");
+        let reaper_failures = IntCounterVec::new(
+            Opts::new(
+                "timebox_reaper_failures_total",
+                "Reaper steps that failed, by step and kind",
+            ),
+            &["step", "kind"],
+        )
+        .expect("metric");
+        let aws_call_seconds = HistogramVec::new(
+            HistogramOpts::new("timebox_aws_call_seconds", "AWS API call latency").buckets(vec![
+                0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+            ]),
+            &["operation"],
+        )
+        .expect("metric");
+        let aws_call_errors = IntCounterVec::new(
+            Opts::new("timebox_aws_call_errors_total", "AWS API call errors"),
+            &["operation", "code"],
+        )
+        .expect("metric");
+        let grants_by_state =
+            IntGaugeVec::new(Opts::new("timebox_grants", "Grants by state"), &["state"])
+                .expect("metric");
+        for c in [
+            Box::new(reaper_lag.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(reaper_queue_depth.clone()),
+            Box::new(reaper_failures.clone()),
+            Box::new(aws_call_seconds.clone()),
+            Box::new(aws_call_errors.clone()),
+            Box::new(grants_by_state.clone()),
+        ] {
+            registry.register(c).expect("unique metric names");
+        }
+        Self {
+            registry,
+            reaper_lag,
+            reaper_queue_depth,
+            reaper_failures,
+            aws_call_seconds,
+            aws_call_errors,
+            grants_by_state,
+        }
+    }
+
+    /// Sets `timebox_grants{state}` for every state (zero for those with no grants,
+    /// so a state that empties does not keep its last count).
+    pub fn set_grant_counts(&self, counts: &[(app::domain::GrantState, i64)]) {
+        for state in app::domain::GrantState::ALL {
+            let n = counts
+                .iter()
+                .find(|(s, _)| *s == state)
+                .map_or(0, |(_, n)| *n);
+            self.grants_by_state
+                .with_label_values(&[state.as_str()])
+                .set(n);
+        }
+    }
+
+    /// The text exposition format.
+    pub fn render(&self) -> String {
+        let mut buf = Vec::new();
+        // Encoding into a Vec only fails on invalid metric families, which `new`
+        // cannot produce; an empty page is the safe answer if it ever did.
+        if TextEncoder::new()
+            .encode(&self.registry.gather(), &mut buf)
+            .is_err()
+        {
+            return String::new();
+        }
+        String::from_utf8(buf).unwrap_or_default()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
