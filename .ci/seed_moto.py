@@ -41,12 +41,15 @@ instance = sso.list_instances()["Instances"][0]
 instance_arn = instance["InstanceArn"]
 store = instance["IdentityStoreId"]
 
+# The people of the local OpenID provider (end2end/oidc/provider.mjs), so a demo
+# sign-in maps to an Identity Store user by userName (identity_center.user_match).
 users = {}
 for user, given, family in (
-    ("alice", "Alice", "Martin"),
-    ("bob", "Bob", "Okafor"),
-    ("carol", "Carol", "Nguyen"),
-    ("dave", "Dave", "Schmidt"),
+    ("rita", "Rita", "Requester"),
+    ("arno", "Arno", "Approver"),
+    ("mia", "Mia", "Approver"),
+    ("audrey", "Audrey", "Auditor"),
+    ("ada", "Ada", "Admin"),
 ):
     users[user] = ids.create_user(
         IdentityStoreId=store,
@@ -57,9 +60,15 @@ for user, given, family in (
     )["UserId"]
 groups = {
     g: ids.create_group(IdentityStoreId=store, DisplayName=g)["GroupId"]
-    for g in ("sre", "developers")
+    for g in ("developers", "sre-leads", "security")
 }
-for user, group in (("alice", "sre"), ("bob", "sre"), ("carol", "developers"), ("dave", "developers")):
+for user, group in (
+    ("rita", "developers"),
+    ("arno", "sre-leads"),
+    ("mia", "sre-leads"),
+    ("audrey", "security"),
+    ("ada", "security"),
+):
     ids.create_group_membership(
         IdentityStoreId=store, GroupId=groups[group], MemberId={"UserId": users[user]}
     )
@@ -85,4 +94,9 @@ sso.create_account_assignment(
     PrincipalId=groups["developers"],
 )
 
+import json
+
 print(f"seeded {len(accounts)} accounts, {len(users)} users, {len(groups)} groups, {len(sets)} permission sets")
+# Machine-readable for the browser tests: seed_moto.py URL --json
+if len(sys.argv) > 2 and sys.argv[2] == "--json":
+    print(json.dumps({"accounts": accounts, "users": users, "groups": groups, "permission_sets": sets, "instance_arn": instance_arn}))

@@ -28,7 +28,60 @@ async function freePort() {
  * starts the real OpenID provider (end2end/oidc) and configures Timebox for it; the
  * result then has `provider.issuer` and `users` (name → password).
  */
-export async function startTimebox({ signIn = false } = {}) {
+/**
+ * Starts the AWS emulator (moto_server, installed by .ci/setup) on a free port and
+ * seeds it with the demo organisation (.ci/seed_moto.py). Resolves to its URL, the
+ * seeded ids and a `stop()`.
+ */
+export async function startEmulator() {
+  const port = await freePort();
+  const url = `http://127.0.0.1:${port}`;
+  const child = spawn('moto_server', ['-H', '127.0.0.1', '-p', String(port)], { stdio: 'ignore' });
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    try {
+      const r = await fetch(`${url}/moto-api/data.json`);
+      if (r.ok) break;
+    } catch {}
+    if (child.exitCode !== null || Date.now() > deadline) {
+      child.kill('SIGKILL');
+      throw new Error('moto_server did not start (is it on PATH? .ci/setup installs it)');
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  const seeded = await new Promise((ok, fail) => {
+    const seed = spawn('python3', [join(repoRoot, '.ci', 'seed_moto.py'), url, '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    seed.stdout.on('data', (d) => (out += d));
+    seed.stderr.on('data', (d) => (err += d));
+    seed.on('exit', (code) => (code === 0 ? ok(JSON.parse(out.trim().split('\n').pop())) : fail(new Error(`seeding failed: ${err}`))));
+  });
+  return {
+    url,
+    ...seeded,
+    /** The emulator's account assignments of one account and permission set. */
+    async assignments(accountId, permissionSetArn) {
+      return new Promise((ok, fail) => {
+        const py = `import boto3, json, sys
+c = boto3.client("sso-admin", endpoint_url=sys.argv[1], region_name="us-east-1", aws_access_key_id="testing", aws_secret_access_key="testing")
+r = c.list_account_assignments(InstanceArn=sys.argv[2], AccountId=sys.argv[3], PermissionSetArn=sys.argv[4])
+print(json.dumps(r["AccountAssignments"]))`;
+        const p = spawn('python3', ['-c', py, url, seeded.instance_arn, accountId, permissionSetArn], { stdio: ['ignore', 'pipe', 'pipe'] });
+        let out = '';
+        let err = '';
+        p.stdout.on('data', (d) => (out += d));
+        p.stderr.on('data', (d) => (err += d));
+        p.on('exit', (code) => (code === 0 ? ok(JSON.parse(out)) : fail(new Error(err))));
+      });
+    },
+    stop() {
+      child.kill('SIGTERM');
+    },
+  };
+}
+
+export async function startTimebox({ signIn = false, aws = null } = {}) {
   const bin = process.env.TIMEBOX_BIN;
   if (!bin) throw new Error('TIMEBOX_BIN must name the release binary (the test command sets it)');
   const dir = mkdtempSync(join(tmpdir(), 'timebox-e2e-'));
@@ -67,6 +120,15 @@ export async function startTimebox({ signIn = false } = {}) {
     TIMEBOX_DATABASE__URL: `sqlite://${join(dir, 'timebox.db')}`,
     TIMEBOX_LOG__FORMAT: 'json',
     ...signInEnv,
+    ...(aws
+      ? {
+          TIMEBOX_AWS__ENDPOINT_URL: aws.url,
+          AWS_ACCESS_KEY_ID: 'testing',
+          AWS_SECRET_ACCESS_KEY: 'testing',
+          AWS_REGION: 'us-east-1',
+          TIMEBOX_REAPER__INTERVAL: '1s',
+        }
+      : {}),
   };
   const child = spawn(bin, [], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';

@@ -19,7 +19,7 @@ use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
 use leptos_router::{
     components::{Route, Router, Routes},
-    StaticSegment,
+    path,
 };
 
 /// The HTML document around the app, rendered on the server only.
@@ -48,6 +48,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 pub fn App() -> impl IntoView {
     provide_meta_context();
     components::provide_viewer();
+    components::provide_live();
     view! {
         <Stylesheet id="leptos" href="/pkg/timebox.css"/>
         <Title text="Timebox"/>
@@ -55,7 +56,14 @@ pub fn App() -> impl IntoView {
             <components::Header/>
             <main id="main">
                 <Routes fallback=pages::NotFound>
-                    <Route path=StaticSegment("") view=pages::HomePage/>
+                    <Route path=path!("") view=pages::HomePage/>
+                    <Route path=path!("/request") view=pages::RequestPage/>
+                    <Route path=path!("/grants") view=pages::MyGrantsPage/>
+                    <Route path=path!("/grants/:id") view=pages::GrantPage/>
+                    <Route path=path!("/inbox") view=pages::InboxPage/>
+                    <Route path=path!("/active") view=pages::ActivePage/>
+                    <Route path=path!("/history") view=pages::HistoryPage/>
+                    <Route path=path!("/admin") view=pages::AdminPage/>
                 </Routes>
             </main>
         </Router>

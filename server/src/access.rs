@@ -39,6 +39,17 @@ impl GuardedGrants {
         Self { grants, policy }
     }
 
+    /// Whether `caller` may perform `op` (on a grant of `requester`), for the
+    /// dashboard's queries that are not grant actions.
+    pub fn allow(
+        &self,
+        caller: &Caller,
+        op: Operation,
+        requester: Option<&PersonId>,
+    ) -> Result<(), Denied> {
+        self.check(caller, op, requester)
+    }
+
     fn check(
         &self,
         caller: &Caller,

@@ -41,15 +41,55 @@ pub struct Applied {
     pub outcome: Outcome,
 }
 
+/// A grant changed (sent after the change is stored). The dashboard's live updates
+/// (`/api/v1/events`) listen to these.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct GrantChange {
+    pub id: GrantId,
+    pub state: GrantState,
+    pub version: i64,
+    #[serde(skip)]
+    pub requester: PersonId,
+}
+
+impl GrantChange {
+    fn of(g: &Grant) -> Self {
+        Self {
+            id: g.id,
+            state: g.state,
+            version: g.version,
+            requester: g.request.requester.clone(),
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct GrantService {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
+    changes: tokio::sync::broadcast::Sender<GrantChange>,
 }
 
 impl GrantService {
     pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> Self {
-        Self { store, clock }
+        // Listeners that fall this far behind miss changes and are told to reload.
+        let (changes, _) = tokio::sync::broadcast::channel(1024);
+        Self {
+            store,
+            clock,
+            changes,
+        }
+    }
+
+    /// Changes made through this service (this process only; other replicas'
+    /// changes reach listeners through [`GrantService::announce`]).
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<GrantChange> {
+        self.changes.subscribe()
+    }
+
+    /// Tells listeners about a change (no listener is not an error).
+    pub fn announce(&self, grant: &Grant) {
+        let _ = self.changes.send(GrantChange::of(grant));
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {
@@ -77,7 +117,9 @@ impl GrantService {
                 "approvals_required": request.approvals_required,
             }),
         };
-        Ok(self.store.create_grant(id, &request, now, event).await?)
+        let grant = self.store.create_grant(id, &request, now, event).await?;
+        self.announce(&grant);
+        Ok(grant)
     }
 
     /// Takes `action` on grant `id` as `actor`, re-reading and re-deciding if another
@@ -163,7 +205,10 @@ impl GrantService {
                 },
             };
             match self.store.apply(change).await {
-                Ok(grant) => return Ok(Applied { grant, outcome }),
+                Ok(grant) => {
+                    self.announce(&grant);
+                    return Ok(Applied { grant, outcome });
+                }
                 Err(StoreError::Conflict { .. }) => continue,
                 Err(StoreError::DuplicateDecision(who)) => {
                     return Err(GrantError::Refused(Refusal::AlreadyApproved {

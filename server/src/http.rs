@@ -69,6 +69,7 @@ pub fn router(services: Services) -> Router {
         )
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
         .with_state(state)
+        .merge(crate::api_v1::router(services.clone()))
         .merge(crate::auth::routes::router().with_state(auth.clone()))
         .layer(axum::middleware::from_fn_with_state(auth, resolve_caller))
         .layer(sessions)
@@ -98,6 +99,9 @@ pub fn router(services: Services) -> Router {
 /// the viewer (the caller resolved for this request) and this response's CSP nonce.
 fn provide_request_context(services: &Services) {
     provide_context(services.clone());
+    let backend: app::api::backend::SharedBackend =
+        Arc::new(crate::dashboard::Dashboard::new(services.clone()));
+    provide_context(backend);
     let parts = use_context::<axum::http::request::Parts>();
     let caller = parts
         .as_ref()

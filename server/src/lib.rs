@@ -8,6 +8,8 @@
 //! - [`store`]: the repository trait and its SQLite/PostgreSQL backends;
 //! - [`grants`]: the grant service (lifecycle decisions + stored changes);
 //! - [`access`]: the grant service as people reach it, behind `authorize`;
+//! - [`dashboard`]: what the pages and the JSON API ask for, over `access`;
+//! - [`api_v1`]: the JSON API (`/api/v1`) and its OpenAPI document;
 //! - [`clock`]: the injected clock;
 //! - [`http`]: routes, health checks, `/metrics` and the Leptos handler;
 //! - [`identity_center`]: IAM Identity Center behind a trait, over the AWS SDK;
@@ -16,9 +18,11 @@
 //! - [`telemetry`]: structured logs.
 
 pub mod access;
+pub mod api_v1;
 pub mod auth;
 pub mod clock;
 pub mod config;
+pub mod dashboard;
 pub mod grants;
 pub mod http;
 pub mod identity_center;

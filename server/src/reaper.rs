@@ -419,6 +419,7 @@ impl Reaper {
             account_id: Some(g.request.account_id.to_string()),
             permission_set: Some(g.request.permission_set.to_string()),
             states: states.to_vec(),
+            ..GrantFilter::default()
         };
         Ok(self
             .store

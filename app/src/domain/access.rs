@@ -78,10 +78,18 @@ pub enum Operation {
     ReadAuditLog,
     /// Check the audit log's hash chain.
     VerifyAuditChain,
+    /// See the grants that are active now or still in their tail (everyone).
+    ListActiveGrants,
+    /// See the pending requests one may decide.
+    ReadInbox,
+    /// See the catalog, the reaper's health and drift reports.
+    ReadAdminStatus,
+    /// Re-read the catalog from Identity Center now.
+    SyncCatalog,
 }
 
 impl Operation {
-    pub const ALL: [Operation; 10] = [
+    pub const ALL: [Operation; 14] = [
         Operation::RequestGrant,
         Operation::ApproveGrant,
         Operation::DenyGrant,
@@ -92,6 +100,10 @@ impl Operation {
         Operation::ListAllGrants,
         Operation::ReadAuditLog,
         Operation::VerifyAuditChain,
+        Operation::ListActiveGrants,
+        Operation::ReadInbox,
+        Operation::ReadAdminStatus,
+        Operation::SyncCatalog,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -106,6 +118,10 @@ impl Operation {
             Operation::ListAllGrants => "list_all_grants",
             Operation::ReadAuditLog => "read_audit_log",
             Operation::VerifyAuditChain => "verify_audit_chain",
+            Operation::ListActiveGrants => "list_active_grants",
+            Operation::ReadInbox => "read_inbox",
+            Operation::ReadAdminStatus => "read_admin_status",
+            Operation::SyncCatalog => "sync_catalog",
         }
     }
 
@@ -250,6 +266,27 @@ pub fn authorize(
                 forbidden("only auditors and admins read the audit log")
             }
         }
+        Operation::ListActiveGrants => {
+            if roles.is_empty() {
+                forbidden("you have no Timebox role yet; ask an admin to add you to a group")
+            } else {
+                Ok(())
+            }
+        }
+        Operation::ReadInbox => {
+            if has(Role::Approver) || has(Role::Admin) {
+                Ok(())
+            } else {
+                forbidden("only approvers and admins have an inbox of requests")
+            }
+        }
+        Operation::ReadAdminStatus | Operation::SyncCatalog => {
+            if has(Role::Admin) {
+                Ok(())
+            } else {
+                forbidden("only admins see and run the catalog and the reaper")
+            }
+        }
     }
 }
 
@@ -312,6 +349,10 @@ mod tests {
         (Operation::ListAllGrants, ['S', 'N', 'Y', 'Y', 'Y', 'Y']),
         (Operation::ReadAuditLog, ['S', 'N', 'N', 'Y', 'Y', 'Y']),
         (Operation::VerifyAuditChain, ['S', 'N', 'N', 'Y', 'Y', 'Y']),
+        (Operation::ListActiveGrants, ['S', 'Y', 'Y', 'Y', 'Y', 'Y']),
+        (Operation::ReadInbox, ['S', 'N', 'Y', 'N', 'Y', 'Y']),
+        (Operation::ReadAdminStatus, ['S', 'N', 'N', 'N', 'Y', 'Y']),
+        (Operation::SyncCatalog, ['S', 'N', 'N', 'N', 'Y', 'Y']),
     ];
 
     fn answer(r: Result<(), Denied>) -> char {

@@ -11,8 +11,8 @@ pub mod window;
 
 pub use access::{authorize, AccessPolicy, Caller, Denied, Operation};
 pub use fields::{
-    AccountId, FieldError, GrantDuration, Justification, PermissionSetArn, PermissionSetName,
-    PersonId, TicketRef, UserName,
+    fmt_minutes, AccountId, FieldError, GrantDuration, Justification, PermissionSetArn,
+    PermissionSetName, PersonId, TicketRef, UserName,
 };
 pub use grant::{Grant, GrantId, GrantRequest};
 pub use lifecycle::{

@@ -1,11 +1,24 @@
 //! One module per page.
 
 mod access;
+mod active;
+mod admin;
+pub mod grant;
+mod grants;
+mod history;
 mod home;
+mod inbox;
+mod request;
 
 pub use access::YourAccess;
-
+pub use active::ActivePage;
+pub use admin::AdminPage;
+pub use grant::GrantPage;
+pub use grants::MyGrantsPage;
+pub use history::HistoryPage;
 pub use home::HomePage;
+pub use inbox::InboxPage;
+pub use request::RequestPage;
 
 use leptos::prelude::*;
 

@@ -484,6 +484,23 @@ macro_rules! impl_store {
                     }
                     qb.push(")");
                 }
+                if let Some(v) = filter.created_from {
+                    qb.push(" AND created_at >= ").push_bind(v);
+                }
+                if let Some(v) = filter.created_to {
+                    qb.push(" AND created_at <= ").push_bind(v);
+                }
+                if let Some(v) = filter.text.as_deref().filter(|v| !v.is_empty()) {
+                    // A literal match: the pattern's own wildcards are escaped.
+                    let escaped = v
+                        .to_lowercase()
+                        .replace('\\', "\\\\")
+                        .replace('%', "\\%")
+                        .replace('_', "\\_");
+                    qb.push(" AND LOWER(justification) LIKE ")
+                        .push_bind(format!("%{escaped}%"))
+                        .push(" ESCAPE '\\'");
+                }
                 if let Some(c) = after {
                     qb.push(" AND (created_at < ")
                         .push_bind(c.created_at)
@@ -562,6 +579,27 @@ macro_rules! impl_store {
                     }
                 }
                 Ok(verifier.finish(head_seq, &head_hash))
+            }
+
+            async fn recent_audit_events(
+                &self,
+                actions: &[&str],
+                limit: u32,
+            ) -> Result<Vec<AuditEvent>, StoreError> {
+                if actions.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let mut qb = sqlx::QueryBuilder::<$db>::new(format!(
+                    "SELECT {AUDIT_COLUMNS} FROM audit_events WHERE action IN ("
+                ));
+                let mut sep = qb.separated(", ");
+                for a in actions {
+                    sep.push_bind(a.to_string());
+                }
+                qb.push(") ORDER BY seq DESC LIMIT ")
+                    .push_bind(i64::from(limit.clamp(1, 1000)));
+                let rows: Vec<AuditRow> = qb.build_query_as().fetch_all(&self.pool).await?;
+                Ok(rows.into_iter().map(AuditEvent::from).collect())
             }
 
             async fn replace_catalog(

@@ -102,6 +102,13 @@ pub struct GrantFilter {
     pub account_id: Option<String>,
     pub permission_set: Option<String>,
     pub states: Vec<GrantState>,
+    /// Created at or after.
+    pub created_from: Option<DateTime<Utc>>,
+    /// Created at or before.
+    pub created_to: Option<DateTime<Utc>>,
+    /// Text the justification contains (case-insensitive, literal: `%` and `_` match
+    /// themselves).
+    pub text: Option<String>,
 }
 
 /// Keyset position: the `(created_at, id)` of the last row of the previous page.
@@ -156,6 +163,13 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
 
     /// Walks the whole chain page by page and reports the first broken link.
     async fn verify_audit_chain(&self) -> Result<ChainVerification, StoreError>;
+
+    /// The newest events whose action is one of `actions` (drift reports, …).
+    async fn recent_audit_events(
+        &self,
+        actions: &[&str],
+        limit: u32,
+    ) -> Result<Vec<AuditEvent>, StoreError>;
 
     // --- the Identity Center catalog -------------------------------------------
 

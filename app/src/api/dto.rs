@@ -1,0 +1,399 @@
+//! What the pages and the JSON API exchange with the server. Plain serializable data,
+//! compiled into the browser bundle too; every list is already authorized for the
+//! caller that asked.
+
+use crate::domain::{FieldError, Grant, GrantState};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// The one error shape of the JSON API and of the server functions:
+/// `{ "error": { "code": ..., "message": ..., "field": ... } }` on the wire of
+/// `/api/v1`, and this struct in a server function's `Err`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiError {
+    /// Machine-readable, stable: `invalid_field`, `sign_in_required`, `forbidden`,
+    /// `own_request`, `self_decision`, `mfa_required`, `not_found`, `wrong_state`,
+    /// `already_approved`, `conflict`, `busy`, `unavailable`, `internal`,
+    /// `bad_request`.
+    pub code: String,
+    /// For people: what went wrong and, where possible, what to do.
+    pub message: String,
+    /// The form field or JSON key at fault, for `invalid_field`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+}
+
+impl ApiError {
+    pub fn new(code: &str, message: impl Into<String>) -> Self {
+        Self {
+            code: code.to_owned(),
+            message: message.into(),
+            field: None,
+        }
+    }
+
+    pub fn field(field: &str, message: impl Into<String>) -> Self {
+        Self {
+            code: "invalid_field".to_owned(),
+            message: message.into(),
+            field: Some(field.to_owned()),
+        }
+    }
+
+    /// The HTTP status the JSON API answers with.
+    pub fn status(&self) -> u16 {
+        match self.code.as_str() {
+            "invalid_field" | "bad_request" => 422,
+            "sign_in_required" => 401,
+            "forbidden" | "own_request" | "self_decision" | "mfa_required" => 403,
+            "not_found" => 404,
+            "wrong_state" | "already_approved" | "conflict" => 409,
+            "busy" | "unavailable" => 503,
+            _ => 500,
+        }
+    }
+}
+
+impl fmt::Display for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.field {
+            Some(field) => write!(f, "{field}: {}", self.message),
+            None => f.write_str(&self.message),
+        }
+    }
+}
+
+impl std::error::Error for ApiError {}
+
+impl From<FieldError> for ApiError {
+    fn from(e: FieldError) -> Self {
+        ApiError::field(e.field, e.message)
+    }
+}
+
+impl leptos::server_fn::error::FromServerFnError for ApiError {
+    type Encoder = leptos::server_fn::codec::JsonEncoding;
+
+    fn from_server_fn_error(value: leptos::server_fn::error::ServerFnErrorErr) -> Self {
+        ApiError::new("request_failed", value.to_string())
+    }
+}
+
+/// A request as typed into the form or posted to `POST /api/v1/grants`. Strings,
+/// parsed on the server by the same domain rules the form runs while typing.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequestForm {
+    pub account_id: String,
+    pub permission_set: String,
+    /// `1h`, `90m`, `1h30m`.
+    pub duration: String,
+    /// Empty: as soon as approved. Otherwise RFC 3339 (the form converts the local
+    /// time the person chose).
+    #[serde(default)]
+    pub start_at: String,
+    pub justification: String,
+    #[serde(default)]
+    pub ticket: String,
+    /// Set when this request extends an earlier grant (same account and permission
+    /// set): it starts now and overlaps the running one, so access is never cut short.
+    #[serde(default)]
+    pub extends: String,
+}
+
+/// An account offered in the request form.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountChoice {
+    pub id: String,
+    pub name: String,
+    /// `Root / Workloads / Prod`, for searching and for context.
+    pub path: String,
+}
+
+/// A permission set offered in the request form.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PermissionSetChoice {
+    pub name: String,
+    pub description: Option<String>,
+    /// `SessionDuration` as synced (seconds).
+    pub session_seconds: i64,
+}
+
+/// One thing the caller may ask for: a permission set in an account, under the
+/// limits of the policy that allows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Offer {
+    pub account_id: String,
+    pub account_name: String,
+    pub permission_set: String,
+    pub policy: String,
+    pub max_duration_minutes: u32,
+    /// 0: approved automatically.
+    pub approvals_required: u32,
+    /// Who approves (`group:…`, `user:…`), empty for automatic approval.
+    pub approvers: Vec<String>,
+    pub ticket_required: bool,
+    pub ticket_pattern: Option<String>,
+    pub min_justification: u32,
+    pub break_glass: bool,
+}
+
+/// Everything the request form needs.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequestOptions {
+    pub accounts: Vec<AccountChoice>,
+    pub permission_sets: Vec<PermissionSetChoice>,
+    pub offers: Vec<Offer>,
+    /// The configured access-portal session (seconds): part of the real window.
+    pub portal_session_seconds: i64,
+    pub catalog_synced_at: Option<DateTime<Utc>>,
+}
+
+/// Another way the requester already reaches the same access.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OtherPath {
+    /// `USER` (a standing direct assignment) or `GROUP`.
+    pub principal_type: String,
+    /// The group's name when known, else its id.
+    pub principal: String,
+}
+
+/// One approver's recorded decision.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApprovalView {
+    pub approver: String,
+    /// `approve` or `deny`.
+    pub decision: String,
+    pub comment: Option<String>,
+    pub decided_at: DateTime<Utc>,
+}
+
+/// How often the requester had this permission set in this account recently.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecentUse {
+    /// Grants of the last 30 days that became active.
+    pub grants_30d: u32,
+    /// Of those, how many carry an evidence flag (activity after revocation, …).
+    pub flagged_30d: u32,
+}
+
+/// A pending request in an approver's inbox.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InboxItem {
+    pub grant: Grant,
+    pub approvals: Vec<ApprovalView>,
+    pub recent: RecentUse,
+    /// The permission set's session (seconds) from the catalog, for the real-window
+    /// preview; `None` when the catalog does not know the permission set.
+    pub permission_set_session_seconds: Option<i64>,
+    pub portal_session_seconds: i64,
+}
+
+/// One event of a grant's audit trail.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    pub seq: i64,
+    pub at: DateTime<Utc>,
+    pub actor: String,
+    pub action: String,
+    pub from_state: Option<String>,
+    pub to_state: Option<String>,
+    pub reason: Option<String>,
+    /// Canonical JSON, as hashed.
+    pub details: String,
+    pub hash: String,
+}
+
+/// Result of checking the audit chain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChainCheck {
+    pub ok: bool,
+    pub events_checked: u64,
+    /// Why the chain is broken, when it is.
+    pub problem: Option<String>,
+}
+
+/// A grant with everything its page shows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GrantDetail {
+    pub grant: Grant,
+    pub approvals: Vec<ApprovalView>,
+    pub audit: Vec<AuditEntry>,
+    pub chain: ChainCheck,
+    pub other_paths: Vec<OtherPath>,
+    pub portal_session_seconds: i64,
+    pub permission_set_session_seconds: Option<i64>,
+    /// What this viewer may do with it now.
+    pub can_decide: bool,
+    pub can_cancel: bool,
+    pub can_finish: bool,
+    pub can_extend: bool,
+    pub can_revoke: bool,
+    /// Activity evidence, once collected (JSON as the evidence module stores it).
+    pub evidence: Option<serde_json::Value>,
+}
+
+/// Filters of the history (all optional; all given must match).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryQuery {
+    #[serde(default)]
+    pub user: String,
+    #[serde(default)]
+    pub account: String,
+    #[serde(default)]
+    pub permission_set: String,
+    /// A state name (`active`, `revoked`, …) or empty for all.
+    #[serde(default)]
+    pub state: String,
+    /// RFC 3339 or `YYYY-MM-DD` (inclusive, UTC): grants created from then on.
+    #[serde(default)]
+    pub from: String,
+    /// RFC 3339 or `YYYY-MM-DD` (inclusive, UTC): grants created until then.
+    #[serde(default)]
+    pub to: String,
+    /// Words that must appear in the justification (case-insensitive).
+    #[serde(default)]
+    pub text: String,
+    /// The opaque position returned as `next` by the previous page.
+    #[serde(default)]
+    pub cursor: String,
+    /// Rows per page (1–500, default 50).
+    #[serde(default)]
+    pub limit: Option<u32>,
+}
+
+/// One page of the history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryPage {
+    pub grants: Vec<Grant>,
+    /// Pass as `cursor` for the next page; `None` on the last page.
+    pub next: Option<String>,
+}
+
+/// A grant that is active now or whose sessions may still be alive.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActiveItem {
+    pub grant: Grant,
+    /// `active` (time left until `ends_at`) or `tail` (revoked; sessions may live on
+    /// until `real_end`).
+    pub phase: String,
+}
+
+/// The catalog's state for admins.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CatalogStatus {
+    pub synced_at: Option<DateTime<Utc>>,
+    pub accounts: u32,
+    pub permission_sets: u32,
+}
+
+/// A grant the reaper is struggling with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReaperProblem {
+    pub grant_id: String,
+    pub state: GrantState,
+    pub attempts: i64,
+    pub last_error: String,
+    pub next_attempt_at: Option<DateTime<Utc>>,
+}
+
+/// The reaper's health for admins.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReaperStatus {
+    pub enabled: bool,
+    pub interval_seconds: u64,
+    /// Grants with work due now.
+    pub queue_depth: i64,
+    /// Seconds between the oldest due deadline and now (0 when nothing is late).
+    pub lag_seconds: i64,
+    pub problems: Vec<ReaperProblem>,
+}
+
+/// An assignment that did not match the database (see the reaper's drift check).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DriftReport {
+    pub at: DateTime<Utc>,
+    /// `drift_removed` (Timebox's own leftover, removed) or `drift_unmanaged`
+    /// (made outside Timebox, reported only).
+    pub kind: String,
+    pub details: serde_json::Value,
+}
+
+/// The admin page.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AdminStatus {
+    pub catalog: CatalogStatus,
+    pub reaper: ReaperStatus,
+    pub drift: Vec<DriftReport>,
+    pub active: Vec<Grant>,
+}
+
+/// How far ahead a start may be chosen.
+pub const MAX_START_AHEAD_DAYS: i64 = 30;
+
+impl RequestForm {
+    /// Parses the form with the limits of the offer that allows it (the policy's
+    /// maximum duration, minimum justification and ticket rule). The browser runs it
+    /// while the person types; the server runs it again on submit.
+    pub fn parse(
+        &self,
+        requester: &crate::domain::PersonId,
+        offer: Option<&Offer>,
+        now: DateTime<Utc>,
+    ) -> Result<crate::domain::GrantRequest, FieldError> {
+        use crate::domain::{
+            AccountId, GrantDuration, GrantRequest, Justification, PermissionSetName, TicketRef,
+        };
+        let account_id = AccountId::parse(&self.account_id)?;
+        let permission_set = PermissionSetName::parse(&self.permission_set)?;
+        let max = offer
+            .map(|o| GrantDuration::from_minutes(i64::from(o.max_duration_minutes), None))
+            .transpose()?;
+        let duration = GrantDuration::parse(&self.duration, max)?;
+        let min_chars = offer.map_or(Justification::MIN_CHARS, |o| {
+            Justification::MIN_CHARS.max(o.min_justification as usize)
+        });
+        let justification = Justification::parse_with_min(&self.justification, min_chars)?;
+        let ticket = match (self.ticket.trim(), offer) {
+            ("", Some(o)) if o.ticket_required => {
+                return Err(FieldError::new(
+                    "ticket",
+                    format!("is required by the policy {:?}", o.policy),
+                ))
+            }
+            ("", _) => None,
+            (t, _) => Some(TicketRef::parse(t)?),
+        };
+        let requested_start = match self.start_at.trim() {
+            "" => None,
+            s => {
+                let at = DateTime::parse_from_rfc3339(s)
+                    .map_err(|_| FieldError::new("start_at", "is not a date and time (RFC 3339)"))?
+                    .with_timezone(&Utc);
+                if at < now - chrono::Duration::minutes(5) {
+                    return Err(FieldError::new(
+                        "start_at",
+                        "is in the past: leave it empty to start as soon as approved",
+                    ));
+                }
+                if at > now + chrono::Duration::days(MAX_START_AHEAD_DAYS) {
+                    return Err(FieldError::new(
+                        "start_at",
+                        format!("must be within {MAX_START_AHEAD_DAYS} days"),
+                    ));
+                }
+                Some(at)
+            }
+        };
+        Ok(GrantRequest {
+            requester: requester.clone(),
+            account_id,
+            permission_set,
+            justification,
+            ticket,
+            duration,
+            requested_start,
+            approvals_required: offer.map_or(1, |o| o.approvals_required),
+        })
+    }
+}

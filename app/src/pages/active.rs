@@ -1,0 +1,63 @@
+//! "Active now": grants in force, with the time left, and revoked grants whose
+//! sessions may still be alive (the tail), until when.
+
+use crate::api::{active_now, ActiveItem};
+use crate::components::{use_refresh, ErrorNote, MaybeWhen, StateBadge};
+use crate::domain::format_human;
+use chrono::Utc;
+use leptos::prelude::*;
+
+#[component]
+pub fn ActivePage() -> impl IntoView {
+    let refresh = use_refresh();
+    let items = Resource::new(move || refresh.get(), |_| active_now());
+    view! {
+        <section aria-labelledby="active-title">
+            <h1 id="active-title">"Active now"</h1>
+            <p class="hint">"Grants in force, then revoked grants whose sessions may still be used (the tail)."</p>
+            <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
+                {move || items.get().map(|r| match r {
+                    Err(e) => view! { <ErrorNote error=e/> }.into_any(),
+                    Ok(list) if list.is_empty() => view! {
+                        <p class="empty" data-testid="active-empty">"Nobody holds elevated access right now."</p>
+                    }.into_any(),
+                    Ok(list) => view! {
+                        <div class="table-wrap">
+                            <table data-testid="active">
+                                <thead><tr>
+                                    <th scope="col">"Who"</th><th scope="col">"Access"</th><th scope="col">"State"</th>
+                                    <th scope="col">"Ends"</th><th scope="col">"Left"</th><th scope="col">"Sessions may live until"</th>
+                                </tr></thead>
+                                <tbody>{list.into_iter().map(row).collect_view()}</tbody>
+                            </table>
+                        </div>
+                    }.into_any(),
+                })}
+            </Transition>
+        </section>
+    }
+}
+
+fn row(i: ActiveItem) -> impl IntoView {
+    let g = i.grant;
+    let now = Utc::now();
+    let left = if i.phase == "tail" {
+        g.real_end
+            .map(|e| format!("tail: {} more", format_human(e - now)))
+            .unwrap_or_default()
+    } else {
+        g.ends_at
+            .map(|e| format_human((e - now).max(chrono::Duration::zero())))
+            .unwrap_or_default()
+    };
+    view! {
+        <tr data-phase=i.phase.clone() data-grant=g.id.to_string()>
+            <td>{g.request.requester.to_string()}</td>
+            <td><a href=format!("/grants/{}", g.id)>{format!("{} in {}", g.request.permission_set, g.request.account_id)}</a></td>
+            <td><StateBadge state=g.state/></td>
+            <td><MaybeWhen at=g.ends_at/></td>
+            <td>{left}</td>
+            <td><MaybeWhen at=g.real_end/></td>
+        </tr>
+    }
+}

@@ -1,0 +1,114 @@
+//! Admins: the catalog's sync state (and a button to sync now), the reaper's
+//! health (queue, lag, failing grants), drift reports, and a revoke button for any
+//! active grant.
+
+use crate::api::{get_admin_status, AdminStatus, RevokeGrant, SyncCatalog};
+use crate::components::{use_refresh, ErrorNote, MaybeWhen, When};
+use leptos::form::ActionForm;
+use leptos::prelude::*;
+
+#[component]
+pub fn AdminPage() -> impl IntoView {
+    let refresh = use_refresh();
+    let sync = ServerAction::<SyncCatalog>::new();
+    let revoke = ServerAction::<RevokeGrant>::new();
+    let status = Resource::new(
+        move || (refresh.get(), sync.version().get(), revoke.version().get()),
+        |_| get_admin_status(),
+    );
+    view! {
+        {move || [sync.value().get().and_then(Result::err), revoke.value().get().and_then(Result::err)]
+            .into_iter().flatten().next().map(|e| view! { <ErrorNote error=e/> })}
+        <Transition fallback=|| view! { <section><p class="muted">"Loading…"</p></section> }>
+            {move || status.get().map(|r| match r {
+                Err(e) => view! { <section><h1>"Admin"</h1><ErrorNote error=e/></section> }.into_any(),
+                Ok(s) => view! { <AdminView s=s sync=sync revoke=revoke/> }.into_any(),
+            })}
+        </Transition>
+    }
+}
+
+#[component]
+fn AdminView(
+    s: AdminStatus,
+    sync: ServerAction<SyncCatalog>,
+    revoke: ServerAction<RevokeGrant>,
+) -> impl IntoView {
+    view! {
+        <section aria-labelledby="catalog-title">
+            <h1 id="catalog-title">"Catalog"</h1>
+            <p data-testid="catalog-status">
+                {match s.catalog.synced_at {
+                    Some(t) => view! { "Synced from IAM Identity Center at " <When at=t/> ": " }.into_any(),
+                    None => view! { <strong>"Never synced. "</strong> }.into_any(),
+                }}
+                {format!("{} accounts, {} permission sets.", s.catalog.accounts, s.catalog.permission_sets)}
+            </p>
+            <ActionForm action=sync>
+                <button type="submit" data-testid="sync-catalog">"Sync now"</button>
+            </ActionForm>
+        </section>
+        <section aria-labelledby="reaper-title">
+            <h2 id="reaper-title">"Reaper"</h2>
+            <p data-testid="reaper-status">
+                {if s.reaper.enabled { format!("Running every {} s on this replica. ", s.reaper.interval_seconds) } else { "Disabled on this replica (reaper.enabled = false). ".to_owned() }}
+                {format!("{} grant(s) due now; the oldest has waited {} s.", s.reaper.queue_depth, s.reaper.lag_seconds)}
+                " Prometheus: " <a href="/metrics" rel="external">"/metrics"</a>
+            </p>
+            {if s.reaper.problems.is_empty() {
+                view! { <p class="ok-note">"No grant is failing."</p> }.into_any()
+            } else {
+                view! {
+                    <table>
+                        <thead><tr><th scope="col">"Grant"</th><th scope="col">"State"</th><th scope="col">"Attempts"</th><th scope="col">"Last error"</th><th scope="col">"Next try"</th></tr></thead>
+                        <tbody>{s.reaper.problems.into_iter().map(|p| view! {
+                            <tr>
+                                <td><a href=format!("/grants/{}", p.grant_id)>{p.grant_id.chars().take(8).collect::<String>()}</a></td>
+                                <td>{p.state.as_str()}</td><td>{p.attempts}</td>
+                                <td class="error">{p.last_error}</td><td><MaybeWhen at=p.next_attempt_at/></td>
+                            </tr>
+                        }).collect_view()}</tbody>
+                    </table>
+                }.into_any()
+            }}
+        </section>
+        <section aria-labelledby="drift-title">
+            <h2 id="drift-title">"Drift"</h2>
+            {if s.drift.is_empty() {
+                view! { <p class="ok-note">"Identity Center matches Timebox's records."</p> }.into_any()
+            } else {
+                view! {
+                    <ul class="drift">{s.drift.into_iter().map(|d| view! {
+                        <li>
+                            <When at=d.at/> " "
+                            <strong>{if d.kind == "drift_removed" { "removed a leftover assignment" } else { "assignment made outside Timebox (reported, not removed)" }}</strong>
+                            ": " <code>{d.details.to_string()}</code>
+                        </li>
+                    }).collect_view()}</ul>
+                }.into_any()
+            }}
+        </section>
+        <section aria-labelledby="admin-active-title">
+            <h2 id="admin-active-title">"Active grants"</h2>
+            {if s.active.is_empty() {
+                view! { <p class="empty">"No grant is active."</p> }.into_any()
+            } else {
+                s.active.into_iter().map(|g| {
+                    let id = g.id;
+                    view! {
+                        <article class="admin-grant">
+                            <a href=format!("/grants/{id}")>{format!("{} — {} in {}", g.request.requester, g.request.permission_set, g.request.account_id)}</a>
+                            " until " <MaybeWhen at=g.ends_at/>
+                            <ActionForm action=revoke attr:class="inline">
+                                <input type="hidden" name="id" value=id.to_string()/>
+                                <label for=format!("reason-{id}") class="sr-only">"Reason"</label>
+                                <input id=format!("reason-{id}") name="reason" type="text" required placeholder="reason"/>
+                                <button type="submit" class="danger">"Revoke"</button>
+                            </ActionForm>
+                        </article>
+                    }
+                }).collect_view().into_any()
+            }}
+        </section>
+    }
+}

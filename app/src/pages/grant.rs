@@ -1,0 +1,326 @@
+//! One grant: what was asked and why, its three windows in words and as a
+//! timeline, the approvals and the quorum, the actions the viewer may take now,
+//! other paths to the same access, the evidence, and the audit trail with its
+//! hash-chain check. Readable without JavaScript.
+
+use crate::api::{
+    get_grant_detail, CancelGrant, DecideGrant, ExtendGrant, GrantDetail, RevokeGrant,
+};
+use crate::components::{use_refresh, ErrorNote, MaybeWhen, StateBadge, Timeline, When};
+use crate::domain::{
+    fmt_minutes, format_human, Grant, PortalSession, SessionDuration, WindowInputs, Windows,
+};
+use chrono::Utc;
+use leptos::form::ActionForm;
+use leptos::prelude::*;
+use leptos_router::hooks::use_params_map;
+
+/// The windows of `g`: stored ones once active, otherwise a preview as if it
+/// started now (or at its requested start).
+pub fn windows_of(g: &Grant, portal_seconds: i64, ps_seconds: Option<i64>) -> Option<Windows> {
+    if let Some(Ok(w)) = g.windows() {
+        return Some(w);
+    }
+    let portal = PortalSession::from_seconds(portal_seconds).ok()?;
+    let ps = SessionDuration::from_duration(chrono::Duration::seconds(ps_seconds?)).ok()?;
+    let start = g.request.requested_start.unwrap_or_else(Utc::now);
+    Windows::compute(&WindowInputs {
+        activated_at: start,
+        revoked_at: None,
+        planned_end: start + g.request.duration.as_duration(),
+        portal_session: portal,
+        permission_set_session: ps,
+        observed: None,
+    })
+    .ok()
+}
+
+/// "Access until …; sessions opened before then can last until … because …".
+#[component]
+pub fn WindowSentence(windows: Windows, preview: bool) -> impl IntoView {
+    let w = windows;
+    let until = if w.is_final {
+        "Access ended"
+    } else {
+        "Access until"
+    };
+    view! {
+        <p class="window-sentence" data-testid="window-sentence">
+            {if preview { "If approved now: " } else { "" }}
+            {until} " " <strong><When at=w.granted.end/></strong>
+            "; sessions opened before then can last until "
+            <strong data-testid="real-end"><When at=w.real.end/></strong>
+            " because the portal session is " {format_human(w.portal_session.as_duration())}
+            " and this permission set's session is " {format_human(w.permission_set_session.as_duration())} "."
+            {w.evidence_bound.map(|b| view! {
+                " CloudTrail narrows it: the last credentials were issued in time to last until "
+                <When at=b/> "."
+            })}
+        </p>
+    }
+}
+
+#[component]
+pub fn GrantPage() -> impl IntoView {
+    let params = use_params_map();
+    let id = move || params.read().get("id").unwrap_or_default();
+    let refresh = use_refresh();
+    let decide = ServerAction::<DecideGrant>::new();
+    let cancel = ServerAction::<CancelGrant>::new();
+    let revoke = ServerAction::<RevokeGrant>::new();
+    let extend = ServerAction::<ExtendGrant>::new();
+    let detail = Resource::new(
+        move || {
+            (
+                id(),
+                refresh.get(),
+                decide.version().get()
+                    + cancel.version().get()
+                    + revoke.version().get()
+                    + extend.version().get(),
+            )
+        },
+        |(id, _, _)| get_grant_detail(id),
+    );
+    let action_error = move || {
+        [
+            decide.value().get(),
+            cancel.value().get(),
+            revoke.value().get(),
+            extend.value().get(),
+        ]
+        .into_iter()
+        .flatten()
+        .find_map(Result::err)
+        .map(|e| view! { <ErrorNote error=e/> })
+    };
+    let extended = move || {
+        extend.value().get().and_then(Result::ok).map(|g| {
+            view! {
+                <p class="ok-note" role="status">
+                    "Extension requested: " <a href=format!("/grants/{}", g.id)>"see the new request"</a>
+                    ". It overlaps this grant, so your access is never cut short."
+                </p>
+            }
+        })
+    };
+    view! {
+        <Transition fallback=|| view! { <section><p class="muted">"Loading the grant…"</p></section> }>
+            {move || detail.get().map(|r| match r {
+                Err(e) => view! { <section><h1>"Grant"</h1><ErrorNote error=e/></section> }.into_any(),
+                Ok(d) => view! {
+                    {action_error}
+                    {extended}
+                    <GrantView d=d decide=decide cancel=cancel revoke=revoke extend=extend/>
+                }.into_any(),
+            })}
+        </Transition>
+    }
+}
+
+#[component]
+fn GrantView(
+    d: GrantDetail,
+    decide: ServerAction<DecideGrant>,
+    cancel: ServerAction<CancelGrant>,
+    revoke: ServerAction<RevokeGrant>,
+    extend: ServerAction<ExtendGrant>,
+) -> impl IntoView {
+    let g = d.grant.clone();
+    let id = g.id;
+    let windows = windows_of(
+        &g,
+        d.portal_session_seconds,
+        d.permission_set_session_seconds,
+    );
+    let preview = g.activated_at.is_none();
+    let now = Utc::now();
+    let approvals_have = d
+        .approvals
+        .iter()
+        .filter(|a| a.decision == "approve")
+        .count();
+    let quorum = format!(
+        "{approvals_have} of {} approval{} ",
+        g.request.approvals_required,
+        if g.request.approvals_required == 1 {
+            ""
+        } else {
+            "s"
+        }
+    );
+    let other_paths = (!d.other_paths.is_empty()).then(|| {
+        let list = d
+            .other_paths
+            .iter()
+            .map(|p| view! { <li>{format!("{} {}", p.principal_type.to_lowercase(), p.principal)}</li> })
+            .collect_view();
+        view! {
+            <div class="warning" role="note" data-testid="other-paths">
+                <strong>"This grant does not bound this person's access: "</strong>
+                "they also reach this permission set in this account through:"
+                <ul>{list}</ul>
+            </div>
+        }
+    });
+    view! {
+        <section aria-labelledby="grant-title" data-testid="grant" data-state=g.state.as_str()>
+            <h1 id="grant-title">
+                {g.request.permission_set.to_string()} " in " {g.request.account_id.to_string()} " "
+                <StateBadge state=g.state/>
+            </h1>
+            <dl class="facts">
+                <dt>"Requester"</dt><dd data-testid="requester">{g.request.requester.to_string()}</dd>
+                <dt>"Duration"</dt><dd>{fmt_minutes(g.request.duration.minutes())}</dd>
+                <dt>"Requested"</dt><dd><When at=g.created_at/></dd>
+                <dt>"Start"</dt><dd>{match g.request.requested_start {
+                    Some(t) => view! { <When at=t/> }.into_any(),
+                    None => view! { "as soon as approved" }.into_any(),
+                }}</dd>
+                <dt>"Justification"</dt><dd class="justification">{g.request.justification.to_string()}</dd>
+                <dt>"Ticket"</dt><dd>{g.request.ticket.as_ref().map_or("—".to_owned(), |t| t.to_string())}</dd>
+                <dt>"Activated"</dt><dd><MaybeWhen at=g.activated_at/></dd>
+                <dt>"Revoked"</dt><dd><MaybeWhen at=g.revoked_at/></dd>
+                {g.failure_reason.clone().map(|r| view! { <dt>"Failure"</dt><dd class="error">{r}</dd> })}
+            </dl>
+            {windows.clone().map(|w| view! { <WindowSentence windows=w preview=preview/> })}
+            {other_paths}
+            <Timeline grant=g.clone() approvals=d.approvals.clone() windows=windows now=now/>
+        </section>
+
+        <section aria-labelledby="approvals-title">
+            <h2 id="approvals-title">"Approvals"</h2>
+            <p data-testid="quorum">{quorum} "(distinct people; never the requester)"</p>
+            {if d.approvals.is_empty() {
+                view! { <p class="muted">"No decision yet."</p> }.into_any()
+            } else {
+                view! {
+                    <ul class="approvals">
+                        {d.approvals.iter().map(|a| view! {
+                            <li>
+                                <strong>{a.approver.clone()}</strong> " " {if a.decision == "approve" { "approved" } else { "denied" }} " "
+                                <When at=a.decided_at/>
+                                {a.comment.clone().map(|c| view! { ": " <q>{c}</q> })}
+                            </li>
+                        }).collect_view()}
+                    </ul>
+                }.into_any()
+            }}
+            {d.can_decide.then(|| view! {
+                <ActionForm action=decide attr:class="decide" attr:data-testid="decide-form">
+                    <input type="hidden" name="id" value=id.to_string()/>
+                    <div class="field">
+                        <label for="comment">"Comment (optional)"</label>
+                        <input id="comment" name="comment" type="text" maxlength="500"/>
+                    </div>
+                    <div class="buttons">
+                        <button type="submit" name="decision" value="approve" class="primary" data-testid="approve">"Approve"</button>
+                        <button type="submit" name="decision" value="deny" data-testid="deny">"Deny"</button>
+                    </div>
+                </ActionForm>
+            })}
+        </section>
+
+        {(d.can_cancel || d.can_revoke || d.can_finish || d.can_extend).then(|| view! {
+            <section aria-labelledby="actions-title">
+                <h2 id="actions-title">"Actions"</h2>
+                {d.can_cancel.then(|| view! {
+                    <ActionForm action=cancel attr:class="inline">
+                        <input type="hidden" name="id" value=id.to_string()/>
+                        <button type="submit" data-testid="cancel">"Cancel this request"</button>
+                    </ActionForm>
+                })}
+                {d.can_finish.then(|| view! {
+                    <ActionForm action=revoke attr:class="inline">
+                        <input type="hidden" name="id" value=id.to_string()/>
+                        <input type="hidden" name="reason" value="the requester is done"/>
+                        <button type="submit" data-testid="done">"I'm done: revoke now"</button>
+                    </ActionForm>
+                })}
+                {d.can_revoke.then(|| view! {
+                    <ActionForm action=revoke attr:class="inline">
+                        <input type="hidden" name="id" value=id.to_string()/>
+                        <label for="revoke-reason">"Reason"</label>
+                        <input id="revoke-reason" name="reason" type="text" required maxlength="500"/>
+                        <button type="submit" class="danger" data-testid="revoke">"Revoke now"</button>
+                    </ActionForm>
+                })}
+                {d.can_extend.then(|| view! {
+                    <ActionForm action=extend attr:class="extend" attr:id="extend">
+                        <h3>"Ask for more time"</h3>
+                        <input type="hidden" name="id" value=id.to_string()/>
+                        <div class="field">
+                            <label for="extend-duration">"Extra time"</label>
+                            <input id="extend-duration" name="duration" type="text" required placeholder="1h, 30m"/>
+                        </div>
+                        <div class="field">
+                            <label for="extend-why">"Why"</label>
+                            <input id="extend-why" name="justification" type="text" required minlength="10"/>
+                        </div>
+                        <div class="field">
+                            <label for="extend-ticket">"Ticket"</label>
+                            <input id="extend-ticket" name="ticket" type="text"/>
+                        </div>
+                        <button type="submit">"Request the extension"</button>
+                    </ActionForm>
+                })}
+            </section>
+        })}
+
+        <section aria-labelledby="evidence-title">
+            <h2 id="evidence-title">"Evidence"</h2>
+            {match d.evidence.clone() {
+                Some(e) => view! { <pre class="evidence">{serde_json::to_string_pretty(&e).unwrap_or_default()}</pre> }.into_any(),
+                None => view! {
+                    <p class="muted">"No activity has been collected for this grant yet."</p>
+                }.into_any(),
+            }}
+            <p>
+                <a href=format!("/grants/{id}/evidence.html") rel="external">"Evidence pack (printable)"</a>
+                " · "
+                <a href=format!("/grants/{id}/evidence.json") rel="external">"JSON"</a>
+                " · "
+                <a href=format!("/api/v1/grants/{id}") rel="external">"API"</a>
+            </p>
+        </section>
+
+        <section aria-labelledby="audit-title">
+            <h2 id="audit-title">"Audit trail"</h2>
+            {if d.chain.ok {
+                view! {
+                    <p class="ok-note" data-testid="chain-ok">
+                        "Hash chain verified: " {d.chain.events_checked} " events of this grant match their hashes and their neighbours in the log."
+                    </p>
+                }.into_any()
+            } else {
+                view! {
+                    <p class="error-note" role="alert" data-testid="chain-broken">
+                        "The audit log has been tampered with: " {d.chain.problem.clone().unwrap_or_default()}
+                    </p>
+                }.into_any()
+            }}
+            <div class="table-wrap">
+                <table class="audit">
+                    <thead><tr><th scope="col">"#"</th><th scope="col">"When"</th><th scope="col">"Who"</th><th scope="col">"What"</th><th scope="col">"Why"</th></tr></thead>
+                    <tbody>
+                        {d.audit.iter().map(|e| view! {
+                            <tr>
+                                <td>{e.seq}</td>
+                                <td><When at=e.at/></td>
+                                <td>{e.actor.clone()}</td>
+                                <td>
+                                    {e.action.clone()}
+                                    {match (&e.from_state, &e.to_state) {
+                                        (Some(f), Some(t)) if f != t => format!(" ({f} → {t})"),
+                                        _ => String::new(),
+                                    }}
+                                </td>
+                                <td>{e.reason.clone().unwrap_or_default()}</td>
+                            </tr>
+                        }).collect_view()}
+                    </tbody>
+                </table>
+            </div>
+        </section>
+    }
+}

@@ -1,0 +1,121 @@
+//! "My grants": every grant of the viewer with its state, updated live as the
+//! reaper and approvers move it (server-sent events), with the actions the state
+//! allows: cancel a request, "I'm done" on an active grant.
+
+use crate::api::{my_grants, CancelGrant, RevokeGrant};
+use crate::components::{use_refresh, ErrorNote, MaybeWhen, StateBadge, When};
+use crate::domain::{fmt_minutes, Grant, GrantState};
+use leptos::form::ActionForm;
+use leptos::prelude::*;
+
+#[component]
+pub fn MyGrantsPage() -> impl IntoView {
+    let refresh = use_refresh();
+    let cancel = ServerAction::<CancelGrant>::new();
+    let finish = ServerAction::<RevokeGrant>::new();
+    let grants = Resource::new(
+        move || {
+            (
+                refresh.get(),
+                cancel.version().get(),
+                finish.version().get(),
+            )
+        },
+        |_| my_grants(),
+    );
+    let action_error = move || {
+        [cancel.value().get(), finish.value().get()]
+            .into_iter()
+            .flatten()
+            .find_map(Result::err)
+            .map(|e| view! { <ErrorNote error=e/> })
+    };
+    view! {
+        <section aria-labelledby="mine-title">
+            <h1 id="mine-title">"My grants"</h1>
+            <p class="hint">
+                "Updates by itself as your grants move: pending → approved → provisioning → active → revoking → revoked → closed. "
+                <a href="/request">"Ask for access"</a>
+            </p>
+            {action_error}
+            <Transition fallback=|| view! { <p class="muted">"Loading your grants…"</p> }>
+                {move || grants.get().map(|r| match r {
+                    Err(e) => view! { <ErrorNote error=e/> }.into_any(),
+                    Ok(list) if list.is_empty() => view! {
+                        <p class="empty" data-testid="no-grants">
+                            "You have no grants yet. " <a href="/request">"Ask for access"</a> " to get one."
+                        </p>
+                    }.into_any(),
+                    Ok(list) => view! {
+                        <div class="table-wrap">
+                            <table class="grants" data-testid="my-grants">
+                                <thead>
+                                    <tr>
+                                        <th scope="col">"Access"</th>
+                                        <th scope="col">"State"</th>
+                                        <th scope="col">"Requested"</th>
+                                        <th scope="col">"Ends"</th>
+                                        <th scope="col">"Real end"</th>
+                                        <th scope="col"><span class="sr-only">"Actions"</span></th>
+                                    </tr>
+                                </thead>
+                                <tbody>
+                                    {list.into_iter().map(|g| row(g, cancel, finish)).collect_view()}
+                                </tbody>
+                            </table>
+                        </div>
+                    }.into_any(),
+                })}
+            </Transition>
+        </section>
+    }
+}
+
+fn row(
+    g: Grant,
+    cancel: ServerAction<CancelGrant>,
+    finish: ServerAction<RevokeGrant>,
+) -> impl IntoView {
+    let id = g.id;
+    let href = format!("/grants/{id}");
+    let what = format!(
+        "{} in {} for {}",
+        g.request.permission_set,
+        g.request.account_id,
+        fmt_minutes(g.request.duration.minutes())
+    );
+    let actions = match g.state {
+        GrantState::Pending | GrantState::Approved => Some(
+            view! {
+                <ActionForm action=cancel attr:class="inline">
+                    <input type="hidden" name="id" value=id.to_string()/>
+                    <button type="submit" data-testid="cancel">"Cancel"</button>
+                </ActionForm>
+            }
+            .into_any(),
+        ),
+        GrantState::Active => Some(
+            view! {
+                <ActionForm action=finish attr:class="inline">
+                    <input type="hidden" name="id" value=id.to_string()/>
+                    <input type="hidden" name="reason" value="the requester is done"/>
+                    <button type="submit" data-testid="done">"I'm done"</button>
+                </ActionForm>
+                " "
+                <a href=format!("{href}#extend")>"Extend…"</a>
+            }
+            .into_any(),
+        ),
+        _ => None,
+    };
+    view! {
+        <tr data-grant=id.to_string() data-state=g.state.as_str()>
+            <td><a href=href>{what}</a></td>
+            <td><StateBadge state=g.state/></td>
+            <td><When at=g.created_at/></td>
+            <td><MaybeWhen at=g.ends_at/></td>
+            <td><MaybeWhen at=g.real_end/></td>
+            <td class="actions">{actions}</td>
+        </tr>
+    }
+}

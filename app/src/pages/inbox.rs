@@ -1,0 +1,86 @@
+//! The approver's inbox: pending requests the viewer may decide (never their own),
+//! oldest first, each with what an approver needs to decide well.
+
+use crate::api::{inbox, DecideGrant, InboxItem};
+use crate::components::{use_refresh, ErrorNote, When};
+use crate::domain::fmt_minutes;
+use crate::pages::grant::{windows_of, WindowSentence};
+use leptos::form::ActionForm;
+use leptos::prelude::*;
+
+#[component]
+pub fn InboxPage() -> impl IntoView {
+    let refresh = use_refresh();
+    let decide = ServerAction::<DecideGrant>::new();
+    let items = Resource::new(move || (refresh.get(), decide.version().get()), |_| inbox());
+    view! {
+        <section aria-labelledby="inbox-title">
+            <h1 id="inbox-title">"Requests to decide"</h1>
+            <p class="hint">"Oldest first. Your own requests never appear here: someone else must decide them."</p>
+            {move || decide.value().get().and_then(Result::err).map(|e| view! { <ErrorNote error=e/> })}
+            <Transition fallback=|| view! { <p class="muted">"Loading requests…"</p> }>
+                {move || items.get().map(|r| match r {
+                    Err(e) => view! { <ErrorNote error=e/> }.into_any(),
+                    Ok(list) if list.is_empty() => view! {
+                        <p class="empty" data-testid="inbox-empty">"Nothing is waiting for you."</p>
+                    }.into_any(),
+                    Ok(list) => list.into_iter().map(|i| view! { <Item item=i decide=decide/> }).collect_view().into_any(),
+                })}
+            </Transition>
+        </section>
+    }
+}
+
+#[component]
+fn Item(item: InboxItem, decide: ServerAction<DecideGrant>) -> impl IntoView {
+    let g = item.grant.clone();
+    let id = g.id;
+    let windows = windows_of(
+        &g,
+        item.portal_session_seconds,
+        item.permission_set_session_seconds,
+    );
+    let have = item
+        .approvals
+        .iter()
+        .filter(|a| a.decision == "approve")
+        .count();
+    view! {
+        <article class="inbox-item" data-grant=id.to_string() data-testid="inbox-item">
+            <h2>
+                <a href=format!("/grants/{id}")>
+                    {g.request.requester.to_string()} " asks for " {g.request.permission_set.to_string()}
+                    " in " {g.request.account_id.to_string()} " for " {fmt_minutes(g.request.duration.minutes())}
+                </a>
+            </h2>
+            <p class="justification">{g.request.justification.to_string()}</p>
+            <p class="muted">
+                {g.request.ticket.as_ref().map(|t| format!("Ticket {t} · "))}
+                "asked " <When at=g.created_at/>
+                {match g.request.requested_start { Some(t) => view! { " · to start " <When at=t/> }.into_any(), None => view! { " · to start when approved" }.into_any() }}
+            </p>
+            {windows.map(|w| view! { <WindowSentence windows=w preview=true/> })}
+            <p data-testid="recent-use">
+                {format!("{} had this permission set in this account {} time{} in the last 30 days",
+                    g.request.requester, item.recent.grants_30d, if item.recent.grants_30d == 1 { "" } else { "s" })}
+                {if item.recent.flagged_30d > 0 {
+                    format!("; {} of those grants were flagged.", item.recent.flagged_30d)
+                } else {
+                    "; none flagged.".to_owned()
+                }}
+            </p>
+            <p>{format!("Approvals: {have} of {}", g.request.approvals_required)}</p>
+            <ActionForm action=decide attr:class="decide">
+                <input type="hidden" name="id" value=id.to_string()/>
+                <div class="field">
+                    <label for=format!("comment-{id}")>"Comment (optional)"</label>
+                    <input id=format!("comment-{id}") name="comment" type="text" maxlength="500"/>
+                </div>
+                <div class="buttons">
+                    <button type="submit" name="decision" value="approve" class="primary" data-testid="approve">"Approve"</button>
+                    <button type="submit" name="decision" value="deny" data-testid="deny">"Deny"</button>
+                </div>
+            </ActionForm>
+        </article>
+    }
+}

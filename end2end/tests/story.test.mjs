@@ -1,0 +1,217 @@
+// The whole story in Chromium, against the AWS emulator (moto) and the real OpenID
+// provider: a requester asks, an approver approves, the reaper makes the grant active
+// (the assignment exists in the emulator), the requester ends it early (the assignment
+// is gone), and the auditor finds it in the history with its timeline. Plus the deny
+// path and self-approval attempts. Screenshots of every page are kept in
+// end2end/screenshots/ as test artifacts.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { startTimebox, startEmulator, launchBrowser, screenshotDir } from '../harness.mjs';
+
+let aws;
+let timebox;
+let browser;
+
+before(async () => {
+  aws = await startEmulator();
+  timebox = await startTimebox({ signIn: true, aws });
+  browser = await launchBrowser();
+});
+
+after(async () => {
+  await browser?.close();
+  await timebox?.stop();
+  aws?.stop();
+});
+
+async function signedIn(user) {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  const problems = [];
+  page.on('pageerror', (e) => problems.push(`pageerror: ${e.message}`));
+  await page.goto(timebox.url);
+  await page.waitForSelector('header[data-hydrated="true"]', { timeout: 30_000 });
+  await page.getByTestId('sign-in').click();
+  await page.waitForURL((u) => u.href.startsWith(timebox.provider.issuer));
+  await page.fill('input[name="login"]', user);
+  await page.fill('input[name="password"]', `${user}-password`);
+  await Promise.all([
+    page.waitForURL((u) => u.href.startsWith(timebox.url)),
+    page.click('button[type="submit"]'),
+  ]);
+  await page.waitForSelector('header[data-hydrated="true"]', { timeout: 30_000 });
+  return { context, page, problems };
+}
+
+async function goto(page, path) {
+  await page.goto(`${timebox.url}${path}`);
+  await page.waitForSelector('header[data-hydrated="true"]', { timeout: 30_000 });
+}
+
+const shot = (page, name) => page.screenshot({ path: join(screenshotDir, `${name}.png`), fullPage: true });
+
+/** Waits until the catalog has been synced from the emulator (the reaper's first pass). */
+async function catalogReady(page) {
+  for (let i = 0; i < 60; i++) {
+    await goto(page, '/request');
+    if ((await page.locator('[data-testid="offers"] tbody tr').count()) > 0) return;
+    await page.waitForTimeout(500);
+  }
+  throw new Error('the catalog was never synced from the emulator');
+}
+
+/** Fills and submits the request form; resolves to the new grant's id. */
+async function ask(page, { account, permissionSet, duration = '1h', why }) {
+  await catalogReady(page);
+  await page.fill('#account', account);
+  await page.selectOption('#permission_set', permissionSet);
+  await page.fill('#duration', duration);
+  await page.fill('#justification', why);
+  // The real window is previewed before submitting.
+  await page.getByTestId('request-preview').getByTestId('real-end').waitFor();
+  const preview = await page.getByTestId('request-preview').textContent();
+  assert.match(preview, /sessions opened before then can last until/);
+  await Promise.all([
+    page.waitForURL(/\/grants\/[0-9a-f-]{36}$/),
+    page.getByTestId('submit-request').click(),
+  ]);
+  return page.url().split('/').pop();
+}
+
+async function api(page, method, path, body) {
+  return page.evaluate(
+    async ([method, path, body]) => {
+      const r = await fetch(path, {
+        method,
+        headers: { 'content-type': 'application/json' },
+        body: body ? JSON.stringify(body) : undefined,
+      });
+      return { status: r.status, body: await r.json() };
+    },
+    [method, path, body],
+  );
+}
+
+async function waitForState(page, id, state, timeout = 30_000) {
+  await page.waitForSelector(`[data-testid="grant"][data-state="${state}"]`, { timeout });
+}
+
+test('a requester asks, an approver approves, the grant is provisioned, ended early and audited', async () => {
+  const account = aws.accounts['payments-prod'];
+  const psArn = aws.permission_sets.AdministratorAccess;
+  const rita = await signedIn('rita');
+
+  // Invalid input is explained field by field before anything is sent.
+  await catalogReady(rita.page);
+  await rita.page.fill('#account', account);
+  await rita.page.selectOption('#permission_set', 'AdministratorAccess');
+  await rita.page.fill('#duration', '13h');
+  await rita.page.fill('#justification', 'short');
+  assert.match(await rita.page.locator('#duration-error').textContent(), /at most/);
+  assert.match(await rita.page.locator('#justification-error').textContent(), /at least/);
+  await shot(rita.page, '01-request-form-errors');
+
+  const id = await ask(rita.page, { account, permissionSet: 'AdministratorAccess', why: 'Investigating the payments outage INC-42' });
+  await waitForState(rita.page, id, 'pending');
+  await shot(rita.page, '02-grant-pending');
+
+  // Rita is not an approver, and the API refuses her approving her own request.
+  const self = await api(rita.page, 'POST', `/api/v1/grants/${id}/approve`, {});
+  assert.equal(self.status, 403);
+  assert.ok(['forbidden', 'own_request'].includes(self.body.error.code), JSON.stringify(self.body));
+
+  // My grants shows it and updates live (no reload) as it moves.
+  await goto(rita.page, '/grants');
+  await rita.page.waitForSelector(`tr[data-grant="${id}"][data-state="pending"]`);
+
+  const mia = await signedIn('mia');
+  await goto(mia.page, '/inbox');
+  const item = mia.page.locator(`article[data-grant="${id}"]`);
+  await item.waitFor();
+  assert.match(await item.textContent(), /rita asks for AdministratorAccess/);
+  assert.match(await item.textContent(), /sessions opened before then can last until/);
+  await shot(mia.page, '03-inbox');
+  await item.getByTestId('approve').click();
+  await mia.page.getByTestId('inbox-empty').waitFor({ timeout: 30_000 });
+
+  // The reaper provisions it; Rita's list follows without a reload.
+  await rita.page.waitForSelector(`tr[data-grant="${id}"][data-state="active"]`, { timeout: 60_000 });
+  await shot(rita.page, '04-my-grants-active');
+  const assigned = await aws.assignments(account, psArn);
+  assert.ok(
+    assigned.some((a) => a.PrincipalType === 'USER' && a.PrincipalId === aws.users.rita),
+    `the emulator holds Rita's assignment: ${JSON.stringify(assigned)}`,
+  );
+
+  // "Active now" lists it with its time left.
+  await goto(mia.page, '/active');
+  await mia.page.waitForSelector(`tr[data-grant="${id}"]`);
+  await shot(mia.page, '05-active-now');
+
+  // Rita is done early.
+  await rita.page.locator(`tr[data-grant="${id}"]`).getByTestId('done').click();
+  await rita.page.waitForSelector(`tr[data-grant="${id}"][data-state="revoked"]`, { timeout: 60_000 });
+  const after = await aws.assignments(account, psArn);
+  assert.ok(
+    !after.some((a) => a.PrincipalType === 'USER' && a.PrincipalId === aws.users.rita),
+    `the assignment is gone from the emulator: ${JSON.stringify(after)}`,
+  );
+
+  // The auditor finds it in the history, with its timeline and a verified chain.
+  const audrey = await signedIn('audrey');
+  await goto(audrey.page, '/history?user=rita&state=revoked');
+  const row = audrey.page.locator(`tr[data-grant="${id}"]`);
+  await row.waitFor();
+  await shot(audrey.page, '06-history');
+  await Promise.all([audrey.page.waitForURL(new RegExp(`/grants/${id}$`)), row.locator('a').first().click()]);
+  await waitForState(audrey.page, id, 'revoked');
+  await audrey.page.getByTestId('timeline').waitFor();
+  await audrey.page.getByTestId('chain-ok').waitFor();
+  const sentence = await audrey.page.getByTestId('window-sentence').textContent();
+  assert.match(sentence, /Access ended .* sessions opened before then can last until .* portal session is 8h and this permission set's session is 1h/s);
+  await shot(audrey.page, '07-grant-page-auditor');
+
+  // The history without JavaScript: the server-rendered page already holds the row.
+  const html = await (await audrey.context.request.get(`${timebox.url}/history?user=rita`)).text();
+  assert.ok(html.includes(id), 'the history is server-rendered');
+  const csv = await (await audrey.context.request.get(`${timebox.url}/api/v1/grants/export?format=csv&user=rita`)).text();
+  assert.ok(csv.startsWith('id,requester,'), csv.slice(0, 80));
+  assert.ok(csv.includes(id));
+
+  for (const s of [rita, mia, audrey]) {
+    assert.deepEqual(s.problems, [], 'no page error');
+    await s.context.close();
+  }
+});
+
+test('an approver denies a request; nobody approves their own request', async () => {
+  const account = aws.accounts['web-prod'];
+  const rita = await signedIn('rita');
+  const id = await ask(rita.page, { account, permissionSet: 'ReadOnlyAccess', duration: '30m', why: 'Reading the web logs for a bug report' });
+
+  // Arno signed in without MFA: he may deny (approving would need MFA).
+  const arno = await signedIn('arno');
+  await goto(arno.page, `/grants/${id}`);
+  await arno.page.fill('#comment', 'Use the log archive instead');
+  await arno.page.getByTestId('deny').click();
+  await waitForState(arno.page, id, 'denied');
+  await shot(arno.page, '08-denied');
+  await goto(rita.page, `/grants/${id}`);
+  await waitForState(rita.page, id, 'denied');
+  assert.match(await rita.page.textContent('.approvals'), /arno denied/);
+
+  // Ada holds every role, yet cannot approve her own request: no button, and the API says why.
+  const ada = await signedIn('ada');
+  const own = await ask(ada.page, { account, permissionSet: 'ReadOnlyAccess', duration: '30m', why: 'Checking the web tier configuration' });
+  assert.equal(await ada.page.getByTestId('approve').count(), 0, 'no approve button on one\'s own request');
+  const r = await api(ada.page, 'POST', `/api/v1/grants/${own}/approve`, {});
+  assert.equal(r.status, 403);
+  assert.equal(r.body.error.code, 'own_request');
+  // Bad input to the API: a 4xx with a machine-readable body naming the field.
+  const bad = await api(ada.page, 'POST', '/api/v1/grants', { account_id: '12', permission_set: 'ReadOnlyAccess', duration: '1h', justification: 'a good reason here' });
+  assert.equal(bad.status, 422);
+  assert.equal(bad.body.error.field, 'account_id');
+  await shot(ada.page, '09-own-request');
+  for (const s of [rita, arno, ada]) await s.context.close();
+});
