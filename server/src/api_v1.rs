@@ -181,25 +181,26 @@ async fn other_paths(
     .into_response())
 }
 
+// The history's filters and these are read from the same query string by two
+// extractors (serde's `flatten` cannot read numbers from a query string).
 #[derive(Debug, Deserialize)]
-struct ListQuery {
+struct MineQuery {
     /// `true`: the caller's own grants (any signed-in role); otherwise the history.
     #[serde(default)]
     mine: bool,
-    #[serde(flatten)]
-    history: HistoryQuery,
 }
 
 async fn list_grants(
     State(s): State<ApiState>,
     Who(c): Who,
-    Params(q): Params<ListQuery>,
+    Params(m): Params<MineQuery>,
+    Params(q): Params<HistoryQuery>,
 ) -> ApiResult<Response> {
-    if q.mine {
+    if m.mine {
         let grants = s.dashboard.my_grants(&c).await?;
         return Ok(Json(json!({ "grants": grants, "next": null })).into_response());
     }
-    Ok(Json(s.dashboard.history(&c, q.history).await?).into_response())
+    Ok(Json(s.dashboard.history(&c, q).await?).into_response())
 }
 
 async fn create_grant(
@@ -312,8 +313,6 @@ async fn sync_catalog(State(s): State<ApiState>, Who(c): Who) -> ApiResult<Respo
 struct ExportQuery {
     #[serde(default)]
     format: Option<String>,
-    #[serde(flatten)]
-    history: HistoryQuery,
 }
 
 /// Rows read per page while exporting.
@@ -325,6 +324,7 @@ async fn export(
     State(s): State<ApiState>,
     Who(c): Who,
     Params(q): Params<ExportQuery>,
+    Params(history): Params<HistoryQuery>,
 ) -> ApiResult<Response> {
     let csv = match q.format.as_deref().unwrap_or("csv") {
         "csv" => true,
@@ -332,7 +332,7 @@ async fn export(
         _ => return Err(ApiError::field("format", "must be csv or json").into()),
     };
     // Check the caller and the filters once, before the response starts.
-    let mut first = q.history.clone();
+    let mut first = history;
     first.cursor.clear();
     first.limit = Some(EXPORT_PAGE);
     let page = s.dashboard.history(&c, first.clone()).await?;

@@ -107,7 +107,7 @@ pub fn Timeline(
             })
             .collect_view()
     };
-    let windows_view = windows.clone().map(|w| {
+    let windows_view = windows.map(|w| {
         let gx = s.x(w.granted.start);
         let gw = (s.x(w.granted.end) - gx).max(2.0);
         let tx = s.x(w.tail.start);

@@ -183,7 +183,7 @@ fn GrantView(
                 <dt>"Revoked"</dt><dd><MaybeWhen at=g.revoked_at/></dd>
                 {g.failure_reason.clone().map(|r| view! { <dt>"Failure"</dt><dd class="error">{r}</dd> })}
             </dl>
-            {windows.clone().map(|w| view! { <WindowSentence windows=w preview=preview/> })}
+            {windows.map(|w| view! { <WindowSentence windows=w preview=preview/> })}
             {other_paths}
             <Timeline grant=g.clone() approvals=d.approvals.clone() windows=windows now=now/>
         </section>

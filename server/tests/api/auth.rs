@@ -562,3 +562,37 @@ async fn sessions_end_at_the_absolute_timeout() {
     clock.set(chrono::Utc::now());
     assert_eq!(s.viewer().await["caller"]["kind"], "anonymous");
 }
+
+#[tokio::test]
+async fn sessions_end_after_the_idle_timeout() {
+    let db = TestDb::sqlite().await;
+    let listener = free_listener().await;
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let provider = TestProvider::start(&url).await;
+    let oidc = provider.config(&url);
+    // Configuration refuses less than a minute; the test sets the field directly so
+    // it does not have to wait that long.
+    let app = TestApp::spawn_on(
+        listener,
+        &db,
+        move |c| {
+            c.oidc = Some(oidc);
+            c.session.idle_timeout = std::time::Duration::from_secs(2);
+        },
+        Arc::new(SystemClock),
+    )
+    .await;
+    let s = SignInSetup {
+        app,
+        provider,
+        _db: db,
+    };
+    assert_eq!(s.sign_in("rita").await.status(), 303);
+    assert_eq!(s.viewer().await["caller"]["id"], "rita");
+    tokio::time::sleep(std::time::Duration::from_secs(4)).await;
+    assert_eq!(
+        s.viewer().await["caller"]["kind"],
+        "anonymous",
+        "an unused session ends after session.idle_timeout"
+    );
+}

@@ -7,6 +7,7 @@
     reason = "test helpers outside #[test] functions: a panic is how a test reports failure"
 )]
 mod access;
+mod api_v1;
 mod auth;
 mod aws_errors;
 mod crash;

@@ -1,0 +1,298 @@
+//! The history benchmark (not a timed test): seeds N grants (default a million) into
+//! a fresh database, then times the call behind both the history page and the API's
+//! list endpoint (`Dashboard::history`: authorization, filter parsing, the keyset
+//! query, and encoding the page as JSON) for filtered pages of 50 rows, and prints
+//! p50/p99/max per kind of filter.
+//!
+//! ```text
+//! cargo run --release -p server --example bench_history -- \
+//!     [--grants 1000000] [--iterations 300] [--database sqlite://…|postgres://…]
+//! ```
+//! Without `--database`, a SQLite file in a temporary directory is used. A
+//! PostgreSQL URL must name an empty database (it is migrated and filled). See
+//! docs/benchmarks.md for recorded figures.
+
+#![expect(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a benchmark command: a panic is its error report"
+)]
+
+use app::api::backend::Backend;
+use app::api::HistoryQuery;
+use app::domain::{Caller, PersonId, Role, RoleSet};
+use chrono::{DateTime, Duration as ChronoDuration, Utc};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use timebox_server::clock::SystemClock;
+use timebox_server::dashboard::Dashboard;
+use timebox_server::store::{PostgresStore, SqliteStore};
+
+const USERS: usize = 500;
+const ACCOUNTS: usize = 60;
+const PERMISSION_SETS: [&str; 8] = [
+    "AdministratorAccess",
+    "PowerUserAccess",
+    "ReadOnlyAccess",
+    "DatabaseAdmin",
+    "NetworkAdmin",
+    "SecurityAudit",
+    "Billing",
+    "SupportUser",
+];
+const STATES: [(&str, u32); 6] = [
+    ("closed", 70),
+    ("revoked", 10),
+    ("denied", 8),
+    ("cancelled", 5),
+    ("expired", 5),
+    ("active", 2),
+];
+const WORDS: [&str; 10] = [
+    "incident",
+    "deploy",
+    "migration",
+    "outage",
+    "audit",
+    "rotation",
+    "backup",
+    "rollback",
+    "billing",
+    "capacity",
+];
+
+struct Args {
+    grants: usize,
+    iterations: usize,
+    database: Option<String>,
+}
+
+fn args() -> Args {
+    let mut a = Args {
+        grants: 1_000_000,
+        iterations: 300,
+        database: None,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(k) = it.next() {
+        let v = it.next().unwrap_or_else(|| panic!("{k} needs a value"));
+        match k.as_str() {
+            "--grants" => a.grants = v.parse().expect("--grants N"),
+            "--iterations" => a.iterations = v.parse().expect("--iterations N"),
+            "--database" => a.database = Some(v),
+            other => panic!("unknown argument {other}"),
+        }
+    }
+    a
+}
+
+/// A small deterministic generator (no dependency, repeatable runs).
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+fn account(i: usize) -> String {
+    format!("{:012}", 100_000_000_000 + i as u64 * 7919)
+}
+
+fn state(r: &mut Rng) -> &'static str {
+    let total: u32 = STATES.iter().map(|s| s.1).sum();
+    let mut pick = (r.next() % u64::from(total)) as u32;
+    for (s, w) in STATES {
+        if pick < w {
+            return s;
+        }
+        pick -= w;
+    }
+    "closed"
+}
+
+macro_rules! seed {
+    ($db:ty, $pool:expr, $n:expr, $start:expr) => {{
+        let mut r = Rng(0x9E37_79B9_7F4A_7C15);
+        let span = ChronoDuration::days(730).num_seconds();
+        let mut done = 0;
+        while done < $n {
+            let batch = (1000).min($n - done);
+            let mut tx = $pool.begin().await.unwrap();
+            let mut qb = sqlx::QueryBuilder::<$db>::new(
+                "INSERT INTO grants (id, requester, account_id, permission_set, justification, \
+                 duration_minutes, approvals_required, state, created_at, updated_at, version) ",
+            );
+            let rows: Vec<_> = (0..batch)
+                .map(|_| {
+                    let created: DateTime<Utc> = $start
+                        + ChronoDuration::seconds((r.next() % span as u64) as i64)
+                        + ChronoDuration::microseconds((r.next() % 1_000_000) as i64);
+                    (
+                        uuid::Uuid::new_v4().to_string(),
+                        format!("user{:03}", r.below(USERS)),
+                        account(r.below(ACCOUNTS)),
+                        PERMISSION_SETS[r.below(PERMISSION_SETS.len())],
+                        format!(
+                            "{} {} for ticket {}",
+                            WORDS[r.below(WORDS.len())],
+                            WORDS[r.below(WORDS.len())],
+                            r.below(100_000)
+                        ),
+                        60_i64,
+                        state(&mut r),
+                        created,
+                    )
+                })
+                .collect();
+            qb.push_values(rows, |mut b, row| {
+                b.push_bind(row.0)
+                    .push_bind(row.1)
+                    .push_bind(row.2)
+                    .push_bind(row.3)
+                    .push_bind(row.4)
+                    .push_bind(row.5)
+                    .push_bind(1_i64)
+                    .push_bind(row.6)
+                    .push_bind(row.7)
+                    .push_bind(row.7)
+                    .push_bind(1_i64);
+            });
+            qb.build().execute(&mut *tx).await.unwrap();
+            tx.commit().await.unwrap();
+            done += batch;
+            if done % 100_000 == 0 {
+                eprintln!("  seeded {done}");
+            }
+        }
+    }};
+}
+
+fn pct(sorted: &[Duration], p: f64) -> Duration {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.2} ms", d.as_secs_f64() * 1000.0)
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let a = args();
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let url = a
+        .database
+        .clone()
+        .unwrap_or_else(|| format!("sqlite://{}", tmp.path().join("bench.db").display()));
+    let backend = if url.starts_with("sqlite:") {
+        "SQLite"
+    } else {
+        "PostgreSQL"
+    };
+    let start = Utc::now() - ChronoDuration::days(730);
+    eprintln!("seeding {} grants into {backend} …", a.grants);
+    let t = Instant::now();
+    if url.starts_with("sqlite:") {
+        let store = SqliteStore::connect(&url, 2).await.expect("sqlite");
+        seed!(sqlx::Sqlite, store.pool(), a.grants, start);
+        sqlx::query("ANALYZE").execute(store.pool()).await.unwrap();
+    } else {
+        let store = PostgresStore::connect(&url, 2).await.expect("postgres");
+        seed!(sqlx::Postgres, store.pool(), a.grants, start);
+        sqlx::query("ANALYZE").execute(store.pool()).await.unwrap();
+    }
+    eprintln!("seeded in {:.1} s", t.elapsed().as_secs_f64());
+
+    let mut config = timebox_server::config::Config::default();
+    config.database.url = url.clone();
+    config.database.max_connections = 4;
+    let services = timebox_server::Services::start(config, Arc::new(SystemClock))
+        .await
+        .expect("services");
+    let dashboard = Dashboard::new(services);
+    let auditor = Caller::Person {
+        id: PersonId::parse("audrey").unwrap(),
+        name: "Audrey".into(),
+        roles: RoleSet::of(&[Role::Auditor]),
+        mfa: true,
+    };
+
+    type Make = fn(&mut Rng) -> HistoryQuery;
+    let kinds: [(&str, Make); 7] = [
+        ("no filter (first page)", |_| HistoryQuery::default()),
+        ("user", |r| HistoryQuery {
+            user: format!("user{:03}", r.below(USERS)),
+            ..HistoryQuery::default()
+        }),
+        ("account", |r| HistoryQuery {
+            account: account(r.below(ACCOUNTS)),
+            ..HistoryQuery::default()
+        }),
+        ("permission set", |r| HistoryQuery {
+            permission_set: PERMISSION_SETS[r.below(PERMISSION_SETS.len())].into(),
+            ..HistoryQuery::default()
+        }),
+        ("state = revoked", |_| HistoryQuery {
+            state: "revoked".into(),
+            ..HistoryQuery::default()
+        }),
+        ("user + account + time range", |r| HistoryQuery {
+            user: format!("user{:03}", r.below(USERS)),
+            account: account(r.below(ACCOUNTS)),
+            from: (Utc::now() - ChronoDuration::days(365))
+                .format("%Y-%m-%d")
+                .to_string(),
+            ..HistoryQuery::default()
+        }),
+        ("justification text", |r| HistoryQuery {
+            text: WORDS[r.below(WORDS.len())].into(),
+            ..HistoryQuery::default()
+        }),
+    ];
+    println!(
+        "history benchmark: {} grants on {backend}, {} iterations per filter, pages of 50 rows",
+        a.grants, a.iterations
+    );
+    println!(
+        "{:<30} {:>10} {:>10} {:>10} {:>8}",
+        "filter", "p50", "p99", "max", "rows"
+    );
+    let mut r = Rng(42);
+    for (name, make) in kinds {
+        let mut times = Vec::with_capacity(a.iterations);
+        let mut rows = 0;
+        // Each iteration reads a first page and, when there is one, the next page
+        // through its cursor (keyset), timing both.
+        for _ in 0..a.iterations / 2 {
+            let mut q = make(&mut r);
+            for _ in 0..2 {
+                let t = Instant::now();
+                let page = dashboard.history(&auditor, q.clone()).await.expect("page");
+                let body = serde_json::to_vec(&page).expect("json");
+                times.push(t.elapsed());
+                std::hint::black_box(body);
+                rows += page.grants.len();
+                match page.next {
+                    Some(n) => q.cursor = n,
+                    None => break,
+                }
+            }
+        }
+        times.sort();
+        println!(
+            "{:<30} {:>10} {:>10} {:>10} {:>8}",
+            name,
+            ms(pct(&times, 0.50)),
+            ms(pct(&times, 0.99)),
+            ms(*times.last().unwrap()),
+            rows / times.len().max(1)
+        );
+    }
+}

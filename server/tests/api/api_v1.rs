@@ -1,0 +1,475 @@
+//! The JSON API over HTTP, signed in through the real OpenID provider, on both
+//! backends: who may call what, the request → approve story, self-approval and MFA
+//! refusals, machine-readable 4xx for bad input, keyset pages, the CSV export, the
+//! OpenAPI document and the live event stream.
+
+use crate::helpers::{browser_like_client, free_listener, TestApp, TestDb};
+use crate::provider::{sign_in_at_provider, start_sign_in, TestProvider};
+use serde_json::{json, Value};
+use std::sync::Arc;
+use timebox_server::store::{CatalogNode, CatalogPermissionSet, NodeKind};
+
+const ACCOUNT: &str = "111122223333";
+
+struct Api {
+    app: TestApp,
+    provider: TestProvider,
+}
+
+impl Api {
+    async fn start(db: &TestDb) -> Api {
+        // A synced catalog, as the reaper would have left it.
+        db.store()
+            .replace_catalog(
+                &[CatalogPermissionSet {
+                    arn: "arn:aws:sso:::permissionSet/ssoins-1/ps-1".into(),
+                    name: "AdministratorAccess".into(),
+                    description: None,
+                    session_duration_seconds: 3600,
+                }],
+                &[
+                    CatalogNode {
+                        id: "r-root".into(),
+                        kind: NodeKind::Root,
+                        name: "Root".into(),
+                        parent_id: None,
+                    },
+                    CatalogNode {
+                        id: ACCOUNT.into(),
+                        kind: NodeKind::Account,
+                        name: "payments-prod".into(),
+                        parent_id: Some("r-root".into()),
+                    },
+                ],
+                chrono::Utc::now(),
+            )
+            .await
+            .unwrap();
+        let listener = free_listener().await;
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let provider = TestProvider::start(&url).await;
+        let oidc = provider.config(&url);
+        let app = TestApp::spawn_on(
+            listener,
+            db,
+            move |c| c.oidc = Some(oidc),
+            Arc::new(timebox_server::clock::SystemClock),
+        )
+        .await;
+        Api { app, provider }
+    }
+
+    /// A client signed in as `user` (its own cookie jar).
+    async fn client(&self, user: &str) -> reqwest::Client {
+        let client = browser_like_client();
+        let authorize = start_sign_in(&client, &self.app.url).await;
+        let callback = sign_in_at_provider(&authorize, &self.provider.issuer, user).await;
+        let r = client.get(callback).send().await.unwrap();
+        assert_eq!(r.status(), 303, "{user} signs in");
+        client
+    }
+
+    async fn get(&self, c: &reqwest::Client, path: &str) -> (u16, Value) {
+        let r = c
+            .get(format!("{}{path}", self.app.url))
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn post(&self, c: &reqwest::Client, path: &str, body: Value) -> (u16, Value) {
+        let r = c
+            .post(format!("{}{path}", self.app.url))
+            .header("origin", &self.app.url)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+}
+
+fn ask(duration: &str) -> Value {
+    json!({
+        "account_id": ACCOUNT,
+        "permission_set": "AdministratorAccess",
+        "duration": duration,
+        "justification": "Investigating the payments outage",
+    })
+}
+
+async fn who_may_call_what(db: &TestDb) {
+    let api = Api::start(db).await;
+    let anonymous = browser_like_client();
+    // (path, [anonymous, rita, arno, audrey, ada]) — 200 allowed, 401/403 refused.
+    let table: &[(&str, [u16; 5])] = &[
+        ("/api/v1/grants?mine=true", [401, 200, 200, 200, 200]),
+        ("/api/v1/grants", [401, 403, 200, 200, 200]),
+        (
+            "/api/v1/grants/export?format=json",
+            [401, 403, 200, 200, 200],
+        ),
+        ("/api/v1/inbox", [401, 403, 200, 403, 200]),
+        ("/api/v1/active", [401, 200, 200, 200, 200]),
+        ("/api/v1/admin/status", [401, 403, 403, 403, 200]),
+        ("/api/v1/request-options", [401, 200, 403, 403, 200]),
+    ];
+    let mut clients = vec![anonymous];
+    for user in ["rita", "arno", "audrey", "ada"] {
+        clients.push(api.client(user).await);
+    }
+    for (path, expected) in table {
+        for (i, c) in clients.iter().enumerate() {
+            let r = c
+                .get(format!("{}{path}", api.app.url))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status().as_u16(), expected[i], "{path} as caller #{i}");
+            if expected[i] >= 400 {
+                let body: Value = r.json().await.unwrap();
+                assert!(body["error"]["code"].is_string(), "{path}: {body}");
+            }
+        }
+    }
+    // State-changing admin call: refused for everyone but admins.
+    for (i, c) in clients.iter().enumerate().take(4) {
+        let (status, body) = api.post(c, "/api/v1/admin/catalog/sync", json!({})).await;
+        assert_eq!(status, if i == 0 { 401 } else { 403 }, "{body}");
+    }
+}
+
+async fn request_approve_and_refusals(db: &TestDb) {
+    let api = Api::start(db).await;
+    let rita = api.client("rita").await;
+    let (status, grant) = api.post(&rita, "/api/v1/grants", ask("1h")).await;
+    assert_eq!(status, 201, "{grant}");
+    assert_eq!(grant["state"], "pending");
+    let id = grant["id"].as_str().unwrap().to_owned();
+
+    // Rita has no approver role; ada has every role but the request is not hers to
+    // decide only if it is hers: ada asks for one herself.
+    let (status, body) = api
+        .post(&rita, &format!("/api/v1/grants/{id}/approve"), json!({}))
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (403, Some("forbidden"))
+    );
+    let ada = api.client("ada").await;
+    let (_, own) = api.post(&ada, "/api/v1/grants", ask("30m")).await;
+    let own_id = own["id"].as_str().unwrap();
+    let (status, body) = api
+        .post(&ada, &format!("/api/v1/grants/{own_id}/approve"), json!({}))
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (403, Some("own_request")),
+        "{body}"
+    );
+
+    // Arno signed in without MFA: approving is refused, denying would not be.
+    let arno = api.client("arno").await;
+    let (status, body) = api
+        .post(&arno, &format!("/api/v1/grants/{id}/approve"), json!({}))
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (403, Some("mfa_required"))
+    );
+
+    // Inbox: mia sees rita's request with its context, never her own.
+    let mia = api.client("mia").await;
+    let (status, inbox) = api.get(&mia, "/api/v1/inbox").await;
+    assert_eq!(status, 200);
+    let ids: Vec<&str> = inbox
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["grant"]["id"].as_str().unwrap())
+        .collect();
+    assert!(
+        ids.contains(&id.as_str()) && ids.contains(&own_id),
+        "{inbox}"
+    );
+    let (status, approved) = api
+        .post(
+            &mia,
+            &format!("/api/v1/grants/{id}/approve"),
+            json!({ "comment": "ok" }),
+        )
+        .await;
+    assert_eq!(
+        (status, approved["state"].as_str()),
+        (200, Some("approved")),
+        "{approved}"
+    );
+    let (status, body) = api
+        .post(&mia, &format!("/api/v1/grants/{id}/approve"), json!({}))
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (409, Some("wrong_state")),
+        "{body}"
+    );
+
+    // The auditor reads it with its approvals, audit trail and a verified chain.
+    let audrey = api.client("audrey").await;
+    let (status, detail) = api.get(&audrey, &format!("/api/v1/grants/{id}")).await;
+    assert_eq!(status, 200);
+    assert_eq!(detail["approvals"][0]["approver"], "mia");
+    assert_eq!(detail["chain"]["ok"], true, "{detail}");
+    assert!(detail["audit"].as_array().unwrap().len() >= 2);
+    assert_eq!(detail["can_decide"], false);
+
+    // The export carries it; CSV formulas are defused.
+    let csv = audrey
+        .get(format!(
+            "{}/api/v1/grants/export?format=csv&user=rita",
+            api.app.url
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(csv.status(), 200);
+    assert!(csv.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/csv"));
+    let text = csv.text().await.unwrap();
+    assert!(text.starts_with("id,requester,account_id"));
+    assert!(
+        text.contains(&id) && !text.contains(own_id),
+        "filtered by user"
+    );
+
+    // Rita cancels nothing that is not hers, and ends her own.
+    let (status, _) = api
+        .post(&rita, &format!("/api/v1/grants/{own_id}/cancel"), json!({}))
+        .await;
+    assert_eq!(status, 403);
+    let (status, cancelled) = api
+        .post(
+            &rita,
+            &format!("/api/v1/grants/{id}/cancel"),
+            json!({ "reason": "not needed" }),
+        )
+        .await;
+    assert_eq!(
+        (status, cancelled["state"].as_str()),
+        (200, Some("cancelled"))
+    );
+}
+
+async fn bad_input_gets_a_4xx_and_changes_nothing(db: &TestDb) {
+    let api = Api::start(db).await;
+    let rita = api.client("rita").await;
+    let cases: Vec<(Value, u16, &str)> = vec![
+        (json!({ "account_id": "12" }), 400, ""),
+        (
+            json!({ "account_id": "12", "permission_set": "AdministratorAccess", "duration": "1h", "justification": "a long enough reason" }),
+            422,
+            "account_id",
+        ),
+        (
+            json!({ "account_id": "999999999999", "permission_set": "AdministratorAccess", "duration": "1h", "justification": "a long enough reason" }),
+            422,
+            "account_id",
+        ),
+        (
+            json!({ "account_id": ACCOUNT, "permission_set": "NoSuchSet", "duration": "1h", "justification": "a long enough reason" }),
+            422,
+            "permission_set",
+        ),
+        (ask("13h"), 422, "duration"),
+        (
+            json!({ "account_id": ACCOUNT, "permission_set": "AdministratorAccess", "duration": "1h", "justification": "short" }),
+            422,
+            "justification",
+        ),
+        (
+            json!({ "account_id": ACCOUNT, "permission_set": "AdministratorAccess", "duration": "1h", "justification": "a long enough reason", "start_at": "2001-01-01T00:00:00Z" }),
+            422,
+            "start_at",
+        ),
+    ];
+    for (body, status, field) in cases {
+        let (got, answer) = api.post(&rita, "/api/v1/grants", body.clone()).await;
+        assert_eq!(got, status, "{body} → {answer}");
+        assert!(answer["error"]["message"].is_string(), "{answer}");
+        if !field.is_empty() {
+            assert_eq!(answer["error"]["field"], field, "{answer}");
+        }
+    }
+    // Not JSON at all.
+    let r = rita
+        .post(format!("{}/api/v1/grants", api.app.url))
+        .header("origin", &api.app.url)
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    // Nothing was stored.
+    let (_, mine) = api.get(&rita, "/api/v1/grants?mine=true").await;
+    assert_eq!(mine["grants"].as_array().unwrap().len(), 0);
+
+    let audrey = api.client("audrey").await;
+    for (path, status, field) in [
+        ("/api/v1/grants?cursor=garbage", 422, "cursor"),
+        ("/api/v1/grants?limit=0", 422, "limit"),
+        ("/api/v1/grants?limit=lots", 400, ""),
+        ("/api/v1/grants?state=sideways", 422, "state"),
+        ("/api/v1/grants?from=yesterday", 422, "from"),
+        ("/api/v1/grants/not-a-uuid", 422, "grant_id"),
+        (
+            "/api/v1/grants/7d1f3c52-0000-4000-8000-000000000000",
+            404,
+            "",
+        ),
+        ("/api/v1/no-such-route", 404, ""),
+        ("/api/v1/grants/export?format=xml", 422, "format"),
+    ] {
+        let (got, body) = api.get(&audrey, path).await;
+        assert_eq!(got, status, "{path}: {body}");
+        assert!(body["error"]["code"].is_string(), "{path}: {body}");
+        if !field.is_empty() {
+            assert_eq!(body["error"]["field"], field, "{path}: {body}");
+        }
+    }
+    // A state-changing call without Timebox's Origin is refused.
+    let r = rita
+        .post(format!("{}/api/v1/grants", api.app.url))
+        .json(&ask("1h"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+}
+
+async fn history_pages_by_keyset_and_filters(db: &TestDb) {
+    let api = Api::start(db).await;
+    let rita = api.client("rita").await;
+    let mut made = Vec::new();
+    for i in 0..7 {
+        let mut body = ask("1h");
+        body["justification"] = json!(format!("Reason number {i} with 100% certainty"));
+        let (status, g) = api.post(&rita, "/api/v1/grants", body).await;
+        assert_eq!(status, 201);
+        made.push(g["id"].as_str().unwrap().to_owned());
+    }
+    let audrey = api.client("audrey").await;
+    let mut seen = Vec::new();
+    let mut cursor = String::new();
+    loop {
+        let (status, page) = api
+            .get(
+                &audrey,
+                &format!("/api/v1/grants?limit=3&user=rita&cursor={cursor}"),
+            )
+            .await;
+        assert_eq!(status, 200, "{page}");
+        for g in page["grants"].as_array().unwrap() {
+            seen.push(g["id"].as_str().unwrap().to_owned());
+        }
+        match page["next"].as_str() {
+            Some(n) => cursor = n.to_owned(),
+            None => break,
+        }
+    }
+    made.reverse();
+    assert_eq!(seen, made, "every grant once, newest first");
+    // Literal text search: `%` matches itself only, case-insensitive.
+    let (_, page) = api.get(&audrey, "/api/v1/grants?text=NUMBER%203").await;
+    assert_eq!(page["grants"].as_array().unwrap().len(), 1, "{page}");
+    let (_, page) = api.get(&audrey, "/api/v1/grants?text=100%25").await;
+    assert_eq!(page["grants"].as_array().unwrap().len(), 7);
+    let (_, page) = api.get(&audrey, "/api/v1/grants?text=1%25%25").await;
+    assert_eq!(page["grants"].as_array().unwrap().len(), 0);
+    let (_, page) = api.get(&audrey, "/api/v1/grants?state=approved").await;
+    assert_eq!(page["grants"].as_array().unwrap().len(), 0);
+    let (_, page) = api
+        .get(
+            &audrey,
+            &format!("/api/v1/grants?account={ACCOUNT}&state=pending&from=2000-01-01"),
+        )
+        .await;
+    assert_eq!(page["grants"].as_array().unwrap().len(), 7);
+}
+
+async fn the_openapi_document_matches_the_routes(db: &TestDb) {
+    let api = Api::start(db).await;
+    let anonymous = browser_like_client();
+    let (status, doc) = api.get(&anonymous, "/api/v1/openapi.json").await;
+    assert_eq!(status, 200);
+    assert_eq!(doc["openapi"], "3.1.0");
+    let id = "7d1f3c52-0000-4000-8000-000000000000";
+    for (path, methods) in doc["paths"].as_object().unwrap() {
+        let url = format!("{}{}", api.app.url, path.replace("{id}", id));
+        for method in methods.as_object().unwrap().keys() {
+            let r = match method.as_str() {
+                "get" => anonymous.get(&url).send().await.unwrap(),
+                "post" => anonymous
+                    .post(&url)
+                    .header("origin", &api.app.url)
+                    .json(&json!({}))
+                    .send()
+                    .await
+                    .unwrap(),
+                other => panic!("unexpected method {other}"),
+            };
+            let status = r.status().as_u16();
+            // Documented routes exist: anonymous callers get 401 (or 200 for the
+            // public ones), never 404/405.
+            assert!(
+                [200, 401].contains(&status),
+                "{method} {path} answered {status}"
+            );
+        }
+    }
+}
+
+async fn live_events_reach_the_requester(db: &TestDb) {
+    let api = Api::start(db).await;
+    let rita = api.client("rita").await;
+    let mut stream = rita
+        .get(format!("{}/api/v1/events", api.app.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), 200);
+    assert!(stream.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/event-stream"));
+    let (_, g) = api.post(&rita, "/api/v1/grants", ask("1h")).await;
+    let id = g["id"].as_str().unwrap().to_owned();
+    let mut text = String::new();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !text.contains(&id) {
+        let chunk = tokio::time::timeout_at(deadline, stream.chunk())
+            .await
+            .expect("an event within 10 s")
+            .unwrap()
+            .expect("the stream stays open");
+        text.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    assert!(text.contains("event: grant"), "{text}");
+    assert!(text.contains("\"state\":\"pending\""), "{text}");
+    // An anonymous visitor gets no stream.
+    let (status, _) = api.get(&browser_like_client(), "/api/v1/events").await;
+    assert_eq!(status, 401);
+}
+
+crate::on_both_backends!(
+    who_may_call_what,
+    request_approve_and_refusals,
+    bad_input_gets_a_4xx_and_changes_nothing,
+    history_pages_by_keyset_and_filters,
+    the_openapi_document_matches_the_routes,
+    live_events_reach_the_requester,
+);
