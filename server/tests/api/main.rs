@@ -13,6 +13,7 @@ mod crash;
 mod helpers;
 mod http;
 mod moto;
+mod policy;
 mod provider;
 mod reaper;
 mod startup;
