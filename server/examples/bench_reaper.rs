@@ -205,16 +205,19 @@ async fn main() {
                     .await
                     .unwrap();
                 let g = grants
-                    .request(GrantRequest {
-                        requester: PersonId::parse(&user).unwrap(),
-                        account_id: AccountId::parse(&account).unwrap(),
-                        permission_set: PermissionSetName::parse(&ps).unwrap(),
-                        justification: Justification::parse("benchmark of the reaper").unwrap(),
-                        ticket: None,
-                        duration: GrantDuration::from_minutes(60, None).unwrap(),
-                        requested_start: None,
-                        approvals_required: 0,
-                    }, &[])
+                    .request(
+                        GrantRequest {
+                            requester: PersonId::parse(&user).unwrap(),
+                            account_id: AccountId::parse(&account).unwrap(),
+                            permission_set: PermissionSetName::parse(&ps).unwrap(),
+                            justification: Justification::parse("benchmark of the reaper").unwrap(),
+                            ticket: None,
+                            duration: GrantDuration::from_minutes(60, None).unwrap(),
+                            requested_start: None,
+                            approvals_required: 0,
+                        },
+                        &[],
+                    )
                     .await
                     .unwrap();
                 let j = serde_json::json!({});

@@ -158,7 +158,7 @@ impl GuardedGrants {
                 break;
             }
         }
-        out.sort_by(|a, b| (a.created_at, a.id).cmp(&(b.created_at, b.id)));
+        out.sort_by_key(|g| (g.created_at, g.id));
         Ok(out)
     }
 
@@ -176,11 +176,16 @@ impl GuardedGrants {
             .get_grant(id)
             .await?
             .ok_or(GrantError::NotFound(id))?;
-        self.check(caller, Operation::ReviewGrant, Some(&grant.request.requester))?;
+        self.check(
+            caller,
+            Operation::ReviewGrant,
+            Some(&grant.request.requester),
+        )?;
         let roles = caller.roles();
-        if !(roles.contains(Role::Auditor) || roles.contains(Role::Admin))
-            && !self.named_by_policy(caller, &grant)
-        {
+        let may_review = roles.contains(Role::Auditor)
+            || roles.contains(Role::Admin)
+            || self.named_by_policy(caller, &grant);
+        if !may_review {
             return Err(self.not_named(&grant).into());
         }
         let who = caller_id(caller).ok_or(Denied::SignInRequired)?;

@@ -44,9 +44,9 @@ async fn main() -> ExitCode {
     };
     if check_only {
         match timebox_server::policy::check_file(&config.policy) {
-            Ok(0) if config.policy.file.is_none() => println!(
-                "configuration is valid (no policy.file: nobody may ask for access)"
-            ),
+            Ok(0) if config.policy.file.is_none() => {
+                println!("configuration is valid (no policy.file: nobody may ask for access)")
+            }
             Ok(n) => println!("configuration is valid; the policy file has {n} policies"),
             Err(e) => {
                 eprintln!("timebox: policy error: {e}");

@@ -170,7 +170,9 @@ pub enum PolicyRefusal {
     },
     #[error("ticket: policy {policy:?} requires a ticket reference")]
     TicketRequired { policy: String },
-    #[error("ticket: {ticket:?} does not match the pattern {pattern:?} that policy {policy:?} requires")]
+    #[error(
+        "ticket: {ticket:?} does not match the pattern {pattern:?} that policy {policy:?} requires"
+    )]
     TicketMismatch {
         policy: String,
         ticket: String,
@@ -217,9 +219,7 @@ fn no_policy_message(
         m.push_str(", which you are not");
     }
     if !catalog_synced {
-        m.push_str(
-            " (the catalog has not been synced yet, so policies naming OUs cannot apply)",
-        );
+        m.push_str(" (the catalog has not been synced yet, so policies naming OUs cannot apply)");
     }
     m
 }

@@ -365,10 +365,7 @@ impl Check<'_> {
                     .unwrap_or_default();
                 self.problem(
                     key,
-                    format!(
-                        "unknown key{hint}; a policy has {}",
-                        POLICY_KEYS.join(", ")
-                    ),
+                    format!("unknown key{hint}; a policy has {}", POLICY_KEYS.join(", ")),
                 );
             }
         }
@@ -469,9 +466,7 @@ impl Check<'_> {
         {
             self.problem(
                 "name",
-                format!(
-                    "{s:?} is not a usable name: use 1 to 64 letters, digits, '-', '_' or '.'"
-                ),
+                format!("{s:?} is not a usable name: use 1 to 64 letters, digits, '-', '_' or '.'"),
             );
             return None;
         }
@@ -494,7 +489,9 @@ impl Check<'_> {
         if items.is_empty() {
             self.problem(
                 key,
-                format!("is empty, so the policy would match nothing; write e.g. {key} = {example}"),
+                format!(
+                    "is empty, so the policy would match nothing; write e.g. {key} = {example}"
+                ),
             );
             return None;
         }
@@ -517,12 +514,7 @@ impl Check<'_> {
         Some(out)
     }
 
-    fn principals(
-        &mut self,
-        v: Option<&Value>,
-        key: &str,
-        anyone_allowed: bool,
-    ) -> Vec<Principal> {
+    fn principals(&mut self, v: Option<&Value>, key: &str, anyone_allowed: bool) -> Vec<Principal> {
         let example = "[\"group:sre-oncall\", \"user:alice\"]";
         let Some(items) = self.strings(v, key, example) else {
             return Vec::new();
@@ -540,7 +532,10 @@ impl Check<'_> {
                 }
             } else if let Some(g) = s.strip_prefix("group:") {
                 if g.trim().is_empty() {
-                    self.problem(key, "\"group:\" needs a group name, e.g. \"group:sre-leads\"");
+                    self.problem(
+                        key,
+                        "\"group:\" needs a group name, e.g. \"group:sre-leads\"",
+                    );
                 } else {
                     out.push(Principal::Group(g.trim().to_owned()));
                 }
@@ -559,8 +554,9 @@ impl Check<'_> {
                 );
             }
         }
-        out.sort();
-        out.dedup();
+        // Duplicates dropped, the order kept as written (pages show it).
+        let mut seen = BTreeSet::new();
+        out.retain(|p| seen.insert(p.clone()));
         out
     }
 
@@ -588,7 +584,9 @@ impl Check<'_> {
                 } else {
                     self.problem(
                         "accounts",
-                        format!("{s:?} is not a root id (r-<4 to 32 lower-case letters or digits>)"),
+                        format!(
+                            "{s:?} is not a root id (r-<4 to 32 lower-case letters or digits>)"
+                        ),
                     );
                 }
             } else {
@@ -682,7 +680,10 @@ impl Check<'_> {
         self.duration(
             v,
             "max_duration",
-            (Duration::from_secs(60), Duration::from_secs(max_minutes * 60)),
+            (
+                Duration::from_secs(60),
+                Duration::from_secs(max_minutes * 60),
+            ),
             "\"4h\"",
         )
     }
@@ -705,7 +706,10 @@ impl Check<'_> {
         match v? {
             Value::Integer(n) if (min..=max).contains(n) => Some(*n),
             Value::Integer(n) => {
-                self.problem(key, format!("{n} is out of range: it must be {min} to {max}"));
+                self.problem(
+                    key,
+                    format!("{n} is out of range: it must be {min} to {max}"),
+                );
                 None
             }
             other => {
@@ -905,10 +909,7 @@ fn is_ou_id(s: &str) -> bool {
     let Some((a, b)) = rest.split_once('-') else {
         return false;
     };
-    (4..=32).contains(&a.len())
-        && (8..=32).contains(&b.len())
-        && lower_alnum(a)
-        && lower_alnum(b)
+    (4..=32).contains(&a.len()) && (8..=32).contains(&b.len()) && lower_alnum(a) && lower_alnum(b)
 }
 
 /// `r-<4..32>`, lower-case letters and digits.
@@ -1134,7 +1135,10 @@ ticket_pattern = "INC-[0-9]+"
         let auto = with("approval", Some("\"auto\""));
         let got = problems(&auto);
         assert_eq!(got.len(), 2, "{got:?}");
-        assert!(got[0].contains("approvers: conflicts with approval = \"auto\""), "{got:?}");
+        assert!(
+            got[0].contains("approvers: conflicts with approval = \"auto\""),
+            "{got:?}"
+        );
         let auto_ok = GOOD
             .replace("approvers = [\"group:sre-leads\"]\n", "")
             .replace("approvals_required = 1\n", "approval = \"auto\"\n");
@@ -1198,8 +1202,12 @@ permission_sets = ["*"]
         assert_eq!(p.len(), 5, "{p:#?}");
         assert!(p.iter().any(|m| m.starts_with("policy \"a\": requesters:")));
         assert!(p.iter().any(|m| m.starts_with("policy \"a\": accounts:")));
-        assert!(p.iter().any(|m| m.starts_with("policy \"a\": max_duration:")));
-        assert!(p.iter().any(|m| m.starts_with("policy \"b\": max_duration:")));
+        assert!(p
+            .iter()
+            .any(|m| m.starts_with("policy \"a\": max_duration:")));
+        assert!(p
+            .iter()
+            .any(|m| m.starts_with("policy \"b\": max_duration:")));
         assert!(p.iter().any(|m| m.starts_with("policy \"b\": approvers:")));
     }
 

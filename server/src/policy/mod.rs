@@ -119,9 +119,7 @@ impl PolicyService {
         clock: Arc<dyn Clock>,
     ) -> Result<Self, PolicyLoadError> {
         let Some(path) = config.file.clone() else {
-            tracing::warn!(
-                "no policy file is configured (policy.file): nobody may ask for access"
-            );
+            tracing::warn!("no policy file is configured (policy.file): nobody may ask for access");
             return Ok(Self::with_set(
                 None,
                 PolicySet::default(),

@@ -342,7 +342,11 @@ pub fn entitlements(
 fn requesters_may_overlap(a: &CompiledPolicy, b: &CompiledPolicy) -> bool {
     use super::file::Principal;
     let any = |p: &CompiledPolicy| p.requesters.contains(&Principal::Anyone);
-    let groups = |p: &CompiledPolicy| p.requesters.iter().any(|x| matches!(x, Principal::Group(_)));
+    let groups = |p: &CompiledPolicy| {
+        p.requesters
+            .iter()
+            .any(|x| matches!(x, Principal::Group(_)))
+    };
     any(a)
         || any(b)
         || (groups(a) && groups(b))
@@ -392,7 +396,9 @@ pub fn explain(
                 let overridden_by = set
                     .policies
                     .iter()
-                    .filter(|o| o.rule.name != p.rule.name && o.rule.break_glass == p.rule.break_glass)
+                    .filter(|o| {
+                        o.rule.name != p.rule.name && o.rule.break_glass == p.rule.break_glass
+                    })
                     .filter(|o| requesters_may_overlap(p, o))
                     .filter_map(|o| {
                         let a = account_rank(o, catalog, &acct)?;
@@ -447,14 +453,54 @@ mod tests {
         Catalog::new(
             vec![
                 node("r-root1", NodeKind::Root, "Root", None),
-                node("ou-root-prod00001", NodeKind::Ou, "Production", Some("r-root1")),
-                node("111111111111", NodeKind::Account, "payments-prod", Some("ou-root-prod00001")),
-                node("ou-prod-eu0000001", NodeKind::Ou, "Production EU", Some("ou-root-prod00001")),
-                node("222222222222", NodeKind::Account, "web-prod-eu", Some("ou-prod-eu0000001")),
-                node("ou-euxx-critical1", NodeKind::Ou, "Critical", Some("ou-prod-eu0000001")),
-                node("333333333333", NodeKind::Account, "ledger", Some("ou-euxx-critical1")),
-                node("ou-root-dev000001", NodeKind::Ou, "Development", Some("r-root1")),
-                node("444444444444", NodeKind::Account, "sandbox", Some("ou-root-dev000001")),
+                node(
+                    "ou-root-prod00001",
+                    NodeKind::Ou,
+                    "Production",
+                    Some("r-root1"),
+                ),
+                node(
+                    "111111111111",
+                    NodeKind::Account,
+                    "payments-prod",
+                    Some("ou-root-prod00001"),
+                ),
+                node(
+                    "ou-prod-eu0000001",
+                    NodeKind::Ou,
+                    "Production EU",
+                    Some("ou-root-prod00001"),
+                ),
+                node(
+                    "222222222222",
+                    NodeKind::Account,
+                    "web-prod-eu",
+                    Some("ou-prod-eu0000001"),
+                ),
+                node(
+                    "ou-euxx-critical1",
+                    NodeKind::Ou,
+                    "Critical",
+                    Some("ou-prod-eu0000001"),
+                ),
+                node(
+                    "333333333333",
+                    NodeKind::Account,
+                    "ledger",
+                    Some("ou-euxx-critical1"),
+                ),
+                node(
+                    "ou-root-dev000001",
+                    NodeKind::Ou,
+                    "Development",
+                    Some("r-root1"),
+                ),
+                node(
+                    "444444444444",
+                    NodeKind::Account,
+                    "sandbox",
+                    Some("ou-root-dev000001"),
+                ),
             ],
             vec!["Admin".into(), "ReadOnly".into(), "DbAdmin".into()],
             true,
@@ -527,7 +573,13 @@ max_duration = "1h"
 break_glass = true
 "#;
 
-    fn decide(who: &str, groups: &[&str], account: &str, ps: &str, bg: bool) -> Result<String, String> {
+    fn decide(
+        who: &str,
+        groups: &[&str],
+        account: &str,
+        ps: &str,
+        bg: bool,
+    ) -> Result<String, String> {
         let set = parse(POLICIES).unwrap_or_else(|p| panic!("{p:?}"));
         let groups: Vec<String> = groups.iter().map(|g| (*g).to_owned()).collect();
         resolve(
@@ -548,7 +600,17 @@ break_glass = true
     #[test]
     fn resolution_table() {
         let sre: &[&str] = &["sre"];
-        let table: &[(&str, &[&str], &str, &str, bool, Result<&str, &str>)] = &[
+        /// Who, their groups, account, permission set, break-glass, deciding policy
+        /// (or a part of the refusal).
+        type Row<'a> = (
+            &'a str,
+            &'a [&'a str],
+            &'a str,
+            &'a str,
+            bool,
+            Result<&'a str, &'a str>,
+        );
+        let table: &[Row<'_>] = &[
             // `*` covers every account, for anyone.
             ("dave", &[], "444444444444", "ReadOnly", false, Ok("read-anywhere")),
             // An OU covers its direct accounts...
@@ -593,7 +655,12 @@ break_glass = true
         let mut reversed = set.clone();
         reversed.policies.reverse();
         let groups = vec!["sre".to_owned()];
-        for account in ["111111111111", "222222222222", "333333333333", "444444444444"] {
+        for account in [
+            "111111111111",
+            "222222222222",
+            "333333333333",
+            "444444444444",
+        ] {
             for ps in ["Admin", "ReadOnly", "DbAdmin"] {
                 for bg in [false, true] {
                     let ask = Ask {
@@ -623,7 +690,9 @@ break_glass = true
             break_glass: false,
         };
         let e = resolve(&set, &Catalog::default(), &ask).map(|p| p.rule.name.clone());
-        let msg = e.map_err(|e| e.to_string()).expect_err("no OU without a catalog");
+        let msg = e
+            .map_err(|e| e.to_string())
+            .expect_err("no OU without a catalog");
         assert!(msg.contains("the catalog has not been synced yet"), "{msg}");
     }
 
@@ -683,12 +752,27 @@ min_justification = 20
                 .find(|x| x.account_id == account && x.permission_set == ps && x.break_glass == bg)
                 .map(|x| x.policy.clone())
         };
-        assert_eq!(find("222222222222", "Admin", false).as_deref(), Some("prod-eu-admin"));
-        assert_eq!(find("111111111111", "Admin", false).as_deref(), Some("prod-admin"));
-        assert_eq!(find("333333333333", "Admin", false).as_deref(), Some("ledger-b"));
-        assert_eq!(find("444444444444", "ReadOnly", false).as_deref(), Some("read-anywhere"));
+        assert_eq!(
+            find("222222222222", "Admin", false).as_deref(),
+            Some("prod-eu-admin")
+        );
+        assert_eq!(
+            find("111111111111", "Admin", false).as_deref(),
+            Some("prod-admin")
+        );
+        assert_eq!(
+            find("333333333333", "Admin", false).as_deref(),
+            Some("ledger-b")
+        );
+        assert_eq!(
+            find("444444444444", "ReadOnly", false).as_deref(),
+            Some("read-anywhere")
+        );
         assert_eq!(find("444444444444", "Admin", false), None);
-        assert_eq!(find("333333333333", "Admin", true).as_deref(), Some("prod-break-glass"));
+        assert_eq!(
+            find("333333333333", "Admin", true).as_deref(),
+            Some("prod-break-glass")
+        );
         let eu = e
             .iter()
             .find(|x| x.policy == "prod-eu-admin")
@@ -704,7 +788,13 @@ min_justification = 20
         // Each (account, permission set, break-glass) once.
         let mut keys: Vec<_> = e
             .iter()
-            .map(|x| (x.account_id.clone(), x.permission_set.clone(), x.break_glass))
+            .map(|x| {
+                (
+                    x.account_id.clone(),
+                    x.permission_set.clone(),
+                    x.break_glass,
+                )
+            })
             .collect();
         let n = keys.len();
         keys.sort();
@@ -713,15 +803,26 @@ min_justification = 20
         // Someone in no group gets read-only everywhere and nothing else.
         let dave = entitlements(&set, &catalog(), "dave", &[]);
         assert_eq!(dave.len(), 4);
-        assert!(dave.iter().all(|x| x.permission_set == "ReadOnly" && x.policy == "read-anywhere"));
+        assert!(dave
+            .iter()
+            .all(|x| x.permission_set == "ReadOnly" && x.policy == "read-anywhere"));
     }
 
     #[test]
     fn explain_answers_who_can_request_what() {
         let set = parse(POLICIES).unwrap_or_else(|p| panic!("{p:?}"));
-        let rows = explain(&set, &catalog(), Some("group:sre"), Some("222222222222"), Some("Admin"));
+        let rows = explain(
+            &set,
+            &catalog(),
+            Some("group:sre"),
+            Some("222222222222"),
+            Some("Admin"),
+        );
         let names: Vec<&str> = rows.iter().map(|r| r.policy.as_str()).collect();
-        assert_eq!(names, vec!["prod-admin", "prod-eu-admin", "prod-break-glass"]);
+        assert_eq!(
+            names,
+            vec!["prod-admin", "prod-eu-admin", "prod-break-glass"]
+        );
         let prod = &rows[0];
         assert_eq!(prod.via, "ou-root-prod00001");
         assert_eq!(prod.overridden_by, vec!["prod-eu-admin".to_owned()]);

@@ -98,7 +98,10 @@ async fn shutdown_is_graceful_and_prompt() {
 async fn metrics_count_grants_by_state() {
     let db = TestDb::sqlite().await;
     let store = db.store();
-    let grants = crate::helpers::grant_service(store.clone(), std::sync::Arc::new(timebox_server::clock::SystemClock));
+    let grants = crate::helpers::grant_service(
+        store.clone(),
+        std::sync::Arc::new(timebox_server::clock::SystemClock),
+    );
     for user in ["alice", "bob"] {
         crate::reaper::approved_grant(&grants, user, "111122223333", "ReadOnlyAccess", 60).await;
     }

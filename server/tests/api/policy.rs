@@ -205,7 +205,10 @@ async fn a_request_the_policy_does_not_allow_is_refused_naming_the_field(db: &Te
         .request(ask("sam", "ReadOnlyAccess", 60, None, WHY), &["sre".into()])
         .await
         .expect_err("no policy file");
-    assert!(matches!(e, GrantError::Policy(PolicyRefusal::NoPolicyFile)), "{e}");
+    assert!(
+        matches!(e, GrantError::Policy(PolicyRefusal::NoPolicyFile)),
+        "{e}"
+    );
 }
 
 async fn automatic_approval_happens_in_the_same_call(db: &TestDb) {
@@ -225,8 +228,15 @@ async fn automatic_approval_happens_in_the_same_call(db: &TestDb) {
         .iter()
         .map(|e| (e.action.as_str(), e.actor.as_str()))
         .collect();
-    assert_eq!(actions, vec![("request", "dave"), ("auto_approve", "timebox")]);
-    assert!(events[0].details.contains("\"policy\":\"read-only\""), "{}", events[0].details);
+    assert_eq!(
+        actions,
+        vec![("request", "dave"), ("auto_approve", "timebox")]
+    );
+    assert!(
+        events[0].details.contains("\"policy\":\"read-only\""),
+        "{}",
+        events[0].details
+    );
     // A request that needs approval stays pending, with the policy's quorum and expiry.
     let p = r.access.request(&sam(), admin_ask("sam")).await.unwrap();
     assert_eq!(p.state, GrantState::Pending);
@@ -306,7 +316,10 @@ async fn break_glass_starts_now_and_is_reviewed_once_by_someone_else(db: &TestDb
     ));
     let events = r.store.audit_events(Some(g.id), 0, 10).await.unwrap();
     let last = events.last().unwrap();
-    assert_eq!((last.action.as_str(), last.actor.as_str()), ("review", "audrey"));
+    assert_eq!(
+        (last.action.as_str(), last.actor.as_str()),
+        ("review", "audrey")
+    );
     assert!(r.store.verify_audit_chain().await.unwrap().is_intact());
 }
 
@@ -384,7 +397,11 @@ async fn pending_requests_expire_once_even_with_two_reapers(db: &TestDb) {
         second.settle_pending(r.clock.now())
     );
     let (a, b) = (a.unwrap(), b.unwrap());
-    assert_eq!(a.0 + b.0, 2, "each request expired exactly once: {a:?} {b:?}");
+    assert_eq!(
+        a.0 + b.0,
+        2,
+        "each request expired exactly once: {a:?} {b:?}"
+    );
     assert_eq!(a.1 + b.1, 0);
     for id in &ids {
         let g = r.store.get_grant(*id).await.unwrap().unwrap();
@@ -416,11 +433,18 @@ async fn only_named_approvers_decide_and_see_the_request_in_their_inbox(db: &Tes
     for (c, expected) in [(&arno, false), (&ada, false), (&lead, true), (&mia, true)] {
         assert_eq!(r.access.may_decide(c, &first), expected, "{c:?}");
     }
-    let e = r.access.approve(&arno, first.id, None).await.expect_err("not named");
+    let e = r
+        .access
+        .approve(&arno, first.id, None)
+        .await
+        .expect_err("not named");
     match &e {
         AccessError::Denied(Denied::NotAnApprover { policy, approvers }) => {
             assert_eq!(policy.as_deref(), Some("prod-admin"));
-            assert_eq!(approvers, &vec!["group:sre-leads".to_owned(), "user:mia".to_owned()]);
+            assert_eq!(
+                approvers,
+                &vec!["group:sre-leads".to_owned(), "user:mia".to_owned()]
+            );
         }
         other => panic!("{other:?}"),
     }
@@ -434,7 +458,14 @@ async fn only_named_approvers_decide_and_see_the_request_in_their_inbox(db: &Tes
         GrantState::Pending
     );
     // The inbox: oldest first; nothing for someone not named or not deciding.
-    let inbox: Vec<_> = r.access.inbox(&mia).await.unwrap().iter().map(|g| g.id).collect();
+    let inbox: Vec<_> = r
+        .access
+        .inbox(&mia)
+        .await
+        .unwrap()
+        .iter()
+        .map(|g| g.id)
+        .collect();
     assert_eq!(inbox, vec![first.id, second.id]);
     assert!(r.access.inbox(&arno).await.unwrap().is_empty());
     assert!(r.access.inbox(&sam()).await.unwrap().is_empty());
@@ -443,13 +474,27 @@ async fn only_named_approvers_decide_and_see_the_request_in_their_inbox(db: &Tes
         Err(AccessError::Denied(Denied::SignInRequired))
     ));
     // A named approver who is also in sre never sees their own request.
-    let lead_sre = person("sam", &[Role::Approver, Role::Requester], &["sre", "sre-leads"]);
-    let own: Vec<_> = r.access.inbox(&lead_sre).await.unwrap().iter().map(|g| g.id).collect();
+    let lead_sre = person(
+        "sam",
+        &[Role::Approver, Role::Requester],
+        &["sre", "sre-leads"],
+    );
+    let own: Vec<_> = r
+        .access
+        .inbox(&lead_sre)
+        .await
+        .unwrap()
+        .iter()
+        .map(|g| g.id)
+        .collect();
     assert_eq!(own, vec![second.id]);
 
     let applied = r.access.approve(&lead, first.id, None).await.unwrap();
     assert_eq!(applied.grant.state, GrantState::Approved);
-    r.access.deny(&mia, second.id, Some("not now".into())).await.unwrap();
+    r.access
+        .deny(&mia, second.id, Some("not now".into()))
+        .await
+        .unwrap();
     assert!(r.access.inbox(&mia).await.unwrap().is_empty());
 }
 
@@ -484,8 +529,15 @@ async fn the_per_person_cap_holds_under_concurrent_requests(db: &TestDb) {
     let sue = person("sue", &[Role::Requester], &["sre"]);
     r.access.request(&sue, admin_ask("sue")).await.unwrap();
     // Ending one frees a place; the message says what to do.
-    let e = r.access.request(&sam(), admin_ask("sam")).await.expect_err("capped");
-    assert!(e.to_string().contains("wait for one to end or cancel one"), "{e}");
+    let e = r
+        .access
+        .request(&sam(), admin_ask("sam"))
+        .await
+        .expect_err("capped");
+    assert!(
+        e.to_string().contains("wait for one to end or cancel one"),
+        "{e}"
+    );
     r.access.cancel(&sam(), ok[0].id, None).await.unwrap();
     r.access.request(&sam(), admin_ask("sam")).await.unwrap();
 }
@@ -508,9 +560,24 @@ async fn sync_catalog(store: &Arc<dyn Store>, at: chrono::DateTime<Utc>) {
             &[ps("AdministratorAccess"), ps("ReadOnlyAccess")],
             &[
                 node("r-abcd", NodeKind::Root, "Root", None),
-                node("ou-abcd-prod0001", NodeKind::Ou, "Production", Some("r-abcd")),
-                node("ou-prod-payments", NodeKind::Ou, "Payments", Some("ou-abcd-prod0001")),
-                node("111122223333", NodeKind::Account, "payments-prod", Some("ou-prod-payments")),
+                node(
+                    "ou-abcd-prod0001",
+                    NodeKind::Ou,
+                    "Production",
+                    Some("r-abcd"),
+                ),
+                node(
+                    "ou-prod-payments",
+                    NodeKind::Ou,
+                    "Payments",
+                    Some("ou-abcd-prod0001"),
+                ),
+                node(
+                    "111122223333",
+                    NodeKind::Account,
+                    "payments-prod",
+                    Some("ou-prod-payments"),
+                ),
                 node("444455556666", NodeKind::Account, "sandbox", Some("r-abcd")),
             ],
             at,
@@ -534,21 +601,35 @@ async fn a_bad_reload_keeps_the_previous_policy_and_says_why(db: &TestDb) {
         .unwrap();
     assert_eq!(policy.current().len(), 3);
     let status = policy.reload_status();
-    assert_eq!(status.file.as_deref(), Some(file.display().to_string().as_str()));
+    assert_eq!(
+        status.file.as_deref(),
+        Some(file.display().to_string().as_str())
+    );
     assert_eq!(status.policies, 3);
     assert_eq!(status.last_error, None);
 
     // A broken file: refused, the three policies stay, the status says why.
     clock.advance(Duration::minutes(1));
-    std::fs::write(&file, POLICY.replace("max_duration = \"2h\"", "max_duration = \"2 hours\"")).unwrap();
+    std::fs::write(
+        &file,
+        POLICY.replace("max_duration = \"2h\"", "max_duration = \"13h\""),
+    )
+    .unwrap();
     let e = policy.reload().await.expect_err("refused");
-    assert!(e.to_string().contains("policy \"prod-admin\": max_duration:"), "{e}");
+    assert!(
+        e.to_string()
+            .contains("policy \"prod-admin\": max_duration:"),
+        "{e}"
+    );
     assert_eq!(policy.current().len(), 3);
     let status = policy.reload_status();
     assert_eq!(status.loaded_at, Some(clock.now() - Duration::minutes(1)));
     assert_eq!(status.last_attempt_at, Some(clock.now()));
     let last = status.last_error.unwrap();
-    assert!(last.contains("max_duration") && last.contains(&file.display().to_string()), "{last}");
+    assert!(
+        last.contains("max_duration") && last.contains(&file.display().to_string()),
+        "{last}"
+    );
     // The previous policy still decides requests.
     let grants = GrantService::new(store.clone(), Arc::new(clock.clone()), policy.clone());
     let g = grants
@@ -559,7 +640,11 @@ async fn a_bad_reload_keeps_the_previous_policy_and_says_why(db: &TestDb) {
 
     // Once the catalog is synced, a permission set it does not have is refused too.
     sync_catalog(&store, clock.now()).await;
-    std::fs::write(&file, POLICY.replace("\"ReadOnlyAccess\"", "\"ReadOnlyAcess\"")).unwrap();
+    std::fs::write(
+        &file,
+        POLICY.replace("\"ReadOnlyAccess\"", "\"ReadOnlyAcess\""),
+    )
+    .unwrap();
     let e = policy.reload().await.expect_err("unknown permission set");
     assert!(
         e.to_string().contains("policy \"read-only\": permission_sets: permission set \"ReadOnlyAcess\" is not in IAM Identity Center's synced catalog"),
@@ -577,7 +662,10 @@ async fn a_bad_reload_keeps_the_previous_policy_and_says_why(db: &TestDb) {
     std::fs::write(&file, fixed).unwrap();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while policy.current().len() != 4 {
-        assert!(std::time::Instant::now() < deadline, "the watcher did not reload");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the watcher did not reload"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     let status = policy.reload_status();
@@ -593,13 +681,19 @@ async fn a_bad_reload_keeps_the_previous_policy_and_says_why(db: &TestDb) {
         .unwrap();
     let problems = started.reload_status().catalog_problems;
     assert_eq!(problems.len(), 2, "{problems:?}");
-    assert!(problems[0].contains("account 999988887777 is not in the organisation's synced catalog"));
+    assert!(
+        problems[0].contains("account 999988887777 is not in the organisation's synced catalog")
+    );
     // Start-up with a broken file does not start.
     std::fs::write(&file, "[[policy]]\nname = \"x\"\n").unwrap();
     let e = PolicyService::start(&config, store.clone(), Arc::new(clock.clone()))
         .await
         .expect_err("bad file");
-    assert!(e.to_string().contains("policy \"x\": requesters: is missing"), "{e}");
+    assert!(
+        e.to_string()
+            .contains("policy \"x\": requesters: is missing"),
+        "{e}"
+    );
 }
 
 async fn ous_resolve_through_the_synced_catalog(db: &TestDb) {
@@ -615,7 +709,11 @@ approvers = ["group:sre-leads"]
     let r = rig(db, text);
     // Before the catalog is synced the OU cannot be resolved, and the message says so.
     let p = refusal(r.access.request(&sam(), admin_ask("sam")).await);
-    assert!(p.to_string().contains("the catalog has not been synced yet"), "{p}");
+    assert!(
+        p.to_string()
+            .contains("the catalog has not been synced yet"),
+        "{p}"
+    );
     sync_catalog(&r.store, r.clock.now()).await;
     // The account sits in a nested OU of Production.
     let g = r.access.request(&sam(), admin_ask("sam")).await.unwrap();
@@ -628,11 +726,13 @@ approvers = ["group:sre-leads"]
         (mine[0].account_id.as_str(), mine[0].account_name.as_str()),
         ("111122223333", "payments-prod")
     );
-    assert!(r
-        .grants
-        .policy()
-        .entitlements_for(&person("ann", &[Role::Auditor], &["sre"]), &catalog)
-        .is_empty(), "an auditor may not ask for access");
+    assert!(
+        r.grants
+            .policy()
+            .entitlements_for(&person("ann", &[Role::Auditor], &["sre"]), &catalog)
+            .is_empty(),
+        "an auditor may not ask for access"
+    );
     let rows = r
         .grants
         .policy()

@@ -49,16 +49,20 @@ pub async fn approved_grant(
     minutes: i64,
 ) -> Grant {
     let g = grants
-        .request(GrantRequest {
-            requester: PersonId::parse(requester).unwrap(),
-            account_id: AccountId::parse(account).unwrap(),
-            permission_set: PermissionSetName::parse(permission_set).unwrap(),
-            justification: Justification::parse("INC-42: the checkout service is down").unwrap(),
-            ticket: None,
-            duration: GrantDuration::from_minutes(minutes, None).unwrap(),
-            requested_start: None,
-            approvals_required: 0,
-        }, &[])
+        .request(
+            GrantRequest {
+                requester: PersonId::parse(requester).unwrap(),
+                account_id: AccountId::parse(account).unwrap(),
+                permission_set: PermissionSetName::parse(permission_set).unwrap(),
+                justification: Justification::parse("INC-42: the checkout service is down")
+                    .unwrap(),
+                ticket: None,
+                duration: GrantDuration::from_minutes(minutes, None).unwrap(),
+                requested_start: None,
+                approvals_required: 0,
+            },
+            &[],
+        )
         .await
         .unwrap();
     if g.state == GrantState::Approved {
