@@ -168,7 +168,15 @@ async fn main() {
     let accounts: Vec<String> = (0..10)
         .map(|i| format!("{:012}", 100_000_000_000u64 + i))
         .collect();
-    let grants = GrantService::new(store.clone(), Arc::new(SystemClock));
+    // Everyone may ask for anything and nobody approves: the benchmark measures the reaper.
+    let policy = timebox_server::policy::PolicyService::from_text(
+        "[[policy]]\nname = \"bench\"\nrequesters = [\"*\"]\naccounts = [\"*\"]\n\
+         permission_sets = [\"*\"]\nmax_duration = \"12h\"\napproval = \"auto\"\n",
+        store.clone(),
+        Arc::new(SystemClock),
+    )
+    .unwrap();
+    let grants = GrantService::new(store.clone(), Arc::new(SystemClock), policy);
     // Seeding runs at roughly 80 grants/s against moto: leave it time to finish.
     let ends_from = Utc::now() + chrono::Duration::milliseconds(20_000 + (a.grants as i64) * 15);
     let plan: Vec<(usize, String, String, String, String)> = (0..a.grants)
@@ -197,30 +205,22 @@ async fn main() {
                     .await
                     .unwrap();
                 let g = grants
-                    .request(GrantRequest {
-                        requester: PersonId::parse(&user).unwrap(),
-                        account_id: AccountId::parse(&account).unwrap(),
-                        permission_set: PermissionSetName::parse(&ps).unwrap(),
-                        justification: Justification::parse("benchmark of the reaper").unwrap(),
-                        ticket: None,
-                        duration: GrantDuration::from_minutes(60, None).unwrap(),
-                        requested_start: None,
-                        approvals_required: 0,
-                    })
-                    .await
-                    .unwrap();
-                let j = serde_json::json!({});
-                grants
-                    .act(
-                        g.id,
-                        Action::AutoApprove,
-                        &Actor::System,
-                        None,
-                        GrantPatch::default(),
-                        j.clone(),
+                    .request(
+                        GrantRequest {
+                            requester: PersonId::parse(&user).unwrap(),
+                            account_id: AccountId::parse(&account).unwrap(),
+                            permission_set: PermissionSetName::parse(&ps).unwrap(),
+                            justification: Justification::parse("benchmark of the reaper").unwrap(),
+                            ticket: None,
+                            duration: GrantDuration::from_minutes(60, None).unwrap(),
+                            requested_start: None,
+                            approvals_required: 0,
+                        },
+                        &[],
                     )
                     .await
                     .unwrap();
+                let j = serde_json::json!({});
                 grants
                     .act(
                         g.id,

@@ -87,6 +87,7 @@ const KEYS: &[(&str, &[&str])] = &[
     ("log", &["format", "level"]),
     ("oidc", auth::OIDC_KEYS),
     ("session", auth::SESSION_KEYS),
+    ("policy", &["file", "poll_interval"]),
 ];
 
 const MAX_SHUTDOWN_GRACE: Duration = Duration::from_secs(10 * 60);
@@ -112,6 +113,26 @@ pub struct Config {
     /// `[oidc]`; `None` when `oidc.issuer` is not set (nobody can sign in).
     pub oidc: Option<OidcConfig>,
     pub session: SessionConfig,
+    pub policy: PolicyConfig,
+}
+
+/// `[policy]`: the policy file (docs/policy.md).
+#[derive(Debug, Clone)]
+pub struct PolicyConfig {
+    /// The policy file. `None`: nobody may ask for access (start-up logs a warning).
+    pub file: Option<PathBuf>,
+    /// How often the file's modification time is checked for a reload, 1s..=10m.
+    /// Default 5s. (SIGHUP reloads at once.)
+    pub poll_interval: Duration,
+}
+
+impl Default for PolicyConfig {
+    fn default() -> Self {
+        Self {
+            file: None,
+            poll_interval: Duration::from_secs(5),
+        }
+    }
 }
 
 /// `[server]`: where Timebox listens and how it is reached.
@@ -602,6 +623,7 @@ pub fn load_from(figment: Figment) -> Result<Config, ConfigError> {
         log: check.log(raw.log),
         oidc,
         session,
+        policy: check.policy(raw.policy),
     };
     match ConfigError::from_many(check.errors) {
         None => Ok(config),
@@ -760,6 +782,14 @@ struct RawConfig {
     log: RawLog,
     oidc: auth::RawOidc,
     session: auth::RawSession,
+    policy: RawPolicy,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct RawPolicy {
+    file: Option<Value>,
+    poll_interval: Option<Value>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -1324,6 +1354,35 @@ impl Checker<'_> {
                 )
             }),
             enabled: self.value("reaper.enabled", raw.enabled, d.enabled, parse_bool),
+        }
+    }
+
+    fn policy(&mut self, raw: RawPolicy) -> PolicyConfig {
+        let d = PolicyConfig::default();
+        PolicyConfig {
+            file: self
+                .optional(
+                    "policy.file",
+                    raw.file,
+                    "\"/etc/timebox/policy.toml\"",
+                    |_| Ok(()),
+                )
+                .map(PathBuf::from),
+            poll_interval: self.value(
+                "policy.poll_interval",
+                raw.poll_interval,
+                d.poll_interval,
+                |v| {
+                    duration_in(
+                        v,
+                        "\"5s\"",
+                        (Duration::from_secs(1), Duration::from_secs(600)),
+                        "the policy file poll interval",
+                        "pick how often the policy file is checked for changes, such as \"5s\" \
+                         (SIGHUP reloads it at once)",
+                    )
+                },
+            ),
         }
     }
 

@@ -15,7 +15,8 @@ use crate::Services;
 use app::api::backend::Backend;
 use app::api::*;
 use app::domain::{
-    authorize, Caller, Denied, Grant, GrantId, GrantState, Operation, PersonId, Refusal,
+    authorize, ApprovalRule, Caller, Denied, Grant, GrantId, GrantState, Operation, PersonId,
+    Refusal,
 };
 use chrono::{DateTime, NaiveDate, Utc};
 use std::collections::HashMap;
@@ -70,34 +71,34 @@ impl Dashboard {
             .map(|p| p.session_duration_seconds))
     }
 
-    /// What `caller` may ask for. Until a policy file is configured every synced
-    /// account × permission set is offered with one approval and the absolute
-    /// maximum duration.
-    async fn offers(
-        &self,
-        _caller: &Caller,
-        accounts: &[AccountChoice],
-        permission_sets: &[PermissionSetChoice],
-    ) -> Result<Vec<Offer>, ApiError> {
-        let mut out = Vec::new();
-        for a in accounts {
-            for p in permission_sets {
-                out.push(Offer {
-                    account_id: a.id.clone(),
-                    account_name: a.name.clone(),
-                    permission_set: p.name.clone(),
-                    policy: "default".into(),
-                    max_duration_minutes: app::domain::GrantDuration::ABSOLUTE_MAX_MINUTES as u32,
-                    approvals_required: 1,
-                    approvers: Vec::new(),
-                    ticket_required: false,
-                    ticket_pattern: None,
-                    min_justification: app::domain::Justification::MIN_CHARS as u32,
-                    break_glass: false,
-                });
-            }
-        }
-        Ok(out)
+    /// What `caller` may ask for: the policy's entitlements over the synced catalog.
+    async fn offers(&self, caller: &Caller) -> Result<Vec<Offer>, ApiError> {
+        let catalog = self.services.policy.catalog().await.map_err(store_error)?;
+        Ok(self
+            .services
+            .policy
+            .entitlements_for(caller, &catalog)
+            .into_iter()
+            .map(|e| {
+                let (approvals_required, approvers) = match e.approval {
+                    ApprovalRule::Auto => (0, Vec::new()),
+                    ApprovalRule::Required { count, approvers } => (count, approvers),
+                };
+                Offer {
+                    account_id: e.account_id,
+                    account_name: e.account_name,
+                    permission_set: e.permission_set,
+                    policy: e.policy,
+                    max_duration_minutes: e.max_duration_minutes,
+                    approvals_required,
+                    approvers,
+                    ticket_required: e.ticket.required,
+                    ticket_pattern: e.ticket.pattern,
+                    min_justification: e.min_justification,
+                    break_glass: e.break_glass,
+                }
+            })
+            .collect())
     }
 
     async fn catalog_choices(
@@ -253,7 +254,7 @@ impl Backend for Dashboard {
     async fn request_options(&self, caller: &Caller) -> Result<RequestOptions, ApiError> {
         self.allow(caller, Operation::RequestGrant, None)?;
         let (accounts, permission_sets) = self.catalog_choices().await?;
-        let offers = self.offers(caller, &accounts, &permission_sets).await?;
+        let offers = self.offers(caller).await?;
         Ok(RequestOptions {
             accounts,
             permission_sets,
@@ -370,22 +371,23 @@ impl Backend for Dashboard {
                 "is not a permission set of the Identity Center instance (as last synced)",
             ));
         }
-        let offers = self.offers(caller, &accounts, &permission_sets).await?;
-        let Some(offer) = offers
-            .iter()
-            .find(|o| o.account_id == account_id.as_str() && o.permission_set == ps.as_str())
-        else {
-            return Err(ApiError::field(
-                "permission_set",
-                format!("no policy lets you ask for {ps} in {account_id}"),
-            ));
-        };
-        let request = form.parse(id, Some(offer), self.services.clock.now())?;
-        self.services
-            .access
-            .request(caller, request)
-            .await
-            .map_err(access_error)
+        let offers = self.offers(caller).await?;
+        let break_glass = form.break_glass;
+        let offer = offers.iter().find(|o| {
+            o.account_id == account_id.as_str()
+                && o.permission_set == ps.as_str()
+                && o.break_glass == break_glass
+        });
+        // Without a matching offer the form's own rules still apply, and the policy
+        // then says precisely why it refuses (which policies cover it, for whom).
+        let request = form.parse(id, offer, self.services.clock.now())?;
+        let access = &self.services.access;
+        if break_glass {
+            access.request_break_glass(caller, request).await
+        } else {
+            access.request(caller, request).await
+        }
+        .map_err(access_error)
     }
 
     async fn my_grants(&self, caller: &Caller) -> Result<Vec<Grant>, ApiError> {
@@ -444,7 +446,8 @@ impl Backend for Dashboard {
                 .map_or(self.portal_seconds(), |p| p.as_duration().num_seconds()),
             can_decide: state == GrantState::Pending
                 && !already_decided
-                && (may(Operation::ApproveGrant) || may(Operation::DenyGrant)),
+                && (may(Operation::ApproveGrant) || may(Operation::DenyGrant))
+                && self.services.access.may_decide(caller, &grant),
             can_cancel: matches!(state, GrantState::Pending | GrantState::Approved)
                 && may(Operation::CancelGrant),
             can_finish: mine && state == GrantState::Active && may(Operation::RevokeGrantEarly),
@@ -547,6 +550,7 @@ impl Backend for Dashboard {
                 justification,
                 ticket,
                 extends: gid.to_string(),
+                break_glass: false,
             },
         )
         .await
@@ -575,21 +579,14 @@ impl Backend for Dashboard {
             Caller::Person { id, .. } => id.clone(),
             Caller::Anonymous => return Err(denied(Denied::SignInRequired)),
         };
-        let mut pending = self
+        // Pending requests whose policy names this caller as an approver (never
+        // their own), oldest first.
+        let pending = self
             .services
-            .store
-            .list_grants(
-                &GrantFilter {
-                    states: vec![GrantState::Pending],
-                    ..GrantFilter::default()
-                },
-                None,
-                LIST_LIMIT,
-            )
+            .access
+            .inbox(caller)
             .await
-            .map_err(store_error)?;
-        // Oldest first: the longest-waiting request at the top.
-        pending.reverse();
+            .map_err(access_error)?;
         let sessions: HashMap<String, i64> = self
             .services
             .store
@@ -911,6 +908,14 @@ pub fn access_error(e: AccessError) -> ApiError {
         AccessError::Grant(GrantError::Refused(r)) => refused(r),
         AccessError::Grant(GrantError::Busy) => ApiError::new("busy", e.to_string()),
         AccessError::Grant(GrantError::Store(s)) => store_error(s),
+        AccessError::Grant(GrantError::Policy(r)) => ApiError {
+            code: r.code().to_owned(),
+            message: r.to_string(),
+            field: r.field().map(str::to_owned),
+        },
+        AccessError::Grant(GrantError::NoReviewOwed(_)) => {
+            ApiError::new("no_review_owed", e.to_string())
+        }
     }
 }
 

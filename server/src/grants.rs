@@ -3,9 +3,13 @@
 //! functions, API handlers and the reaper call it; it never talks HTTP.
 
 use crate::clock::Clock;
-use crate::store::{Approval, Change, Decision, GrantPatch, NewAuditEvent, Store, StoreError};
+use crate::policy::{PolicyDecisionError, PolicyService};
+use crate::store::{
+    Approval, Change, Decision, GrantPatch, NewAuditEvent, PolicyStamp, Review, Store, StoreError,
+};
 use app::domain::{
-    decide, Action, Actor, Grant, GrantId, GrantRequest, GrantState, Outcome, PersonId, Refusal,
+    decide, Action, Actor, Grant, GrantId, GrantRequest, GrantState, Outcome, PersonId,
+    PolicyRefusal, Refusal,
 };
 use std::sync::Arc;
 use uuid::Uuid;
@@ -23,13 +27,28 @@ pub enum GrantError {
     Busy,
     #[error(transparent)]
     Store(StoreError),
+    /// The policy does not allow the request as asked.
+    #[error(transparent)]
+    Policy(#[from] PolicyRefusal),
+    #[error("grant {0} owes no review: it is not a break-glass grant, or it was reviewed already")]
+    NoReviewOwed(GrantId),
 }
 
 impl From<StoreError> for GrantError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::NotFound(id) => GrantError::NotFound(id),
+            StoreError::NoReviewOwed(id) => GrantError::NoReviewOwed(id),
             other => GrantError::Store(other),
+        }
+    }
+}
+
+impl From<PolicyDecisionError> for GrantError {
+    fn from(e: PolicyDecisionError) -> Self {
+        match e {
+            PolicyDecisionError::Refused(r) => GrantError::Policy(r),
+            PolicyDecisionError::Store(s) => s.into(),
         }
     }
 }
@@ -67,16 +86,18 @@ impl GrantChange {
 pub struct GrantService {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
+    policy: PolicyService,
     changes: tokio::sync::broadcast::Sender<GrantChange>,
 }
 
 impl GrantService {
-    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> Self {
+    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, policy: PolicyService) -> Self {
         // Listeners that fall this far behind miss changes and are told to reload.
         let (changes, _) = tokio::sync::broadcast::channel(1024);
         Self {
             store,
             clock,
+            policy,
             changes,
         }
     }
@@ -96,10 +117,57 @@ impl GrantService {
         &self.store
     }
 
-    /// Records a new pending request.
-    pub async fn request(&self, request: GrantRequest) -> Result<Grant, GrantError> {
+    /// The policy in force (requests are held to it).
+    pub fn policy(&self) -> &PolicyService {
+        &self.policy
+    }
+
+    /// Records a new request as the policy decides it: the deciding policy (see
+    /// docs/policy.md) sets `approvals_required` (any value given is replaced), the
+    /// pending request's expiry and the per-person cap; a request it does not allow is
+    /// refused with [`GrantError::Policy`] naming the field. A policy with automatic
+    /// approval approves the request in the same call (`auto_approve` by the system).
+    /// `groups` are the requester's groups (from their sign-in).
+    pub async fn request(
+        &self,
+        request: GrantRequest,
+        groups: &[String],
+    ) -> Result<Grant, GrantError> {
+        self.submit(request, groups, false).await
+    }
+
+    /// Asks for break-glass access: only break-glass policies apply; the grant is
+    /// approved at once, starts now (any requested start is dropped), and owes a
+    /// review afterwards.
+    pub async fn request_break_glass(
+        &self,
+        request: GrantRequest,
+        groups: &[String],
+    ) -> Result<Grant, GrantError> {
+        self.submit(request, groups, true).await
+    }
+
+    async fn submit(
+        &self,
+        mut request: GrantRequest,
+        groups: &[String],
+        break_glass: bool,
+    ) -> Result<Grant, GrantError> {
+        let decided = self.policy.decide(&request, groups, break_glass).await?;
+        let rule = &decided.policy.rule;
+        request.approvals_required = rule.approval.approvals_required();
+        if break_glass {
+            request.requested_start = None;
+        }
         let now = self.clock.now();
         let id = GrantId(Uuid::new_v4());
+        let stamp = PolicyStamp {
+            policy: rule.name.clone(),
+            break_glass,
+            expires_at: Some(now + chrono::Duration::minutes(i64::from(rule.pending_ttl_minutes))),
+            review_required: break_glass,
+            max_active_per_user: rule.max_active_per_user,
+        };
         let event = NewAuditEvent {
             grant_id: Some(id),
             at: now,
@@ -115,11 +183,100 @@ impl GrantService {
                 "ticket": request.ticket,
                 "requested_start": request.requested_start,
                 "approvals_required": request.approvals_required,
+                "policy": rule.name,
+                "break_glass": break_glass,
+                "expires_at": stamp.expires_at,
             }),
         };
-        let grant = self.store.create_grant(id, &request, now, event).await?;
+        let grant = match self
+            .store
+            .create_policy_grant(id, &request, &stamp, now, event)
+            .await
+        {
+            Ok(g) => g,
+            Err(StoreError::CapReached { active }) => {
+                return Err(PolicyRefusal::CapReached {
+                    policy: rule.name.clone(),
+                    cap: rule.max_active_per_user.unwrap_or_default(),
+                    active: u32::try_from(active).unwrap_or(u32::MAX),
+                }
+                .into())
+            }
+            Err(e) => return Err(e.into()),
+        };
         self.announce(&grant);
-        Ok(grant)
+        if request.approvals_required > 0 {
+            return Ok(grant);
+        }
+        let why = if break_glass {
+            format!("break-glass under policy {:?}", rule.name)
+        } else {
+            format!("policy {:?} approves automatically", rule.name)
+        };
+        match self
+            .act(
+                id,
+                Action::AutoApprove,
+                &Actor::System,
+                Some(why),
+                GrantPatch::default(),
+                serde_json::json!({"policy": rule.name, "break_glass": break_glass}),
+            )
+            .await
+        {
+            Ok(applied) => Ok(applied.grant),
+            Err(e) => {
+                // Recorded, not lost: the reaper approves pending grants that need no
+                // approval at its next pass.
+                tracing::warn!(grant = %id, error = %e, "automatic approval deferred to the reaper");
+                Ok(grant)
+            }
+        }
+    }
+
+    /// Records `reviewer`'s review of a break-glass grant (once; never by its
+    /// requester). Authorization is the caller's ([`crate::access::GuardedGrants`]).
+    pub async fn review(
+        &self,
+        id: GrantId,
+        reviewer: &PersonId,
+        comment: Option<String>,
+    ) -> Result<Grant, GrantError> {
+        let grant = self
+            .store
+            .get_grant(id)
+            .await?
+            .ok_or(GrantError::NotFound(id))?;
+        if &grant.request.requester == reviewer {
+            return Err(GrantError::Refused(Refusal::SelfDecision));
+        }
+        if !grant.awaits_review() {
+            return Err(GrantError::NoReviewOwed(id));
+        }
+        let now = self.clock.now();
+        let event = NewAuditEvent {
+            grant_id: Some(id),
+            at: now,
+            actor: reviewer.to_string(),
+            action: "review".into(),
+            from_state: None,
+            to_state: None,
+            reason: comment.clone(),
+            details: serde_json::json!({"policy": grant.policy, "break_glass": grant.break_glass}),
+        };
+        Ok(self
+            .store
+            .record_review(
+                id,
+                &Review {
+                    reviewer: reviewer.to_string(),
+                    at: now,
+                    comment,
+                },
+                event,
+            )
+            .await
+            .inspect(|g| self.announce(g))?)
     }
 
     /// Takes `action` on grant `id` as `actor`, re-reading and re-deciding if another

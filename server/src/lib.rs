@@ -15,6 +15,8 @@
 //! - [`identity_center`]: IAM Identity Center behind a trait, over the AWS SDK;
 //! - [`reaper`]: the background job that provisions, revokes and reconciles;
 //! - [`metrics`]: the Prometheus registry;
+//! - [`policy`]: the policy file (who may ask for what, approved by whom), reloaded
+//!   on SIGHUP and on change;
 //! - [`telemetry`]: structured logs.
 
 pub mod access;
@@ -27,6 +29,7 @@ pub mod grants;
 pub mod http;
 pub mod identity_center;
 pub mod metrics;
+pub mod policy;
 pub mod reaper;
 pub mod store;
 pub mod telemetry;
@@ -54,6 +57,8 @@ pub enum StartError {
     },
     #[error(transparent)]
     Auth(#[from] auth::AuthStartError),
+    #[error(transparent)]
+    Policy(#[from] policy::PolicyLoadError),
     #[error("the server stopped: {0}")]
     Serve(std::io::Error),
 }
@@ -71,6 +76,8 @@ pub struct Services {
     pub access: access::GuardedGrants,
     pub metrics: Arc<metrics::Metrics>,
     pub identity_center: Arc<dyn identity_center::IdentityCenter>,
+    /// The policy file in force: entitlements, "who can request what", reload status.
+    pub policy: policy::PolicyService,
 }
 
 impl Services {
@@ -89,7 +96,9 @@ impl Services {
             source,
         })?;
         tracing::info!(database = %redacted, "database ready");
-        let grants = grants::GrantService::new(store.clone(), clock.clone());
+        let policy =
+            policy::PolicyService::start(&config.policy, store.clone(), clock.clone()).await?;
+        let grants = grants::GrantService::new(store.clone(), clock.clone(), policy.clone());
         let config = Arc::new(config);
         let auth = auth::Auth::start(config.clone(), clock.clone()).await?;
         let access = access::GuardedGrants::new(grants.clone(), auth.policy());
@@ -113,6 +122,7 @@ impl Services {
             access,
             metrics,
             identity_center,
+            policy,
         })
     }
 
@@ -121,12 +131,16 @@ impl Services {
     pub async fn sync_catalog(
         &self,
     ) -> Result<identity_center::catalog::SyncReport, identity_center::catalog::CatalogError> {
-        identity_center::catalog::sync(
+        let report = identity_center::catalog::sync(
             self.identity_center.as_ref(),
             self.store.as_ref(),
             self.clock.now(),
         )
-        .await
+        .await?;
+        if let Err(e) = self.policy.recheck_catalog().await {
+            tracing::warn!(error = %e, "could not check the policy against the new catalog");
+        }
+        Ok(report)
     }
 
     /// The reaper over these services.
@@ -155,6 +169,7 @@ pub async fn run(
         .map_err(|source| StartError::Bind { addr, source })?;
     let grace = services.config.server.shutdown_grace;
     let (stop_reaper, reaper_stopped) = tokio::sync::watch::channel(false);
+    let policy_watcher = services.policy.spawn_watcher(reaper_stopped.clone());
     let reaper = services
         .config
         .reaper
@@ -165,6 +180,7 @@ pub async fn run(
         let _ = stop_reaper.send(true);
     })
     .await;
+    policy_watcher.abort();
     if let Some(handle) = reaper {
         if tokio::time::timeout(grace, handle).await.is_err() {
             tracing::warn!("the reaper was still working after the shutdown grace period; it resumes from the database at the next start");

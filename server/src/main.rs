@@ -43,7 +43,16 @@ async fn main() -> ExitCode {
         }
     };
     if check_only {
-        println!("configuration is valid");
+        match timebox_server::policy::check_file(&config.policy) {
+            Ok(0) if config.policy.file.is_none() => {
+                println!("configuration is valid (no policy.file: nobody may ask for access)")
+            }
+            Ok(n) => println!("configuration is valid; the policy file has {n} policies"),
+            Err(e) => {
+                eprintln!("timebox: policy error: {e}");
+                return ExitCode::from(78);
+            }
+        }
         return ExitCode::SUCCESS;
     }
     timebox_server::telemetry::init(&config.log);
@@ -55,7 +64,11 @@ async fn main() -> ExitCode {
         Err(e) => {
             tracing::error!(error = %e, "timebox stopped");
             eprintln!("timebox: {e}");
-            ExitCode::FAILURE
+            if matches!(e, timebox_server::StartError::Policy(_)) {
+                ExitCode::from(78) // EX_CONFIG: the policy file is configuration
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }

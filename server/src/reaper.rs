@@ -111,6 +111,11 @@ pub struct TickReport {
     pub failed: usize,
     pub retried: usize,
     pub skipped_leased: usize,
+    /// Pending requests that expired (nobody decided before `expires_at`).
+    pub expired: usize,
+    /// Pending requests that needed no approval, approved here (normally done at
+    /// request time; this catches a crash in between).
+    pub auto_approved: usize,
 }
 
 #[derive(Debug)]
@@ -242,8 +247,9 @@ impl Reaper {
         Ok(())
     }
 
-    /// Catalog refresh when due, drift every few passes, grant counts.
-    async fn housekeeping(&self, now: DateTime<Utc>) -> Result<(), ReaperError> {
+    /// Catalog refresh when due, pending requests settled, drift every few passes,
+    /// grant counts. Returns (expired, auto-approved).
+    async fn housekeeping(&self, now: DateTime<Utc>) -> Result<(usize, usize), ReaperError> {
         let tick_no = {
             let mut t = self.ticks.lock().unwrap_or_else(|p| p.into_inner());
             *t = t.wrapping_add(1);
@@ -254,10 +260,18 @@ impl Reaper {
             Some(at) => to_std(now - at) >= self.settings.catalog_refresh,
         };
         if stale {
-            if let Err(e) = catalog::sync(self.ic.as_ref(), self.store.as_ref(), now).await {
-                tracing::warn!(error = %e, "catalog sync failed; the cached catalog is kept");
+            match catalog::sync(self.ic.as_ref(), self.store.as_ref(), now).await {
+                Ok(_) => {
+                    if let Err(e) = self.grants.policy().recheck_catalog().await {
+                        tracing::warn!(error = %e, "could not check the policy against the new catalog");
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "catalog sync failed; the cached catalog is kept")
+                }
             }
         }
+        let settled = self.settle_pending(now).await?;
         if self.settings.reconcile_every > 0 && tick_no % self.settings.reconcile_every == 0 {
             if let Err(e) = self.reconcile().await {
                 tracing::warn!(error = %e, "drift reconciliation failed");
@@ -265,15 +279,67 @@ impl Reaper {
         }
         self.metrics
             .set_grant_counts(&self.store.grant_counts().await?);
-        Ok(())
+        Ok(settled)
+    }
+
+    /// Expires pending requests past their `expires_at` and approves those that need
+    /// no approval (`Action::Expire` / `Action::AutoApprove` by the system).
+    /// Idempotent: a grant another replica (or an approver) moved first is refused by
+    /// the lifecycle as in the wrong state, and skipped.
+    pub async fn settle_pending(&self, now: DateTime<Utc>) -> Result<(usize, usize), ReaperError> {
+        let mut expired = 0;
+        let mut approved = 0;
+        for g in self.store.pending_due(now, self.settings.batch).await? {
+            let (action, reason) = if g.request.approvals_required == 0 {
+                (
+                    Action::AutoApprove,
+                    format!(
+                        "policy {:?} needs no approval",
+                        g.policy.as_deref().unwrap_or("?")
+                    ),
+                )
+            } else {
+                (
+                    Action::Expire,
+                    format!(
+                        "nobody decided the request before {}",
+                        g.expires_at.map(|t| t.to_rfc3339()).unwrap_or_default()
+                    ),
+                )
+            };
+            match self
+                .grants
+                .act(
+                    g.id,
+                    action,
+                    &Actor::System,
+                    Some(reason),
+                    GrantPatch::default(),
+                    serde_json::json!({"policy": g.policy}),
+                )
+                .await
+            {
+                Ok(_) if action == Action::Expire => expired += 1,
+                Ok(_) => approved += 1,
+                Err(GrantError::Refused(app::domain::Refusal::WrongState { .. }))
+                | Err(GrantError::NotFound(_)) => {}
+                Err(e) => {
+                    tracing::warn!(grant = %g.id, error = %e, "could not settle a pending request");
+                }
+            }
+        }
+        Ok((expired, approved))
     }
 
     /// One pass that waits for everything it started: catalog refresh when due, every
     /// due grant, drift every few passes. Tests drive the reaper with it.
     pub async fn tick(&self) -> Result<TickReport, ReaperError> {
         let now = self.clock.now();
-        self.housekeeping(now).await?;
-        self.work(now).await
+        let (expired, auto_approved) = self.housekeeping(now).await?;
+        let mut report = self.work(now).await?;
+        report.expired = expired;
+        report.auto_approved = auto_approved;
+        Ok(report)
     }
 
     async fn due_by_target(
@@ -1134,8 +1200,15 @@ mod tests {
         let mut settings = ReaperSettings::from_config(&crate::config::Config::default());
         settings.backoff_base = Duration::from_secs(1);
         settings.backoff_cap = Duration::from_secs(60);
+        let policy = crate::policy::PolicyService::from_text(
+            "[[policy]]\nname = \"any\"\nrequesters = [\"*\"]\naccounts = [\"*\"]\n\
+             permission_sets = [\"*\"]\nmax_duration = \"12h\"\napproval = \"auto\"\n",
+            store.clone(),
+            clock.clone(),
+        )
+        .expect("test policy");
         Reaper::new(
-            GrantService::new(store, clock.clone()),
+            GrantService::new(store, clock.clone(), policy),
             Arc::new(NoAws),
             clock,
             Arc::new(Metrics::new()),

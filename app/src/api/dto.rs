@@ -46,9 +46,18 @@ impl ApiError {
         match self.code.as_str() {
             "invalid_field" | "bad_request" => 422,
             "sign_in_required" => 401,
-            "forbidden" | "own_request" | "self_decision" | "mfa_required" => 403,
+            "forbidden" | "own_request" | "self_decision" | "mfa_required" | "not_an_approver"
+            | "no_policy_file" => 403,
             "not_found" => 404,
-            "wrong_state" | "already_approved" | "conflict" => 409,
+            "wrong_state" | "already_approved" | "conflict" | "cap_reached" | "no_review_owed" => {
+                409
+            }
+            // The policy's refusals name the field at fault.
+            "no_policy"
+            | "duration_too_long"
+            | "ticket_required"
+            | "ticket_mismatch"
+            | "justification_too_short" => 422,
             "busy" | "unavailable" => 503,
             _ => 500,
         }
@@ -99,6 +108,10 @@ pub struct RequestForm {
     /// set): it starts now and overlaps the running one, so access is never cut short.
     #[serde(default)]
     pub extends: String,
+    /// Break-glass: under a break-glass policy, approved at once, everyone notified,
+    /// reviewed afterwards.
+    #[serde(default)]
+    pub break_glass: bool,
 }
 
 /// An account offered in the request form.

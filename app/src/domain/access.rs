@@ -25,6 +25,10 @@ pub enum Caller {
         /// Whether this sign-in used multi-factor authentication (configured `amr` /
         /// `acr` values).
         mfa: bool,
+        /// The groups of the ID token's groups claim, as the provider named them; the
+        /// policy file's `group:<name>` entries match them.
+        #[serde(default)]
+        groups: Vec<String>,
     },
 }
 
@@ -44,6 +48,14 @@ impl Caller {
         match self {
             Caller::Anonymous => RoleSet::empty(),
             Caller::Person { roles, .. } => *roles,
+        }
+    }
+
+    /// The person's groups (none for an anonymous visitor).
+    pub fn groups(&self) -> &[String] {
+        match self {
+            Caller::Anonymous => &[],
+            Caller::Person { groups, .. } => groups,
         }
     }
 
@@ -86,10 +98,12 @@ pub enum Operation {
     ReadAdminStatus,
     /// Re-read the catalog from Identity Center now.
     SyncCatalog,
+    /// Record the review of someone else's break-glass grant.
+    ReviewGrant,
 }
 
 impl Operation {
-    pub const ALL: [Operation; 14] = [
+    pub const ALL: [Operation; 15] = [
         Operation::RequestGrant,
         Operation::ApproveGrant,
         Operation::DenyGrant,
@@ -104,6 +118,7 @@ impl Operation {
         Operation::ReadInbox,
         Operation::ReadAdminStatus,
         Operation::SyncCatalog,
+        Operation::ReviewGrant,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -122,6 +137,7 @@ impl Operation {
             Operation::ReadInbox => "read_inbox",
             Operation::ReadAdminStatus => "read_admin_status",
             Operation::SyncCatalog => "sync_catalog",
+            Operation::ReviewGrant => "review_grant",
         }
     }
 
@@ -135,6 +151,7 @@ impl Operation {
                 | Operation::CancelGrant
                 | Operation::RevokeGrantEarly
                 | Operation::ReadGrant
+                | Operation::ReviewGrant
         )
     }
 }
@@ -167,6 +184,26 @@ pub enum Denied {
          with MFA, then approve"
     )]
     MfaRequired,
+    /// Only the people the grant's deciding policy names may approve, deny or review it.
+    #[error("{}", not_an_approver(.policy.as_deref(), .approvers))]
+    NotAnApprover {
+        policy: Option<String>,
+        approvers: Vec<String>,
+    },
+}
+
+fn not_an_approver(policy: Option<&str>, approvers: &[String]) -> String {
+    match (policy, approvers) {
+        (Some(p), []) => format!(
+            "policy {p:?} that decided this request is no longer in the policy file, so nobody              may decide it; it expires, or an admin cancels it"
+        ),
+        (Some(p), names) => format!(
+            "policy {p:?} names who decides this request ({}), and you are not one of them",
+            names.join(", ")
+        ),
+        (None, _) => "this request was made before policies and names no approvers; it                       expires, or an admin cancels it"
+            .to_owned(),
+    }
 }
 
 impl Denied {
@@ -177,6 +214,7 @@ impl Denied {
             Denied::Forbidden { .. } => "forbidden",
             Denied::OwnRequest => "own_request",
             Denied::MfaRequired => "mfa_required",
+            Denied::NotAnApprover { .. } => "not_an_approver",
         }
     }
 }
@@ -259,6 +297,15 @@ pub fn authorize(
                 forbidden("only approvers, auditors and admins see everybody's grants")
             }
         }
+        Operation::ReviewGrant => {
+            if !(has(Role::Approver) || has(Role::Auditor) || has(Role::Admin)) {
+                return forbidden("only approvers, auditors and admins review break-glass use");
+            }
+            if own {
+                return Err(Denied::OwnRequest);
+            }
+            Ok(())
+        }
         Operation::ReadAuditLog | Operation::VerifyAuditChain => {
             if has(Role::Auditor) || has(Role::Admin) {
                 Ok(())
@@ -320,6 +367,7 @@ mod tests {
             name: id.to_owned(),
             roles: RoleSet::of(roles),
             mfa,
+            groups: Vec::new(),
         };
         match who {
             Who::Anonymous => Caller::Anonymous,
@@ -353,6 +401,7 @@ mod tests {
         (Operation::ReadInbox, ['S', 'N', 'Y', 'N', 'Y', 'Y']),
         (Operation::ReadAdminStatus, ['S', 'N', 'N', 'N', 'Y', 'Y']),
         (Operation::SyncCatalog, ['S', 'N', 'N', 'N', 'Y', 'Y']),
+        (Operation::ReviewGrant, ['S', 'N', 'Y', 'Y', 'Y', 'O']),
     ];
 
     fn answer(r: Result<(), Denied>) -> char {
@@ -362,6 +411,7 @@ mod tests {
             Err(Denied::SignInRequired) => 'S',
             Err(Denied::OwnRequest) => 'O',
             Err(Denied::MfaRequired) => 'M',
+            Err(Denied::NotAnApprover { .. }) => 'P',
         }
     }
 

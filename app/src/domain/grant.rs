@@ -72,9 +72,32 @@ pub struct Grant {
     pub failure_reason: Option<String>,
     /// Incremented on every change; conditional updates compare it.
     pub version: i64,
+    /// The policy that decided the request (`None` for grants stored before policies).
+    #[serde(default)]
+    pub policy: Option<String>,
+    /// Asked for as break-glass: approved at once, reviewed afterwards.
+    #[serde(default)]
+    pub break_glass: bool,
+    /// A request still pending at this time expires (the policy's `pending_ttl`).
+    #[serde(default)]
+    pub expires_at: Option<DateTime<Utc>>,
+    /// A review is owed (break-glass); see `reviewed_*`.
+    #[serde(default)]
+    pub review_required: bool,
+    #[serde(default)]
+    pub reviewed_by: Option<String>,
+    #[serde(default)]
+    pub reviewed_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub review_comment: Option<String>,
 }
 
 impl Grant {
+    /// A break-glass use that nobody has reviewed yet.
+    pub fn awaits_review(&self) -> bool {
+        self.review_required && self.reviewed_at.is_none()
+    }
+
     /// The windows, once the grant has been active. `None` before activation.
     pub fn windows(&self) -> Option<Result<Windows, WindowError>> {
         let activated_at = self.activated_at?;

@@ -6,6 +6,7 @@ pub mod access;
 pub mod fields;
 pub mod grant;
 pub mod lifecycle;
+pub mod policy;
 pub mod session_duration;
 pub mod window;
 
@@ -18,6 +19,9 @@ pub use grant::{Grant, GrantId, GrantRequest};
 pub use lifecycle::{
     decide, Action, Actor, ApprovalProgress, GrantState, Outcome, Refusal, RevokeCause, Role,
     RoleSet, TransitionCtx,
+};
+pub use policy::{
+    ApprovalRule, Entitlement, ExplainRow, Policy, PolicyRefusal, ReloadStatus, TicketRule,
 };
 pub use session_duration::{
     format_human, parse_iso8601, PortalSession, SessionDuration, SessionDurationError,

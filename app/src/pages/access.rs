@@ -37,6 +37,7 @@ fn sections(viewer: Viewer) -> impl IntoView {
         ref name,
         roles,
         mfa,
+        ..
     } = caller
     else {
         return if sign_in_available {

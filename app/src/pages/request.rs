@@ -67,6 +67,7 @@ fn RequestView(opts: RequestOptions) -> impl IntoView {
     let justification = RwSignal::new(String::new());
     let ticket = RwSignal::new(String::new());
     let tried = RwSignal::new(false);
+    let break_glass = RwSignal::new(false);
 
     let account_id = Memo::new(move |_| opts.with_value(|o| account_of(o, &account.get())));
     let offers_here = Memo::new(move |_| {
@@ -101,6 +102,7 @@ fn RequestView(opts: RequestOptions) -> impl IntoView {
         justification: justification.get(),
         ticket: ticket.get(),
         extends: String::new(),
+        break_glass: break_glass.get(),
     };
     let check = Memo::new(move |_| -> Result<(), FieldError> {
         let Some(me) = me() else {
@@ -259,13 +261,29 @@ fn RequestView(opts: RequestOptions) -> impl IntoView {
                         prop:value=permission_set
                         on:change=move |ev| permission_set.set(event_target_value(&ev))>
                         <option value="">"— choose —"</option>
-                        {move || offers_here.get().into_iter().map(|o| {
-                            let selected = o.permission_set == permission_set.get_untracked();
-                            view! { <option value=o.permission_set.clone() selected=selected>{o.permission_set.clone()}</option> }
-                        }).collect_view()}
+                        {move || {
+                            let mut names: Vec<String> = offers_here.get().into_iter().map(|o| o.permission_set).collect();
+                            names.dedup();
+                            names.into_iter().map(|name| {
+                                let selected = name == permission_set.get_untracked();
+                                view! { <option value=name.clone() selected=selected>{name.clone()}</option> }
+                            }).collect_view()
+                        }}
                     </select>
                     <p class="error" id="ps-error" role="alert">{error_for("permission_set")}</p>
                 </div>
+                {move || {
+                    let ps = permission_set.get();
+                    offers_here.get().iter().any(|o| o.permission_set == ps && o.break_glass).then(|| view! {
+                        <div class="field wide warning">
+                            <label>
+                                <input type="checkbox" name="break_glass" prop:checked=break_glass
+                                    on:change=move |ev| break_glass.set(event_target_checked(&ev))/>
+                                " Break-glass: no approval, starts at once; every approver and auditor is told, and the grant must be reviewed afterwards."
+                            </label>
+                        </div>
+                    })
+                }}
                 <div class="field">
                     <label for="duration">"For how long"</label>
                     <input id="duration" name="duration" type="text" required placeholder="1h, 90m, 1h30m"

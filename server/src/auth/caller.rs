@@ -51,6 +51,7 @@ impl Auth {
                 id,
                 roles: self.roles_for(&person.groups),
                 mfa: self.used_mfa(person),
+                groups: person.groups.clone(),
             },
             Err(_) => Caller::Anonymous,
         }

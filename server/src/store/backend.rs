@@ -6,7 +6,7 @@
 use super::audit::{self, AuditEvent, ChainVerification, ChainVerifier, NewAuditEvent};
 use super::{
     Approval, CatalogNode, CatalogPermissionSet, Change, Cursor, Decision, GrantAws, GrantFilter,
-    GrantPatch, NodeKind, Store, StoreError,
+    GrantPatch, NodeKind, PolicyStamp, Review, Store, StoreError,
 };
 use app::domain::{
     AccountId, Grant, GrantDuration, GrantId, GrantRequest, GrantState, Justification,
@@ -46,6 +46,13 @@ struct GrantRow {
     real_end: Option<DateTime<Utc>>,
     failure_reason: Option<String>,
     version: i64,
+    policy: Option<String>,
+    break_glass: bool,
+    expires_at: Option<DateTime<Utc>>,
+    review_required: bool,
+    reviewed_by: Option<String>,
+    reviewed_at: Option<DateTime<Utc>>,
+    review_comment: Option<String>,
 }
 
 impl TryFrom<GrantRow> for Grant {
@@ -98,6 +105,13 @@ impl TryFrom<GrantRow> for Grant {
             real_end: r.real_end,
             failure_reason: r.failure_reason,
             version: r.version,
+            policy: r.policy,
+            break_glass: r.break_glass,
+            expires_at: r.expires_at,
+            review_required: r.review_required,
+            reviewed_by: r.reviewed_by,
+            reviewed_at: r.reviewed_at,
+            review_comment: r.review_comment,
         })
     }
 }
@@ -273,7 +287,8 @@ impl PostgresStore {
 const GRANT_COLUMNS: &str = "id, requester, account_id, permission_set, justification, ticket, \
     duration_minutes, requested_start, approvals_required, state, created_at, updated_at, \
     activated_at, ends_at, revoked_at, permission_set_session_seconds, portal_session_seconds, \
-    real_end, failure_reason, version";
+    real_end, failure_reason, version, policy, break_glass, expires_at, review_required, \
+    reviewed_by, reviewed_at, review_comment";
 
 const AUDIT_COLUMNS: &str =
     "seq, grant_id, at, actor, action, from_state, to_state, reason, details, prev_hash, hash";
@@ -855,6 +870,124 @@ macro_rules! impl_store {
                     }
                 }
                 Ok(out)
+            }
+
+            // --- policy (issue 7) ---------------------------------------------------
+
+            async fn create_policy_grant(
+                &self,
+                id: GrantId,
+                request: &GrantRequest,
+                stamp: &PolicyStamp,
+                at: DateTime<Utc>,
+                event: NewAuditEvent,
+            ) -> Result<Grant, StoreError> {
+                let at = at.trunc_subsecs(6);
+                let mut tx = self.pool.begin().await?;
+                if let Some(cap) = stamp.max_active_per_user {
+                    // The lock row first: on PostgreSQL it holds the requester's row lock
+                    // until commit, on SQLite it takes the write lock, so the count below
+                    // cannot be raced by the same person's other request.
+                    sqlx::query(
+                        "INSERT INTO requester_locks (requester, last_request_at) VALUES ($1, $2) \
+                         ON CONFLICT (requester) DO UPDATE SET last_request_at = excluded.last_request_at",
+                    )
+                    .bind(request.requester.as_str())
+                    .bind(at)
+                    .execute(&mut *tx)
+                    .await?;
+                    let (active,): (i64,) = sqlx::query_as(
+                        "SELECT COUNT(*) FROM grants WHERE requester = $1 AND policy = $2 \
+                         AND state IN ('pending', 'approved', 'provisioning', 'active')",
+                    )
+                    .bind(request.requester.as_str())
+                    .bind(&stamp.policy)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                    if active >= i64::from(cap) {
+                        tx.rollback().await?;
+                        return Err(StoreError::CapReached { active });
+                    }
+                }
+                let row: GrantRow = sqlx::query_as(&format!(
+                    "INSERT INTO grants (id, requester, account_id, permission_set, \
+                     justification, ticket, duration_minutes, requested_start, \
+                     approvals_required, state, created_at, updated_at, version, \
+                     policy, break_glass, expires_at, review_required) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, 0, \
+                     $12, $13, $14, $15) \
+                     RETURNING {GRANT_COLUMNS}"
+                ))
+                .bind(id.to_string())
+                .bind(request.requester.as_str())
+                .bind(request.account_id.as_str())
+                .bind(request.permission_set.as_str())
+                .bind(request.justification.as_str())
+                .bind(request.ticket.as_ref().map(|t| t.as_str().to_owned()))
+                .bind(request.duration.minutes())
+                .bind(request.requested_start.map(|t| t.trunc_subsecs(6)))
+                .bind(i64::from(request.approvals_required))
+                .bind(GrantState::Pending.as_str())
+                .bind(at)
+                .bind(&stamp.policy)
+                .bind(stamp.break_glass)
+                .bind(stamp.expires_at.map(|t| t.trunc_subsecs(6)))
+                .bind(stamp.review_required)
+                .fetch_one(&mut *tx)
+                .await?;
+                Self::append_in(&mut tx, event).await?;
+                tx.commit().await?;
+                Grant::try_from(row)
+            }
+
+            async fn pending_due(
+                &self,
+                now: DateTime<Utc>,
+                limit: u32,
+            ) -> Result<Vec<Grant>, StoreError> {
+                let rows: Vec<GrantRow> = sqlx::query_as(&format!(
+                    "SELECT {GRANT_COLUMNS} FROM grants WHERE state = 'pending' \
+                     AND ((expires_at IS NOT NULL AND expires_at <= $1) OR approvals_required = 0) \
+                     ORDER BY created_at, id LIMIT $2"
+                ))
+                .bind(now.trunc_subsecs(6))
+                .bind(i64::from(limit.clamp(1, 10_000)))
+                .fetch_all(&self.pool)
+                .await?;
+                rows.into_iter().map(Grant::try_from).collect()
+            }
+
+            async fn record_review(
+                &self,
+                id: GrantId,
+                review: &Review,
+                event: NewAuditEvent,
+            ) -> Result<Grant, StoreError> {
+                let at = review.at.trunc_subsecs(6);
+                let mut tx = self.pool.begin().await?;
+                // Conditional, so two reviewers racing record one review.
+                let row: Option<GrantRow> = sqlx::query_as(&format!(
+                    "UPDATE grants SET reviewed_by = $1, reviewed_at = $2, review_comment = $3, \
+                     version = version + 1, updated_at = $2 \
+                     WHERE id = $4 AND review_required AND reviewed_at IS NULL \
+                     RETURNING {GRANT_COLUMNS}"
+                ))
+                .bind(&review.reviewer)
+                .bind(at)
+                .bind(&review.comment)
+                .bind(id.to_string())
+                .fetch_optional(&mut *tx)
+                .await?;
+                let Some(row) = row else {
+                    tx.rollback().await?;
+                    return match self.get_grant(id).await? {
+                        None => Err(StoreError::NotFound(id)),
+                        Some(_) => Err(StoreError::NoReviewOwed(id)),
+                    };
+                };
+                Self::append_in(&mut tx, event).await?;
+                tx.commit().await?;
+                Grant::try_from(row)
             }
         }
     };

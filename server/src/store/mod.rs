@@ -39,6 +39,11 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+    // --- policy (issue 7) ---
+    #[error("the requester already has {active} live grants under this policy")]
+    CapReached { active: i64 },
+    #[error("grant {0} owes no review (it is not break-glass, or it was reviewed already)")]
+    NoReviewOwed(GrantId),
 }
 
 /// A decision recorded on a grant.
@@ -224,6 +229,59 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         &self,
         states: &[GrantState],
     ) -> Result<Vec<(Grant, GrantAws)>, StoreError>;
+
+    // --- policy (issue 7): requests under a policy, pending expiry, reviews ------
+
+    /// Stores a new pending request with what its deciding policy records
+    /// ([`PolicyStamp`]) and its audit event, in one transaction. With
+    /// `stamp.max_active_per_user`, the requester's row in `requester_locks` is written
+    /// first (serialising their requests on both backends), then their live grants
+    /// (pending, approved, provisioning, active) under the same policy are counted;
+    /// at the cap, nothing is written and [`StoreError::CapReached`] says how many.
+    async fn create_policy_grant(
+        &self,
+        id: GrantId,
+        request: &GrantRequest,
+        stamp: &PolicyStamp,
+        at: DateTime<Utc>,
+        event: NewAuditEvent,
+    ) -> Result<Grant, StoreError>;
+
+    /// Pending grants the reaper settles at `now`: those past `expires_at` (to
+    /// expire) and those that need no approval (approved automatically; normally done
+    /// at request time, this catches a crash in between). Oldest first.
+    async fn pending_due(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<Grant>, StoreError>;
+
+    /// Records the review of a grant that owes one (`review_required` and not yet
+    /// reviewed) and its audit event, in one transaction; otherwise
+    /// [`StoreError::NoReviewOwed`] (or `NotFound`) and nothing is written.
+    async fn record_review(
+        &self,
+        id: GrantId,
+        review: &Review,
+        event: NewAuditEvent,
+    ) -> Result<Grant, StoreError>;
+}
+
+/// What the deciding policy records on a new grant.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PolicyStamp {
+    /// The deciding policy's name.
+    pub policy: String,
+    pub break_glass: bool,
+    /// When the request expires if still pending.
+    pub expires_at: Option<DateTime<Utc>>,
+    pub review_required: bool,
+    /// The policy's per-person cap on live grants, checked in the same transaction.
+    pub max_active_per_user: Option<u32>,
+}
+
+/// The review of a break-glass grant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Review {
+    pub reviewer: String,
+    pub at: DateTime<Utc>,
+    pub comment: Option<String>,
 }
 
 /// A permission set as the catalog caches it.

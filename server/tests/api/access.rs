@@ -38,6 +38,7 @@ fn caller(who: Who) -> Caller {
         name: id.to_owned(),
         roles: RoleSet::of(roles),
         mfa: true,
+        groups: Vec::new(),
     };
     match who {
         Who::Anonymous => Caller::Anonymous,
@@ -71,6 +72,7 @@ const TABLE: &[(Operation, [char; 6])] = &[
     (Operation::ReadInbox, ['S', 'N', 'Y', 'N', 'Y', 'Y']),
     (Operation::ReadAdminStatus, ['S', 'N', 'N', 'N', 'Y', 'Y']),
     (Operation::SyncCatalog, ['S', 'N', 'N', 'N', 'Y', 'Y']),
+    (Operation::ReviewGrant, ['S', 'N', 'Y', 'Y', 'Y', 'O']),
 ];
 
 fn answer<T>(r: Result<T, AccessError>) -> char {
@@ -80,13 +82,21 @@ fn answer<T>(r: Result<T, AccessError>) -> char {
         Err(AccessError::Denied(Denied::SignInRequired)) => 'S',
         Err(AccessError::Denied(Denied::OwnRequest)) => 'O',
         Err(AccessError::Denied(Denied::MfaRequired)) => 'M',
+        Err(AccessError::Denied(Denied::NotAnApprover { .. })) => 'P',
         Err(AccessError::Grant(e)) => panic!("authorized, but the service failed: {e}"),
     }
 }
 
 /// A grant requested by owen, in the state the operation starts from.
 async fn owens_grant(service: &GrantService, op: Operation) -> GrantId {
-    let grant = service.request(request("owen", 1)).await.unwrap();
+    if op == Operation::ReviewGrant {
+        return service
+            .request_break_glass(request("owen", 1), &[])
+            .await
+            .unwrap()
+            .id;
+    }
+    let grant = service.request(request("owen", 1), &[]).await.unwrap();
     if op == Operation::RevokeGrantEarly {
         // Walk it to `active` as the system would.
         let system = app::domain::Actor::System;
@@ -163,13 +173,17 @@ async fn call(access: &GuardedGrants, service: &GrantService, op: Operation, who
         | Operation::ReadInbox
         | Operation::ReadAdminStatus
         | Operation::SyncCatalog => answer(access.allow(&c, op, None).map_err(AccessError::from)),
+        Operation::ReviewGrant => {
+            let id = owens_grant(service, op).await;
+            answer(access.review(&c, id, Some("looked at it".into())).await)
+        }
     }
 }
 
 #[tokio::test]
 async fn every_operation_for_every_caller_through_the_service() {
     let db = TestDb::sqlite().await;
-    let service = GrantService::new(db.store(), Arc::new(SystemClock));
+    let service = crate::helpers::grant_service(db.store(), Arc::new(SystemClock));
     let access = GuardedGrants::new(service.clone(), AccessPolicy::default());
     for op in Operation::ALL {
         let row = TABLE
@@ -190,7 +204,7 @@ async fn every_operation_for_every_caller_through_the_service() {
 #[tokio::test]
 async fn approving_without_mfa_is_refused_when_required() {
     let db = TestDb::sqlite().await;
-    let service = GrantService::new(db.store(), Arc::new(SystemClock));
+    let service = crate::helpers::grant_service(db.store(), Arc::new(SystemClock));
     let access = GuardedGrants::new(
         service.clone(),
         AccessPolicy {
@@ -203,6 +217,7 @@ async fn approving_without_mfa_is_refused_when_required() {
         name: "Arno".into(),
         roles: RoleSet::of(&[Role::Approver]),
         mfa: false,
+        groups: Vec::new(),
     };
     let err = access
         .approve(&without, id, None)
@@ -215,12 +230,17 @@ async fn approving_without_mfa_is_refused_when_required() {
     );
     let with = match without {
         Caller::Person {
-            id, name, roles, ..
+            id,
+            name,
+            roles,
+            groups,
+            ..
         } => Caller::Person {
             id,
             name,
             roles,
             mfa: true,
+            groups,
         },
         Caller::Anonymous => unreachable!(),
     };
@@ -236,6 +256,7 @@ async fn approving_without_mfa_is_refused_when_required() {
         name: "Rita".into(),
         roles: RoleSet::of(&[Role::Requester]),
         mfa: false,
+        groups: Vec::new(),
     };
     assert!(matches!(
         access.request(&rita, request("owen", 1)).await,

@@ -180,7 +180,7 @@ async fn mock_rig_with(
         )
         .await
         .unwrap();
-    let grants = GrantService::new(store.clone(), Arc::new(clock.clone()));
+    let grants = crate::helpers::grant_service(store.clone(), Arc::new(clock.clone()));
     let reaper = Reaper::new(
         grants.clone(),
         ic,

@@ -13,7 +13,6 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use timebox_server::clock::SystemClock;
-use timebox_server::grants::GrantService;
 use timebox_server::store::{GrantAws, GrantPatch, Store};
 
 fn start_server(db_url: &str, moto_url: &str, dir: &std::path::Path) -> Child {
@@ -86,7 +85,7 @@ async fn killed_mid_provisioning_and_mid_revocation_resumes_without_doubles() {
     let prod = org.accounts[0].clone();
     let admin = org.permission_set("AdministratorAccess");
     let store = db.store();
-    let grants = GrantService::new(store.clone(), Arc::new(SystemClock));
+    let grants = crate::helpers::grant_service(store.clone(), Arc::new(SystemClock));
     let mut ids = Vec::new();
     for u in &users {
         ids.push(
@@ -230,7 +229,7 @@ async fn two_server_processes_on_one_postgres_act_exactly_once() {
     let staging = org.accounts[1].clone();
     let ro = org.permission_set("ReadOnlyAccess");
     let store = db.store();
-    let grants = GrantService::new(store.clone(), Arc::new(SystemClock));
+    let grants = crate::helpers::grant_service(store.clone(), Arc::new(SystemClock));
     let mut ids = Vec::new();
     for u in &users {
         ids.push(

@@ -1,7 +1,63 @@
 //! Test databases and a server on a random port, each test with its own database.
 
 use std::sync::Arc;
+use timebox_server::clock::Clock;
+use timebox_server::grants::GrantService;
+use timebox_server::policy::PolicyService;
 use timebox_server::store::{PostgresStore, SqliteStore, Store};
+
+/// The permissive policy the integration tests run with (unless a test brings its
+/// own): anyone may ask for anything in any account; the permission set decides how
+/// it is approved. `ReadOnlyAccess` is approved automatically, `QuorumAccess` needs two
+/// approvals, everything else one; break-glass is allowed for everything. The test
+/// approvers are named.
+pub const TEST_POLICY: &str = r#"
+[[policy]]
+name = "test-auto"
+requesters = ["*"]
+accounts = ["*"]
+permission_sets = ["ReadOnlyAccess"]
+max_duration = "12h"
+approval = "auto"
+
+[[policy]]
+name = "test-quorum"
+requesters = ["*"]
+accounts = ["*"]
+permission_sets = ["QuorumAccess"]
+max_duration = "12h"
+approvers = ["group:timebox-approvers", "user:arno", "user:ada", "user:bob", "user:carol", "user:dave", "user:someone-else"]
+approvals_required = 2
+
+[[policy]]
+name = "test-one-approval"
+requesters = ["*"]
+accounts = ["*"]
+permission_sets = ["*"]
+max_duration = "12h"
+approvers = ["group:timebox-approvers", "user:arno", "user:ada", "user:bob", "user:carol", "user:dave", "user:someone-else"]
+approvals_required = 1
+
+[[policy]]
+name = "test-break-glass"
+requesters = ["*"]
+accounts = ["*"]
+permission_sets = ["*"]
+max_duration = "2h"
+break_glass = true
+approvers = ["group:timebox-approvers", "user:arno", "user:ada"]
+"#;
+
+/// [`TEST_POLICY`] over `store`.
+pub fn test_policy(store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> PolicyService {
+    PolicyService::from_text(TEST_POLICY, store, clock).expect("the test policy is valid")
+}
+
+/// A grant service under [`TEST_POLICY`].
+pub fn grant_service(store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> GrantService {
+    let policy = test_policy(store.clone(), clock.clone());
+    GrantService::new(store, clock, policy)
+}
 
 /// The PostgreSQL server tests create their databases on. There is no silent skip:
 /// if it is unreachable, the PostgreSQL half of the suite fails and says why.
@@ -171,6 +227,8 @@ pub struct TestApp {
     pub client: reqwest::Client,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     handle: Option<tokio::task::JoinHandle<Result<(), timebox_server::StartError>>>,
+    /// Holds the policy file the server was started with.
+    _policy_dir: tempfile::TempDir,
 }
 
 /// A listener on a free local port.
@@ -221,6 +279,12 @@ impl TestApp {
         config.server.public_url = url.clone();
         config.server.shutdown_grace = std::time::Duration::from_secs(5);
         config.session.secure_cookie = false;
+        // The permissive test policy, from a file as in production; `configure` may
+        // point policy.file elsewhere.
+        let policy_dir = tempfile::tempdir().expect("temp dir");
+        let policy_file = policy_dir.path().join("policy.toml");
+        std::fs::write(&policy_file, TEST_POLICY).expect("write the test policy");
+        config.policy.file = Some(policy_file);
         configure(&mut config);
         let services = timebox_server::Services::start(config, clock)
             .await
@@ -234,6 +298,7 @@ impl TestApp {
             client: browser_like_client(),
             shutdown: Some(tx),
             handle: Some(handle),
+            _policy_dir: policy_dir,
         }
     }
 

@@ -98,7 +98,7 @@ async fn shutdown_is_graceful_and_prompt() {
 async fn metrics_count_grants_by_state() {
     let db = TestDb::sqlite().await;
     let store = db.store();
-    let grants = timebox_server::grants::GrantService::new(
+    let grants = crate::helpers::grant_service(
         store.clone(),
         std::sync::Arc::new(timebox_server::clock::SystemClock),
     );

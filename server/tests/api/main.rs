@@ -14,6 +14,7 @@ mod crash;
 mod helpers;
 mod http;
 mod moto;
+mod policy;
 mod provider;
 mod reaper;
 mod startup;

@@ -169,3 +169,62 @@ fn first_start_creates_and_migrates_the_sqlite_file_then_stops_on_sigterm() {
     };
     assert!(exit.success(), "graceful shutdown exits 0: {exit:?}");
 }
+
+#[test]
+fn a_bad_policy_file_stops_start_up_naming_the_policy_and_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("policy.toml");
+    std::fs::write(
+        &policy,
+        "[[policy]]\nname = \"oops\"\nrequesters = [\"group:dev\"]\naccounts = [\"111122223333\"]\n\
+         permission_sets = [\"AdministratorAccess\"]\nmax_duration = \"4h\"\napprovers = [\"group:dev\"]\n",
+    )
+    .unwrap();
+    let db = dir.path().join("timebox.db");
+    let cfg = config_file(
+        &dir,
+        &format!(
+            "[server]\nbind = \"127.0.0.1:0\"\n[database]\nurl = \"sqlite://{}\"\n[policy]\nfile = \"{}\"\n",
+            db.display(),
+            policy.display()
+        ),
+    );
+    // Both the check and a real start refuse, with the fix.
+    for check in [true, false] {
+        let mut c = timebox();
+        c.arg("--config").arg(&cfg);
+        if check {
+            c.arg("--check-config");
+        }
+        let out = c.output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(78), "check={check}: {err}");
+        assert!(
+            err.contains(
+                "policy \"oops\": approvers: group:dev is also the only requester group, so \
+                 requesters would approve each other's requests"
+            ),
+            "check={check}: {err}"
+        );
+        assert!(err.contains(&policy.display().to_string()), "{err}");
+    }
+}
+
+#[test]
+fn check_config_accepts_the_example_policy() {
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../timebox.example.toml");
+    let policy = concat!(env!("CARGO_MANIFEST_DIR"), "/../policy.example.toml");
+    let out = timebox()
+        .arg("--config")
+        .arg(example)
+        .arg("--check-config")
+        .env("TIMEBOX_POLICY__FILE", policy)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("the policy file has 4 policies"));
+}

@@ -35,7 +35,7 @@ fn clock() -> ManualClock {
 }
 
 fn service(db: &TestDb, clock: &ManualClock) -> GrantService {
-    GrantService::new(db.store(), Arc::new(clock.clone()))
+    crate::helpers::grant_service(db.store(), Arc::new(clock.clone()))
 }
 
 fn person(id: &str, roles: &[Role]) -> Actor {
@@ -45,11 +45,19 @@ fn person(id: &str, roles: &[Role]) -> Actor {
     }
 }
 
+/// A request that [`crate::helpers::TEST_POLICY`] approves with `approvals` approvals
+/// (0, 1 or 2): the policy picks the number by permission set.
 pub fn request(requester: &str, approvals: u32) -> GrantRequest {
+    let permission_set = match approvals {
+        0 => "ReadOnlyAccess",
+        1 => "EC2AdminAccess",
+        2 => "QuorumAccess",
+        n => panic!("the test policy has no policy for {n} approvals"),
+    };
     GrantRequest {
         requester: PersonId::parse(requester).unwrap(),
         account_id: AccountId::parse("111122223333").unwrap(),
-        permission_set: PermissionSetName::parse("EC2AdminAccess").unwrap(),
+        permission_set: PermissionSetName::parse(permission_set).unwrap(),
         justification: Justification::parse("restart the stuck fleet, INC-42").unwrap(),
         ticket: Some(TicketRef::parse("INC-42").unwrap()),
         duration: GrantDuration::from_minutes(60, None).unwrap(),
@@ -69,7 +77,7 @@ async fn event_count(db: &TestDb) -> usize {
 async fn a_request_is_stored_with_its_audit_event(db: &TestDb) {
     let clock = clock();
     let svc = service(db, &clock);
-    let g = svc.request(request("alice", 1)).await.unwrap();
+    let g = svc.request(request("alice", 1), &[]).await.unwrap();
     assert_eq!(g.state, GrantState::Pending);
     assert_eq!(g.version, 0);
     let back = db.store().get_grant(g.id).await.unwrap().unwrap();
@@ -92,7 +100,7 @@ async fn a_request_is_stored_with_its_audit_event(db: &TestDb) {
 async fn the_whole_lifecycle_writes_one_event_per_transition(db: &TestDb) {
     let clock = clock();
     let svc = service(db, &clock);
-    let g = svc.request(request("alice", 1)).await.unwrap();
+    let g = svc.request(request("alice", 1), &[]).await.unwrap();
     let none = serde_json::json!({});
     let bob = person("bob", &[Role::Approver]);
     let sys = Actor::System;
@@ -221,7 +229,7 @@ async fn the_whole_lifecycle_writes_one_event_per_transition(db: &TestDb) {
 async fn a_quorum_needs_distinct_approvers(db: &TestDb) {
     let clock = clock();
     let svc = service(db, &clock);
-    let g = svc.request(request("alice", 2)).await.unwrap();
+    let g = svc.request(request("alice", 2), &[]).await.unwrap();
     let none = || serde_json::json!({});
     let first = svc
         .act(
@@ -275,7 +283,7 @@ async fn a_quorum_needs_distinct_approvers(db: &TestDb) {
 async fn self_approval_is_refused_and_changes_nothing(db: &TestDb) {
     let clock = clock();
     let svc = service(db, &clock);
-    let g = svc.request(request("alice", 1)).await.unwrap();
+    let g = svc.request(request("alice", 1), &[]).await.unwrap();
     let me = person("alice", &[Role::Requester, Role::Approver, Role::Admin]);
     for action in [Action::Approve, Action::Deny] {
         let r = svc
@@ -354,7 +362,7 @@ fn change(g: &app::domain::Grant, expected_version: i64, to: GrantState) -> Chan
 async fn a_stale_version_is_a_conflict_and_changes_nothing(db: &TestDb) {
     let clock = clock();
     let svc = service(db, &clock);
-    let g = svc.request(request("alice", 1)).await.unwrap();
+    let g = svc.request(request("alice", 1), &[]).await.unwrap();
     let store = db.store();
     store
         .apply(change(&g, 0, GrantState::Cancelled))
@@ -380,7 +388,7 @@ async fn a_stale_version_is_a_conflict_and_changes_nothing(db: &TestDb) {
 async fn a_failed_multi_row_change_is_rolled_back_whole(db: &TestDb) {
     let clock = clock();
     let svc = service(db, &clock);
-    let g = svc.request(request("alice", 2)).await.unwrap();
+    let g = svc.request(request("alice", 2), &[]).await.unwrap();
     // A decision row for bob already exists (written behind the service's back), so
     // the approval insert fails after the grant update inside the same transaction.
     db.exec(&format!(
@@ -416,7 +424,7 @@ async fn a_failed_multi_row_change_is_rolled_back_whole(db: &TestDb) {
 async fn racing_approvers_move_the_grant_exactly_once(db: &TestDb) {
     let clock = clock();
     let svc = service(db, &clock);
-    let g = svc.request(request("alice", 1)).await.unwrap();
+    let g = svc.request(request("alice", 1), &[]).await.unwrap();
     let mut tasks = Vec::new();
     for who in ["bob", "carol", "erin", "frank"] {
         let svc = svc.clone();
@@ -459,10 +467,10 @@ async fn listing_filters_and_pages_by_keyset(db: &TestDb) {
     for i in 0..7 {
         clock.advance(Duration::seconds(1));
         let who = if i % 2 == 0 { "alice" } else { "bob" };
-        ids.push(svc.request(request(who, 1)).await.unwrap());
+        ids.push(svc.request(request(who, 1), &[]).await.unwrap());
     }
     // Two grants in the same instant: the id breaks the tie, nothing is skipped.
-    ids.push(svc.request(request("alice", 1)).await.unwrap());
+    ids.push(svc.request(request("alice", 1), &[]).await.unwrap());
     let store = db.store();
     let all = GrantFilter::default();
     let mut seen = Vec::new();
@@ -522,7 +530,7 @@ async fn seed_events(db: &TestDb, n: usize) {
     let svc = service(db, &clock);
     for _ in 0..n {
         clock.advance(Duration::seconds(1));
-        svc.request(request("alice", 1)).await.unwrap();
+        svc.request(request("alice", 1), &[]).await.unwrap();
     }
 }
 
