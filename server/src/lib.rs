@@ -12,6 +12,8 @@
 //! - [`http`]: routes, health checks, `/metrics` and the Leptos handler;
 //! - [`identity_center`]: IAM Identity Center behind a trait, over the AWS SDK;
 //! - [`reaper`]: the background job that provisions, revokes and reconciles;
+//! - [`evidence`]: each grant's CloudTrail activity, its Detective investigation
+//!   and the evidence pack;
 //! - [`metrics`]: the Prometheus registry;
 //! - [`telemetry`]: structured logs.
 
@@ -19,6 +21,7 @@ pub mod access;
 pub mod auth;
 pub mod clock;
 pub mod config;
+pub mod evidence;
 pub mod grants;
 pub mod http;
 pub mod identity_center;
@@ -67,6 +70,18 @@ pub struct Services {
     pub access: access::GuardedGrants,
     pub metrics: Arc<metrics::Metrics>,
     pub identity_center: Arc<dyn identity_center::IdentityCenter>,
+    /// Each grant's evidence as people read it (summary, events, investigation).
+    pub evidence: evidence::EvidenceService,
+    /// Where the reaper collects activity and starts investigations; `None` when
+    /// `evidence.source = "none"`.
+    pub evidence_sources: Option<EvidenceSources>,
+}
+
+/// The activity source and the Detective client the reaper's evidence step uses.
+#[derive(Debug, Clone)]
+pub struct EvidenceSources {
+    pub activity: Arc<dyn evidence::ActivitySource>,
+    pub detective: Option<Arc<dyn evidence::detective::Investigations>>,
 }
 
 impl Services {
@@ -100,6 +115,17 @@ impl Services {
             )
             .await,
         );
+        let evidence_sources = evidence::from_config(&config, metrics.clone())
+            .await
+            .map(|(activity, detective)| EvidenceSources {
+                activity,
+                detective,
+            });
+        let evidence = evidence::EvidenceService::new(
+            store.clone(),
+            access.clone(),
+            config.evidence.source.as_str(),
+        );
         Ok(Self {
             config,
             store,
@@ -109,6 +135,8 @@ impl Services {
             access,
             metrics,
             identity_center,
+            evidence,
+            evidence_sources,
         })
     }
 
@@ -127,13 +155,24 @@ impl Services {
 
     /// The reaper over these services.
     pub fn reaper(&self) -> reaper::Reaper {
-        reaper::Reaper::new(
+        let reaper = reaper::Reaper::new(
             self.grants.clone(),
             self.identity_center.clone(),
             self.clock.clone(),
             self.metrics.clone(),
             reaper::ReaperSettings::from_config(&self.config),
-        )
+        );
+        match &self.evidence_sources {
+            Some(s) => reaper.with_evidence(evidence::collect::Collector::new(
+                self.grants.clone(),
+                s.activity.clone(),
+                s.detective.clone(),
+                self.clock.clone(),
+                self.metrics.clone(),
+                evidence::collect::EvidenceSettings::from_config(&self.config),
+            )),
+            None => reaper,
+        }
     }
 }
 

@@ -3,6 +3,7 @@
 //! the same in the browser (the request form's preview) and on the server.
 
 pub mod access;
+pub mod evidence;
 pub mod fields;
 pub mod grant;
 pub mod lifecycle;
@@ -10,6 +11,10 @@ pub mod session_duration;
 pub mod window;
 
 pub use access::{authorize, AccessPolicy, Caller, Denied, Operation};
+pub use evidence::{
+    ActivityEvent, ActivityFlag, ConsoleLinks, EvidenceSummary, Indicator, InvestigationSeverity,
+    InvestigationStatus, InvestigationSummary, IpHistory, SummaryBuilder,
+};
 pub use fields::{
     AccountId, FieldError, GrantDuration, Justification, PermissionSetArn, PermissionSetName,
     PersonId, TicketRef, UserName,
