@@ -10,6 +10,7 @@ mod access;
 mod auth;
 mod aws_errors;
 mod crash;
+mod evidence;
 mod helpers;
 mod http;
 mod moto;
