@@ -6,7 +6,7 @@ A small HTTP double of the two AWS APIs the evidence step calls and the AWS emul
 SDK clients talk to it:
 
 - CloudTrail ``LookupEvents`` (AWS JSON 1.1: ``POST /`` with
-  ``X-Amz-Target: com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.LookupEvents``);
+  ``X-Amz-Target: CloudTrail_20131101.LookupEvents``);
 - Amazon Detective (REST-JSON): ``POST /investigations/startInvestigation``,
   ``/investigations/getInvestigation``, ``/investigations/listIndicators``,
   ``/graphs/list``.
@@ -34,7 +34,8 @@ import uuid
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-CLOUDTRAIL_TARGET = "com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101."
+# The SDKs send "CloudTrail_20131101.<Operation>"; the long form is accepted too.
+CLOUDTRAIL_TARGET = "CloudTrail_20131101."
 PAGE = 50
 
 ARGS = None
@@ -226,8 +227,8 @@ class Handler(BaseHTTPRequestHandler):
         except ValueError:
             body = {}
         target = self.headers.get("X-Amz-Target", "")
-        if target.startswith(CLOUDTRAIL_TARGET):
-            op = target[len(CLOUDTRAIL_TARGET):]
+        if CLOUDTRAIL_TARGET in target:
+            op = target.split(CLOUDTRAIL_TARGET, 1)[1]
             if op == "LookupEvents":
                 return self.reply(200, lookup_events(body), "application/x-amz-json-1.1")
             return self.reply(400, {"__type": "UnsupportedOperationException", "message": op},

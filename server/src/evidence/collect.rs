@@ -422,7 +422,7 @@ impl Collector {
 
     /// Streams the grant's stored events, page by page, into a summary.
     pub async fn summarise(&self, g: &Grant, windows: &Windows) -> Result<EvidenceSummary, EvidenceError> {
-        summarise(self.store.as_ref(), &self.grants, g, windows, self.settings.page).await
+        summarise(self.store.as_ref(), g, windows, self.settings.page).await
     }
 
     /// Starts the investigation when due, polls a running one. True when one was
@@ -545,16 +545,14 @@ impl Collector {
     }
 }
 
-/// Streams `g`'s stored events into a summary (also used by the evidence pack to
-/// recompute nothing: it reads the stored summary; tests call this directly).
+/// Streams `g`'s stored events, page by page, into a summary (the history of source
+/// addresses is read from the person's other grants).
 pub async fn summarise(
     store: &dyn Store,
-    grants: &GrantService,
     g: &Grant,
     windows: &Windows,
     page: u32,
 ) -> Result<EvidenceSummary, EvidenceError> {
-    let _ = grants;
     // Other grants for the same access: activity inside their real windows is theirs.
     let filter = crate::store::GrantFilter {
         requester: Some(g.request.requester.to_string()),

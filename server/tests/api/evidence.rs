@@ -905,3 +905,272 @@ crate::on_both_backends!(
     collection_follows_the_grant_through_the_reaper,
     a_failed_collection_backs_off_and_is_stored
 );
+
+/// The demo double (`end2end/doubles/aws_evidence_double.py`), killed on drop.
+struct Double {
+    child: std::process::Child,
+    url: String,
+}
+
+impl Drop for Double {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Double {
+    fn start(accounts: &[String], permission_sets: &[&str]) -> Double {
+        use std::io::BufRead;
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../end2end/doubles/aws_evidence_double.py");
+        let mut child = std::process::Command::new("python3")
+            .args([
+                script,
+                "--port",
+                "0",
+                "--accounts",
+                &accounts.join(","),
+                "--permission-sets",
+                &permission_sets.join(","),
+                "--every",
+                "60",
+                "--graph-arn",
+                GRAPH,
+            ])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("python3 runs the demo double");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_str(&line).expect("the double says where it listens");
+        Double {
+            child,
+            url: v["listening"].as_str().unwrap().to_owned(),
+        }
+    }
+}
+
+/// The double follows the published wire protocols: the real SDK clients, with
+/// credentials from STS `AssumeRole` (the emulator), read its activity and its
+/// investigation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_double_answers_the_real_clients_behind_assume_role() {
+    let moto = crate::moto::Moto::start().await;
+    let accounts = vec![ACCOUNT.to_owned(), "444455556666".to_owned()];
+    let double = Double::start(&accounts, &["AdministratorAccess", "ReadOnlyAccess"]);
+    let shared = moto.sdk_config().await;
+    let metrics = Arc::new(Metrics::new());
+    let clients = timebox_server::evidence::cloudtrail::AssumedRoleClients::new(
+        shared.clone(),
+        "TimeboxEvidenceReader".into(),
+        None,
+        Some(double.url.clone()),
+        None,
+    );
+    assert_eq!(
+        clients.role_arn(ACCOUNT),
+        "arn:aws:iam::111122223333:role/TimeboxEvidenceReader"
+    );
+    let source = CloudTrailLookup::new(Arc::new(clients), vec!["us-east-1".into()], 10, metrics.clone());
+    let now = Utc::now();
+    // Timebox reads from an hour before the activation: "activated" ten minutes ago.
+    let q = ActivityQuery {
+        target: MatchTarget {
+            account_id: ACCOUNT.into(),
+            permission_set: "AdministratorAccess".into(),
+            user_name: "alice".into(),
+        },
+        start: now - Duration::minutes(70),
+        end: now,
+    };
+    let mut sink = VecSink::default();
+    let stats = source.collect(&q, &mut sink).await.unwrap();
+    assert!((9..=11).contains(&stats.matched), "{stats:?}");
+    assert_eq!(stats.seen, stats.matched * 4, "four account × permission-set pairs");
+    assert!(stats.pages >= 1);
+    assert!(sink.0.iter().all(|e| e.principal_id.as_deref().is_some_and(|p| p.ends_with(":alice"))));
+    assert!(sink.0.iter().any(|e| e.is_access_denied()));
+    assert!(sink.0.iter().all(|e| e.event_time >= now - Duration::minutes(11)));
+
+    let detective_conf = aws_sdk_detective::config::Builder::from(&shared)
+        .endpoint_url(&double.url)
+        .build();
+    let d = SdkDetective::new(
+        aws_sdk_detective::Client::from_conf(detective_conf),
+        GRAPH.into(),
+        metrics,
+    );
+    let scope = app::domain::Interval {
+        start: now - Duration::minutes(10),
+        end: now,
+    };
+    let id = d.start(&role_arn(ACCOUNT, "AdministratorAccess"), scope).await.unwrap();
+    assert_eq!(id.len(), 21);
+    assert_eq!(d.get(&id).await.unwrap().status, InvestigationStatus::Running);
+    let done = d.get(&id).await.unwrap();
+    assert_eq!(done.status, InvestigationStatus::Successful);
+    assert_eq!(done.severity, Some(InvestigationSeverity::High));
+    assert_eq!(d.indicators(&id).await.unwrap().len(), 5);
+    assert!(d.get("000000000000000000000").await.is_err());
+}
+
+/// A revoked grant of `requester` with stored activity (one call after revocation,
+/// one with a hostile user agent) and its summary.
+async fn grant_with_evidence(store: &Arc<dyn Store>, requester: &str) -> app::domain::GrantId {
+    use app::domain::{Action, Actor};
+    use timebox_server::store::GrantPatch;
+    let clock = ManualClock::new(t(9, 0));
+    let grants = timebox_server::grants::GrantService::new(store.clone(), Arc::new(clock.clone()));
+    let g = approved_grant(&grants, requester, ACCOUNT, "Admin", 60).await;
+    let act = |action: Action, patch: GrantPatch| {
+        let grants = grants.clone();
+        async move {
+            grants
+                .act(g.id, action, &Actor::System, None, patch, serde_json::json!({}))
+                .await
+                .unwrap()
+        }
+    };
+    act(Action::StartProvisioning, GrantPatch::default()).await;
+    act(
+        Action::ProvisionSucceeded,
+        GrantPatch {
+            activated_at: Some(t(9, 0)),
+            ends_at: Some(t(10, 0)),
+            permission_set_session_seconds: Some(3600),
+            portal_session_seconds: Some(8 * 3600),
+            ..GrantPatch::default()
+        },
+    )
+    .await;
+    act(Action::Revoke(app::domain::RevokeCause::EndReached), GrantPatch::default()).await;
+    act(
+        Action::RevokeSucceeded,
+        GrantPatch {
+            revoked_at: Some(t(10, 0)),
+            real_end: Some(t(19, 0)),
+            ..GrantPatch::default()
+        },
+    )
+    .await;
+    let record = |id: &str, at, ua: &str| {
+        let e = trail_event(id, at, ACCOUNT, "Admin", requester, "192.0.2.10", None);
+        let mut r = timebox_server::evidence::TrailRecord::from_json(e.cloud_trail_event().unwrap())
+            .unwrap()
+            .into_event()
+            .unwrap();
+        r.user_agent = Some(ua.to_owned());
+        r
+    };
+    store
+        .insert_activity(
+            g.id,
+            &[
+                record("pack-1", t(9, 15), "aws-cli/2.13.5"),
+                record("pack-2", t(10, 20), "<script>alert(1)</script>"),
+            ],
+        )
+        .await
+        .unwrap();
+    let grant = store.get_grant(g.id).await.unwrap().unwrap();
+    let windows = grant.windows().unwrap().unwrap();
+    let summary = timebox_server::evidence::collect::summarise(store.as_ref(), &grant, &windows, 1)
+        .await
+        .unwrap();
+    store
+        .save_grant_evidence(
+            g.id,
+            &timebox_server::store::GrantEvidence {
+                collections: 1,
+                last_collected_at: Some(t(10, 21)),
+                summary: Some(serde_json::to_string(&summary).unwrap()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    g.id
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_evidence_pack_is_served_to_those_who_may_read_the_grant() {
+    let db = TestDb::sqlite().await;
+    let listener = free_listener().await;
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let provider = crate::provider::TestProvider::start(&url).await;
+    let oidc = provider.config(&url);
+    let app = TestApp::spawn_on(
+        listener,
+        &db,
+        move |c| c.oidc = Some(oidc),
+        Arc::new(timebox_server::clock::SystemClock),
+    )
+    .await;
+    let store = db.store();
+    let own = grant_with_evidence(&store, "rita").await;
+    let other = grant_with_evidence(&store, "bob").await;
+    let sign_in = |client: reqwest::Client, user: &'static str| {
+        let app_url = app.url.clone();
+        let issuer = provider.issuer.clone();
+        async move {
+            let authorize = crate::provider::start_sign_in(&client, &app_url).await;
+            let callback = crate::provider::sign_in_at_provider(&authorize, &issuer, user).await;
+            client.get(callback).send().await.unwrap();
+            client
+        }
+    };
+
+    // Anonymous: 401 in the API's error shape, whatever the id.
+    let anonymous = browser_like_client();
+    for path in [format!("/grants/{own}/evidence.json"), "/grants/not-a-uuid/evidence.html".to_owned()] {
+        let r = anonymous.get(format!("{}{path}", app.url)).send().await.unwrap();
+        assert_eq!(r.status(), 401, "{path}");
+        let body: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "sign_in_required");
+    }
+
+    let rita = sign_in(browser_like_client(), "rita").await;
+    // Her own grant: the whole pack.
+    let r = rita.get(format!("{}/grants/{own}/evidence.json", app.url)).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "application/json");
+    let pack: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(pack["format"], "timebox-evidence-pack/1");
+    assert_eq!(pack["grant"]["id"], own.to_string());
+    assert_eq!(pack["grant"]["state"], "revoked");
+    assert_eq!(pack["events"].as_array().unwrap().len(), 2);
+    assert_eq!(pack["events"][1]["event_id"], "pack-2");
+    assert_eq!(pack["summary"]["event_count"], 2);
+    assert_eq!(pack["flags"][0]["title"], "activity after revocation");
+    assert!(pack["windows"]["real_why"].as_str().unwrap().contains("portal session"));
+    assert!(pack["audit"]["verdict"].as_str().unwrap().starts_with("verified"), "{}", pack["audit"]);
+    assert_eq!(pack["audit"]["events"].as_array().unwrap().len(), 6);
+    assert!(pack["investigation"].is_null());
+    // Someone else's grant: 403. No such grant, or not an id: 404.
+    let r = rita.get(format!("{}/grants/{other}/evidence.json", app.url)).send().await.unwrap();
+    assert_eq!(r.status(), 403);
+    assert_eq!(r.json::<serde_json::Value>().await.unwrap()["error"]["code"], "forbidden");
+    let missing = app::domain::GrantId(uuid::Uuid::new_v4());
+    for path in [format!("/grants/{missing}/evidence.json"), "/grants/not-a-uuid/evidence.json".to_owned()] {
+        let r = rita.get(format!("{}{path}", app.url)).send().await.unwrap();
+        assert_eq!(r.status(), 404, "{path}");
+        assert_eq!(r.json::<serde_json::Value>().await.unwrap()["error"]["code"], "not_found");
+    }
+
+    // An auditor reads anyone's, and the printable page escapes what AWS recorded.
+    let audrey = sign_in(browser_like_client(), "audrey").await;
+    let r = audrey.get(format!("{}/grants/{other}/evidence.html", app.url)).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+    let html = r.text().await.unwrap();
+    assert!(html.contains("<h1>Evidence pack</h1>"));
+    assert!(html.contains("activity after revocation"));
+    assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
+    assert!(!html.contains("<script>alert(1)"));
+    assert!(html.contains("pack-1") || html.contains("StopInstances"));
+    assert!(html.trim_end().ends_with("</html>"));
+    app.stop().await.unwrap();
+}
