@@ -115,12 +115,13 @@ impl Services {
             )
             .await,
         );
-        let evidence_sources = evidence::from_config(&config, metrics.clone())
-            .await
-            .map(|(activity, detective)| EvidenceSources {
-                activity,
-                detective,
-            });
+        let evidence_sources =
+            evidence::from_config(&config, metrics.clone())
+                .await
+                .map(|(activity, detective)| EvidenceSources {
+                    activity,
+                    detective,
+                });
         let evidence = evidence::EvidenceService::new(
             store.clone(),
             access.clone(),

@@ -192,8 +192,9 @@ impl Reaper {
     /// One evidence pass, waited for ([`Reaper::tick`]); `None` without evidence.
     pub async fn evidence_pass(
         &self,
-    ) -> Option<Result<crate::evidence::collect::EvidenceReport, crate::evidence::collect::CollectError>>
-    {
+    ) -> Option<
+        Result<crate::evidence::collect::EvidenceReport, crate::evidence::collect::CollectError>,
+    > {
         match &self.evidence {
             Some(c) => Some(c.pass().await),
             None => None,

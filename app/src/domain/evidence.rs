@@ -433,10 +433,13 @@ impl ConsoleLinks {
             scope.start.timestamp(),
             scope.end.timestamp()
         );
-        let role_id = role_session_id.and_then(|s| s.split_once(':')).map(|(r, _)| r);
+        let role_id = role_session_id
+            .and_then(|s| s.split_once(':'))
+            .map(|(r, _)| r);
         Self {
             investigation: format!("{base}#investigations/{}", url_component(investigation_id)),
-            role: role_id.map(|r| format!("{base}#entities/AwsRole/{}?{scope_q}", url_component(r))),
+            role: role_id
+                .map(|r| format!("{base}#entities/AwsRole/{}?{scope_q}", url_component(r))),
             role_session: role_session_id.map(|s| {
                 format!(
                     "{base}#entities/AwsRoleSession/{}?{scope_q}",
@@ -539,7 +542,12 @@ mod tests {
         let mut b = SummaryBuilder::new(windows(), vec![]);
         b.push(&event("2", t(4, 30), "198.51.100.7", Some("AccessDenied")));
         b.push(&event("1", t(4, 10), "192.0.2.1", None));
-        b.push(&event("3", t(4, 40), "192.0.2.1", Some("ThrottlingException")));
+        b.push(&event(
+            "3",
+            t(4, 40),
+            "192.0.2.1",
+            Some("ThrottlingException"),
+        ));
         let s = b.finish(&IpHistory::default());
         assert_eq!(s.event_count, 3);
         assert_eq!(s.error_count, 2);
@@ -549,7 +557,11 @@ mod tests {
         assert_eq!(s.last_credential_issuance, Some(t(4, 39)));
         assert_eq!(s.source_ips, vec!["192.0.2.1", "198.51.100.7"]);
         assert_eq!(s.distinct_source_ips, 2);
-        assert!(s.flags.is_empty(), "no history, nothing late: {:?}", s.flags);
+        assert!(
+            s.flags.is_empty(),
+            "no history, nothing late: {:?}",
+            s.flags
+        );
         assert_eq!(s.role_session_id.as_deref(), Some("AROAEXAMPLE:bob"));
     }
 
@@ -638,7 +650,12 @@ mod tests {
             start: Utc.timestamp_opt(1_552_867_200, 0).unwrap(),
             end: Utc.timestamp_opt(1_552_910_400, 0).unwrap(),
         };
-        let l = ConsoleLinks::build("us-east-1", "000000000000000000001", Some("AROAEXAMPLE:bob@example.com"), scope);
+        let l = ConsoleLinks::build(
+            "us-east-1",
+            "000000000000000000001",
+            Some("AROAEXAMPLE:bob@example.com"),
+            scope,
+        );
         assert_eq!(
             l.role_session.as_deref(),
             Some("https://console.aws.amazon.com/detective/home?region=us-east-1#entities/AwsRoleSession/AROAEXAMPLE:bob%40example.com?scopeStart=1552867200&scopeEnd=1552910400")
@@ -647,7 +664,9 @@ mod tests {
             l.role.as_deref(),
             Some("https://console.aws.amazon.com/detective/home?region=us-east-1#entities/AwsRole/AROAEXAMPLE?scopeStart=1552867200&scopeEnd=1552910400")
         );
-        assert!(l.investigation.ends_with("#investigations/000000000000000000001"));
+        assert!(l
+            .investigation
+            .ends_with("#investigations/000000000000000000001"));
         let none = ConsoleLinks::build("us-east-1", "1", None, scope);
         assert_eq!(none.role_session, None);
     }

@@ -228,7 +228,13 @@ impl Checker<'_> {
             "evidence.lake_region",
             raw.lake_region,
             "\"us-east-1\"",
-            |s| if is_region(s) { Ok(()) } else { Err(region_problem()) },
+            |s| {
+                if is_region(s) {
+                    Ok(())
+                } else {
+                    Err(region_problem())
+                }
+            },
         );
         let delivery_delay = self.value(
             "evidence.delivery_delay",
@@ -289,9 +295,10 @@ impl Checker<'_> {
             self.errors.push(ConfigError::Inconsistent {
                 key: "evidence.event_data_store".to_owned(),
                 detail: "is not set, but evidence.source is \"lake\"".to_owned(),
-                fix: "set evidence.event_data_store to your CloudTrail Lake event data store's ARN, \
+                fix:
+                    "set evidence.event_data_store to your CloudTrail Lake event data store's ARN, \
                       or use evidence.source = \"cloudtrail\""
-                    .to_owned(),
+                        .to_owned(),
             });
         }
         config
@@ -310,7 +317,9 @@ mod tests {
         assert!(!is_graph_arn(
             "arn:aws:detective:us-east-1:111122223333:graph:0123456789ABCDEF0123456789abcdef"
         ));
-        assert!(!is_graph_arn("arn:aws:detective:us-east-1:1111:graph:0123456789abcdef0123456789abcdef"));
+        assert!(!is_graph_arn(
+            "arn:aws:detective:us-east-1:1111:graph:0123456789abcdef0123456789abcdef"
+        ));
         assert!(!is_graph_arn("graph:0123456789abcdef0123456789abcdef"));
     }
 }

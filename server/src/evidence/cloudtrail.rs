@@ -8,7 +8,9 @@
 //! CloudTrail sets to the role session name); [`MatchTarget::matches`] then keeps the
 //! exact matches.
 
-use super::{ActivityQuery, ActivitySink, ActivitySource, CollectStats, EvidenceError, MatchTarget};
+use super::{
+    ActivityQuery, ActivitySink, ActivitySource, CollectStats, EvidenceError, MatchTarget,
+};
 use crate::identity_center::sdk::classify;
 use crate::identity_center::{IcError, IcErrorKind};
 use crate::metrics::Metrics;
@@ -255,7 +257,9 @@ impl CloudTrailLookup {
             let request = client
                 .lookup_events()
                 .lookup_attributes(attribute.clone())
-                .start_time(aws_smithy_types::DateTime::from_secs(query.start.timestamp()))
+                .start_time(aws_smithy_types::DateTime::from_secs(
+                    query.start.timestamp(),
+                ))
                 .end_time(aws_smithy_types::DateTime::from_secs(query.end.timestamp()))
                 .max_results(PAGE_SIZE)
                 .set_next_token(token.clone());
@@ -342,17 +346,14 @@ impl ActivitySource for CloudTrailLookup {
         let mut marker = None;
         loop {
             let out = self
-                .timed(
-                    "ListRoles",
-                    async {
-                        iam.list_roles()
-                            .path_prefix(SSO_ROLE_PATH)
-                            .set_marker(marker.clone())
-                            .send()
-                            .await
-                            .map_err(|e| classify("ListRoles", e))
-                    },
-                )
+                .timed("ListRoles", async {
+                    iam.list_roles()
+                        .path_prefix(SSO_ROLE_PATH)
+                        .set_marker(marker.clone())
+                        .send()
+                        .await
+                        .map_err(|e| classify("ListRoles", e))
+                })
                 .await?;
             if let Some(role) = out
                 .roles()

@@ -22,7 +22,7 @@ use crate::metrics::Metrics;
 use crate::store::{ActivityCursor, GrantEvidence, GrantPatch, Store, StoreError};
 use app::domain::{
     Action, ActivityEvent, Actor, ConsoleLinks, EvidenceSummary, Grant, GrantId, GrantState,
-    InvestigationStatus, InvestigationSummary, Interval, SummaryBuilder, Windows,
+    Interval, InvestigationStatus, InvestigationSummary, SummaryBuilder, Windows,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
@@ -114,7 +114,10 @@ pub fn due_phase(
                 return Some(Phase::Final);
             }
             if now >= real_end {
-                return ev.window_close_collected_at.is_none().then_some(Phase::WindowClosed);
+                return ev
+                    .window_close_collected_at
+                    .is_none()
+                    .then_some(Phase::WindowClosed);
             }
             let revoked_since = match (ev.last_collected_at, g.revoked_at) {
                 (Some(last), Some(revoked)) => last < revoked,
@@ -251,7 +254,11 @@ impl Collector {
         Ok(report)
     }
 
-    async fn work_grant(&self, id: GrantId, report: &mut EvidenceReport) -> Result<(), CollectError> {
+    async fn work_grant(
+        &self,
+        id: GrantId,
+        report: &mut EvidenceReport,
+    ) -> Result<(), CollectError> {
         let key = format!("evidence|{id}");
         let now = self.clock.now();
         if !self
@@ -266,7 +273,11 @@ impl Collector {
         result
     }
 
-    async fn work_leased(&self, id: GrantId, report: &mut EvidenceReport) -> Result<(), CollectError> {
+    async fn work_leased(
+        &self,
+        id: GrantId,
+        report: &mut EvidenceReport,
+    ) -> Result<(), CollectError> {
         // Re-read under the lease: another replica may have moved it.
         let Some(g) = self.store.get_grant(id).await? else {
             return Ok(());
@@ -312,7 +323,10 @@ impl Collector {
 
         if g.state == GrantState::Revoked {
             if let Some(detective) = self.detective.clone() {
-                match self.investigate(&g, &windows, &mut ev, detective.as_ref()).await {
+                match self
+                    .investigate(&g, &windows, &mut ev, detective.as_ref())
+                    .await
+                {
                     Ok(started) => {
                         if started {
                             report.investigations_started += 1;
@@ -354,7 +368,8 @@ impl Collector {
         let Some(final_at) = ev.final_collected_at else {
             return false;
         };
-        let running = ev.investigation_status.as_deref() == Some(InvestigationStatus::Running.as_str());
+        let running =
+            ev.investigation_status.as_deref() == Some(InvestigationStatus::Running.as_str());
         !running || now >= final_at + self.settings.investigation_wait
     }
 
@@ -379,7 +394,14 @@ impl Collector {
         let kind = if e.is_retryable() { "aws" } else { "permanent" };
         self.metrics
             .reaper_failures
-            .with_label_values(&[if step == "collect" { "evidence" } else { "investigate" }, kind])
+            .with_label_values(&[
+                if step == "collect" {
+                    "evidence"
+                } else {
+                    "investigate"
+                },
+                kind,
+            ])
             .inc();
         tracing::warn!(grant = %id, step, attempts = ev.attempts, next = ?ev.next_collection_at, error = %e, "evidence step failed; will retry");
         Ok(())
@@ -421,7 +443,11 @@ impl Collector {
     }
 
     /// Streams the grant's stored events, page by page, into a summary.
-    pub async fn summarise(&self, g: &Grant, windows: &Windows) -> Result<EvidenceSummary, EvidenceError> {
+    pub async fn summarise(
+        &self,
+        g: &Grant,
+        windows: &Windows,
+    ) -> Result<EvidenceSummary, EvidenceError> {
         summarise(self.store.as_ref(), g, windows, self.settings.page).await
     }
 
@@ -503,12 +529,14 @@ impl Collector {
             self.store.save_grant_evidence(g.id, ev).await?;
             started = true;
         }
-        let running = ev.investigation_status.as_deref() == Some(InvestigationStatus::Running.as_str());
+        let running =
+            ev.investigation_status.as_deref() == Some(InvestigationStatus::Running.as_str());
         if let (true, Some(id)) = (running, ev.investigation_id.clone()) {
             let state = detective.get(&id).await?;
-            let mut inv = parse_investigation(g.id, ev.investigation.as_deref()).ok_or_else(|| {
-                EvidenceError::Invalid("the stored investigation is unreadable".into())
-            })?;
+            let mut inv =
+                parse_investigation(g.id, ev.investigation.as_deref()).ok_or_else(|| {
+                    EvidenceError::Invalid("the stored investigation is unreadable".into())
+                })?;
             inv.status = state.status;
             inv.severity = state.severity;
             inv.state = state.state;
@@ -638,12 +666,18 @@ mod tests {
         let active = grant(GrantState::Active, None);
         let w = active.windows().unwrap().unwrap();
         let mut ev = GrantEvidence::default();
-        assert_eq!(due_phase(&active, &w, &ev, t(4, 1), &s), Some(Phase::Active));
+        assert_eq!(
+            due_phase(&active, &w, &ev, t(4, 1), &s),
+            Some(Phase::Active)
+        );
         ev.last_collected_at = Some(t(4, 1));
         ev.next_collection_at = next_collection(Phase::Active, &w, t(4, 1), &s);
         assert_eq!(ev.next_collection_at, Some(t(4, 6)));
         assert_eq!(due_phase(&active, &w, &ev, t(4, 3), &s), None);
-        assert_eq!(due_phase(&active, &w, &ev, t(4, 6), &s), Some(Phase::Active));
+        assert_eq!(
+            due_phase(&active, &w, &ev, t(4, 6), &s),
+            Some(Phase::Active)
+        );
 
         // Revoked at 05:00: collected at once, though the next collection was later.
         let revoked = grant(GrantState::Revoked, Some(t(5, 0)));
@@ -656,19 +690,37 @@ mod tests {
         ev.next_collection_at = next_collection(Phase::Tail, &w, t(5, 1), &s);
         assert_eq!(due_phase(&revoked, &w, &ev, t(5, 2), &s), None);
         // The tail's collections never skip past the real window's end.
-        assert_eq!(next_collection(Phase::Tail, &w, t(13, 58), &s), Some(t(14, 0)));
+        assert_eq!(
+            next_collection(Phase::Tail, &w, t(13, 58), &s),
+            Some(t(14, 0))
+        );
         // The window closes at 14:00, the final collection is 20 minutes later.
-        assert_eq!(due_phase(&revoked, &w, &ev, t(14, 0), &s), Some(Phase::WindowClosed));
+        assert_eq!(
+            due_phase(&revoked, &w, &ev, t(14, 0), &s),
+            Some(Phase::WindowClosed)
+        );
         ev.window_close_collected_at = Some(t(14, 0));
         ev.next_collection_at = next_collection(Phase::WindowClosed, &w, t(14, 0), &s);
         assert_eq!(ev.next_collection_at, Some(t(14, 20)));
         assert_eq!(due_phase(&revoked, &w, &ev, t(14, 10), &s), None);
-        assert_eq!(due_phase(&revoked, &w, &ev, t(14, 20), &s), Some(Phase::Final));
+        assert_eq!(
+            due_phase(&revoked, &w, &ev, t(14, 20), &s),
+            Some(Phase::Final)
+        );
         ev.final_collected_at = Some(t(14, 20));
         assert_eq!(due_phase(&revoked, &w, &ev, t(15, 0), &s), None);
         assert_eq!(next_collection(Phase::Final, &w, t(14, 20), &s), None);
         // Other states have no evidence schedule.
-        assert_eq!(due_phase(&grant(GrantState::Closed, Some(t(5, 0))), &w, &GrantEvidence::default(), t(15, 0), &s), None);
+        assert_eq!(
+            due_phase(
+                &grant(GrantState::Closed, Some(t(5, 0))),
+                &w,
+                &GrantEvidence::default(),
+                t(15, 0),
+                &s
+            ),
+            None
+        );
     }
 
     #[test]
@@ -677,6 +729,9 @@ mod tests {
         let revoked = grant(GrantState::Revoked, Some(t(5, 0)));
         let w = revoked.windows().unwrap().unwrap();
         let ev = GrantEvidence::default();
-        assert_eq!(due_phase(&revoked, &w, &ev, t(16, 0), &s), Some(Phase::Final));
+        assert_eq!(
+            due_phase(&revoked, &w, &ev, t(16, 0), &s),
+            Some(Phase::Final)
+        );
     }
 }

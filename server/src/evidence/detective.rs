@@ -8,7 +8,7 @@ use super::EvidenceError;
 use crate::identity_center::sdk::classify;
 use crate::identity_center::IcError;
 use crate::metrics::Metrics;
-use app::domain::{Indicator, InvestigationSeverity, InvestigationStatus, Interval};
+use app::domain::{Indicator, Interval, InvestigationSeverity, InvestigationStatus};
 use async_trait::async_trait;
 use aws_sdk_detective::types::IndicatorDetail;
 use chrono::{DateTime, Utc};
@@ -70,8 +70,16 @@ pub fn indicator_from(kind: &str, d: Option<&IndicatorDetail>) -> Indicator {
             detail(&mut details, "procedure", t.procedure());
             detail(&mut details, "ip_address", t.ip_address());
             detail(&mut details, "api_name", t.api_name());
-            detail(&mut details, "api_success_count", Some(t.api_success_count()));
-            detail(&mut details, "api_failure_count", Some(t.api_failure_count()));
+            detail(
+                &mut details,
+                "api_success_count",
+                Some(t.api_success_count()),
+            );
+            detail(
+                &mut details,
+                "api_failure_count",
+                Some(t.api_failure_count()),
+            );
             summary = format!(
                 "{} / {}{}",
                 t.tactic().unwrap_or("tactic unknown"),
@@ -96,27 +104,45 @@ pub fn indicator_from(kind: &str, d: Option<&IndicatorDetail>) -> Indicator {
         }
         if let Some(t) = d.flagged_ip_address_detail() {
             detail(&mut details, "ip_address", t.ip_address());
-            detail(&mut details, "reason", t.reason().map(|r| r.as_str().to_owned()));
+            detail(
+                &mut details,
+                "reason",
+                t.reason().map(|r| r.as_str().to_owned()),
+            );
             summary = format!(
                 "{} flagged by {}",
                 t.ip_address().unwrap_or("an address"),
-                t.reason().map(|r| r.as_str()).unwrap_or("threat intelligence")
+                t.reason()
+                    .map(|r| r.as_str())
+                    .unwrap_or("threat intelligence")
             );
         }
         if let Some(t) = d.new_geolocation_detail() {
             detail(&mut details, "location", t.location());
             detail(&mut details, "ip_address", t.ip_address());
-            detail(&mut details, "is_new_for_entire_account", Some(t.is_new_for_entire_account()));
+            detail(
+                &mut details,
+                "is_new_for_entire_account",
+                Some(t.is_new_for_entire_account()),
+            );
             summary = format!("new location {}", t.location().unwrap_or("?"));
         }
         if let Some(t) = d.new_aso_detail() {
             detail(&mut details, "aso", t.aso());
-            detail(&mut details, "is_new_for_entire_account", Some(t.is_new_for_entire_account()));
+            detail(
+                &mut details,
+                "is_new_for_entire_account",
+                Some(t.is_new_for_entire_account()),
+            );
             summary = format!("new network (ASO) {}", t.aso().unwrap_or("?"));
         }
         if let Some(t) = d.new_user_agent_detail() {
             detail(&mut details, "user_agent", t.user_agent());
-            detail(&mut details, "is_new_for_entire_account", Some(t.is_new_for_entire_account()));
+            detail(
+                &mut details,
+                "is_new_for_entire_account",
+                Some(t.is_new_for_entire_account()),
+            );
             summary = format!("new user agent {}", t.user_agent().unwrap_or("?"));
         }
         if let Some(t) = d.related_finding_detail() {
@@ -140,8 +166,16 @@ pub fn indicator_from(kind: &str, d: Option<&IndicatorDetail>) -> Indicator {
 impl SdkDetective {
     /// `graph_arn` is `arn:aws:detective:<region>:<account>:graph:<id>`; the client must
     /// be for that region.
-    pub fn new(client: aws_sdk_detective::Client, graph_arn: String, metrics: Arc<Metrics>) -> Self {
-        let region = graph_arn.split(':').nth(3).unwrap_or("us-east-1").to_owned();
+    pub fn new(
+        client: aws_sdk_detective::Client,
+        graph_arn: String,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        let region = graph_arn
+            .split(':')
+            .nth(3)
+            .unwrap_or("us-east-1")
+            .to_owned();
         Self {
             client,
             graph_arn,
@@ -197,9 +231,9 @@ impl Investigations for SdkDetective {
                     .map_err(|e| classify("StartInvestigation", e))
             })
             .await?;
-        out.investigation_id()
-            .map(str::to_owned)
-            .ok_or_else(|| EvidenceError::Invalid("StartInvestigation answered no InvestigationId".into()))
+        out.investigation_id().map(str::to_owned).ok_or_else(|| {
+            EvidenceError::Invalid("StartInvestigation answered no InvestigationId".into())
+        })
     }
 
     async fn get(&self, investigation_id: &str) -> Result<InvestigationState, EvidenceError> {

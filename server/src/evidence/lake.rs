@@ -8,7 +8,9 @@
 //! quoted (`'` doubled) before it goes into the statement, and the rows are still
 //! passed through [`MatchTarget::matches`](super::MatchTarget::matches).
 
-use super::{ActivityQuery, ActivitySink, ActivitySource, CollectStats, EvidenceError, TrailRecord};
+use super::{
+    ActivityQuery, ActivitySink, ActivitySource, CollectStats, EvidenceError, TrailRecord,
+};
 use crate::identity_center::sdk::classify;
 use crate::metrics::Metrics;
 use async_trait::async_trait;
@@ -139,7 +141,9 @@ pub fn record_from_row(row: &[HashMap<String, String>]) -> Result<TrailRecord, S
             "false" => Some(false),
             _ => None,
         }),
-        resources: get("resources").map(|r| resource_arns(&r)).unwrap_or_default(),
+        resources: get("resources")
+            .map(|r| resource_arns(&r))
+            .unwrap_or_default(),
         recipient_account_id: get("recipientAccountId"),
         identity_type: get("identityType"),
         identity_account_id: get("identityAccountId"),
@@ -209,7 +213,11 @@ impl ActivitySource for LakeSource {
             .send()
             .await
             .map_err(|e| classify("StartQuery", e));
-        self.observe("StartQuery", started, out.as_ref().err().map(|e| e.code.as_str()));
+        self.observe(
+            "StartQuery",
+            started,
+            out.as_ref().err().map(|e| e.code.as_str()),
+        );
         let query_id = out?
             .query_id()
             .map(str::to_owned)
@@ -257,10 +265,7 @@ impl ActivitySource for LakeSource {
                     return Err(EvidenceError::Query {
                         query_id,
                         status: other.as_str().to_owned(),
-                        reason: out
-                            .error_message()
-                            .unwrap_or("no reason given")
-                            .to_owned(),
+                        reason: out.error_message().unwrap_or("no reason given").to_owned(),
                     })
                 }
             }
@@ -310,12 +315,17 @@ mod tests {
 
     #[test]
     fn the_sql_is_exact_and_has_no_like() {
-        let sql = build_sql("EXAMPLE-f852-4e8f-8bd1-bcf6cEXAMPLE", &query("bob", "Admin")).unwrap();
+        let sql = build_sql(
+            "EXAMPLE-f852-4e8f-8bd1-bcf6cEXAMPLE",
+            &query("bob", "Admin"),
+        )
+        .unwrap();
         assert!(!sql.to_uppercase().contains(" LIKE "), "{sql}");
         assert!(sql.contains("split_part(userIdentity.principalId, ':', 2) = 'bob'"));
         assert!(sql.contains("starts_with(userIdentity.sessionContext.sessionIssuer.userName, 'AWSReservedSSO_Admin_')"));
         assert!(sql.contains("recipientAccountId = '111122223333'"));
-        assert!(sql.contains("eventTime >= '2026-11-28 04:00:00' AND eventTime <= '2026-11-28 14:00:00'"));
+        assert!(sql
+            .contains("eventTime >= '2026-11-28 04:00:00' AND eventTime <= '2026-11-28 14:00:00'"));
         assert!(sql.contains("FROM EXAMPLE-f852-4e8f-8bd1-bcf6cEXAMPLE "));
     }
 
@@ -336,7 +346,10 @@ mod tests {
             ("eventID", "e-1"),
             ("eventTime", "2026-11-28 04:10:00.000"),
             ("eventName", "GetObject"),
-            ("resources", "[{accountId=111122223333, type=AWS::S3::Object, arn=arn:aws:s3:::b/k}]"),
+            (
+                "resources",
+                "[{accountId=111122223333, type=AWS::S3::Object, arn=arn:aws:s3:::b/k}]",
+            ),
             ("readOnly", "true"),
             ("principalId", "AROAEXAMPLE:bob"),
             ("errorCode", "null"),

@@ -158,12 +158,25 @@ impl TrailRecord {
             principal_id: text(&v, &["userIdentity", "principalId"]),
             issuer_user_name: text(
                 &v,
-                &["userIdentity", "sessionContext", "sessionIssuer", "userName"],
+                &[
+                    "userIdentity",
+                    "sessionContext",
+                    "sessionIssuer",
+                    "userName",
+                ],
             ),
-            issuer_arn: text(&v, &["userIdentity", "sessionContext", "sessionIssuer", "arn"]),
+            issuer_arn: text(
+                &v,
+                &["userIdentity", "sessionContext", "sessionIssuer", "arn"],
+            ),
             session_created_at: text(
                 &v,
-                &["userIdentity", "sessionContext", "attributes", "creationDate"],
+                &[
+                    "userIdentity",
+                    "sessionContext",
+                    "attributes",
+                    "creationDate",
+                ],
             )
             .and_then(|t| parse_time(&t)),
         })
@@ -277,24 +290,43 @@ mod tests {
     #[test]
     fn admin_never_matches_adminro_or_admin_ro() {
         let t = target("bob", "Admin");
-        assert!(!t.matches(&rec(ACCOUNT, "AWSReservedSSO_AdminRO_0123456789abcdef", "bob")));
-        assert!(!t.matches(&rec(ACCOUNT, "AWSReservedSSO_Admin_RO_0123456789abcdef", "bob")));
+        assert!(!t.matches(&rec(
+            ACCOUNT,
+            "AWSReservedSSO_AdminRO_0123456789abcdef",
+            "bob"
+        )));
+        assert!(!t.matches(&rec(
+            ACCOUNT,
+            "AWSReservedSSO_Admin_RO_0123456789abcdef",
+            "bob"
+        )));
         assert!(!t.matches(&rec(ACCOUNT, "AWSReservedSSO_Admin_", "bob")));
-        assert!(target("bob", "AdminRO")
-            .matches(&rec(ACCOUNT, "AWSReservedSSO_AdminRO_0123456789abcdef", "bob")));
-        assert!(target("bob", "Admin_RO")
-            .matches(&rec(ACCOUNT, "AWSReservedSSO_Admin_RO_0123456789abcdef", "bob")));
+        assert!(target("bob", "AdminRO").matches(&rec(
+            ACCOUNT,
+            "AWSReservedSSO_AdminRO_0123456789abcdef",
+            "bob"
+        )));
+        assert!(target("bob", "Admin_RO").matches(&rec(
+            ACCOUNT,
+            "AWSReservedSSO_Admin_RO_0123456789abcdef",
+            "bob"
+        )));
     }
 
     #[test]
     fn another_account_or_permission_set_or_identity_type_does_not_match() {
         let t = target("bob", "Admin");
         assert!(!t.matches(&rec("444455556666", ADMIN_ROLE, "bob")));
-        assert!(!t.matches(&rec(ACCOUNT, "AWSReservedSSO_ReadOnly_0123456789abcdef", "bob")));
+        assert!(!t.matches(&rec(
+            ACCOUNT,
+            "AWSReservedSSO_ReadOnly_0123456789abcdef",
+            "bob"
+        )));
         // Not from Identity Center at all.
         assert!(!t.matches(&rec(ACCOUNT, "Admin_0123456789abcdef", "bob")));
-        let user = TrailRecord::from_json(&record_json("e2", ACCOUNT, ADMIN_ROLE, "bob", "IAMUser"))
-            .unwrap();
+        let user =
+            TrailRecord::from_json(&record_json("e2", ACCOUNT, ADMIN_ROLE, "bob", "IAMUser"))
+                .unwrap();
         assert!(!t.matches(&user));
     }
 

@@ -184,7 +184,10 @@ impl EvidenceService {
         let Some(row) = self.store.grant_evidence(id).await? else {
             return Ok(None);
         };
-        Ok(collect::parse_investigation(id, row.investigation.as_deref()))
+        Ok(collect::parse_investigation(
+            id,
+            row.investigation.as_deref(),
+        ))
     }
 }
 
@@ -194,7 +197,10 @@ impl EvidenceService {
 pub async fn from_config(
     config: &crate::config::Config,
     metrics: Arc<crate::metrics::Metrics>,
-) -> Option<(Arc<dyn ActivitySource>, Option<Arc<dyn detective::Investigations>>)> {
+) -> Option<(
+    Arc<dyn ActivitySource>,
+    Option<Arc<dyn detective::Investigations>>,
+)> {
     use crate::config::EvidenceSource;
     let ev = &config.evidence;
     let aws = &config.aws;

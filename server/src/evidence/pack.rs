@@ -8,7 +8,7 @@
 use super::collect::{parse_investigation, parse_summary};
 use crate::store::{ActivityCursor, Approval, AuditEvent, ChainVerification, Store, StoreError};
 use app::domain::{
-    ActivityEvent, EvidenceSummary, Grant, InvestigationSummary, Windows, WindowInputs,
+    ActivityEvent, EvidenceSummary, Grant, InvestigationSummary, WindowInputs, Windows,
 };
 use axum::body::Bytes;
 use chrono::{DateTime, Utc};
@@ -172,7 +172,8 @@ fn explain(g: &Grant, summary: Option<&EvidenceSummary>) -> Option<WindowsExplai
             }
         ),
         (None, Some(s)) if s.covers_tail => {
-            "no activity matched this grant in CloudTrail, collected after the real window closed".to_owned()
+            "no activity matched this grant in CloudTrail, collected after the real window closed"
+                .to_owned()
         }
         _ => "no activity has been collected yet".to_owned(),
     };
@@ -249,10 +250,9 @@ fn stream_document(
                 )),
                 Part::Events(after, first) => {
                     match store.activity_page(grant, after.as_ref(), PAGE).await {
-                        Ok(events) if events.is_empty() => Some((
-                            Ok(Bytes::new()),
-                            (Part::Tail, store, String::new(), tail),
-                        )),
+                        Ok(events) if events.is_empty() => {
+                            Some((Ok(Bytes::new()), (Part::Tail, store, String::new(), tail)))
+                        }
                         Ok(events) => {
                             let next = events.last().map(ActivityCursor::after);
                             let chunk = render(&events, first);
@@ -322,7 +322,10 @@ pub fn esc(s: &str) -> String {
 }
 
 fn time(t: Option<DateTime<Utc>>) -> String {
-    t.map_or_else(|| "—".to_owned(), |t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+    t.map_or_else(
+        || "—".to_owned(),
+        |t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
+    )
 }
 
 fn html_events(events: &[ActivityEvent], _first: bool) -> String {
@@ -372,7 +375,9 @@ pub fn html_stream(store: Arc<dyn Store>, h: &PackHeader) -> impl Stream<Item = 
     ));
     // Timebox's Content-Security-Policy allows no inline <style> element, only style
     // attributes: the page is styled with those.
-    o.push_str("</head><body style=\"font-family:system-ui,sans-serif;margin:2rem;max-width:80rem\">\n");
+    o.push_str(
+        "</head><body style=\"font-family:system-ui,sans-serif;margin:2rem;max-width:80rem\">\n",
+    );
     o.push_str(&format!(
         "<h1>Evidence pack</h1>\n<p>Grant <code>{}</code>, generated {} for {}.</p>\n",
         esc(&g.id.to_string()),
@@ -380,7 +385,9 @@ pub fn html_stream(store: Arc<dyn Store>, h: &PackHeader) -> impl Stream<Item = 
         esc(&h.generated_for)
     ));
 
-    o.push_str("<h2>Request</h2>\n<table style=\"border-collapse:collapse;margin:.5rem 0 1.5rem\">\n");
+    o.push_str(
+        "<h2>Request</h2>\n<table style=\"border-collapse:collapse;margin:.5rem 0 1.5rem\">\n",
+    );
     row(&mut o, "requester", g.request.requester.as_str());
     row(&mut o, "account", g.request.account_id.as_str());
     row(&mut o, "permission set", g.request.permission_set.as_str());
@@ -390,7 +397,11 @@ pub fn html_stream(store: Arc<dyn Store>, h: &PackHeader) -> impl Stream<Item = 
         "ticket",
         g.request.ticket.as_ref().map_or("—", |t| t.as_str()),
     );
-    row(&mut o, "duration", &format!("{} minutes", g.request.duration.minutes()));
+    row(
+        &mut o,
+        "duration",
+        &format!("{} minutes", g.request.duration.minutes()),
+    );
     row(&mut o, "state", g.state.as_str());
     row(&mut o, "requested", &time(Some(g.created_at)));
     o.push_str("</table>\n<h2>Approvals</h2>\n");
@@ -450,7 +461,11 @@ pub fn html_stream(store: Arc<dyn Store>, h: &PackHeader) -> impl Stream<Item = 
             row(&mut o, "access denied", &s.access_denied_count.to_string());
             row(&mut o, "first activity", &time(s.first_activity));
             row(&mut o, "last activity", &time(s.last_activity));
-            row(&mut o, "last credential issuance", &time(s.last_credential_issuance));
+            row(
+                &mut o,
+                "last credential issuance",
+                &time(s.last_credential_issuance),
+            );
             row(
                 &mut o,
                 "distinct source IPs",
@@ -496,9 +511,17 @@ pub fn html_stream(store: Arc<dyn Store>, h: &PackHeader) -> impl Stream<Item = 
             row(
                 &mut o,
                 "scope",
-                &format!("{} – {}", time(Some(i.scope.start)), time(Some(i.scope.end))),
+                &format!(
+                    "{} – {}",
+                    time(Some(i.scope.start)),
+                    time(Some(i.scope.end))
+                ),
             );
-            link(&mut o, "investigation in the console", &i.links.investigation);
+            link(
+                &mut o,
+                "investigation in the console",
+                &i.links.investigation,
+            );
             if let Some(l) = &i.links.role_session {
                 link(&mut o, "this person's role session", l);
             }
@@ -509,8 +532,11 @@ pub fn html_stream(store: Arc<dyn Store>, h: &PackHeader) -> impl Stream<Item = 
             if !i.indicators.is_empty() {
                 o.push_str("<table style=\"border-collapse:collapse;margin:.5rem 0 1.5rem\"><tr><th style=\"border:1px solid #bbb;padding:.25rem .5rem;text-align:left;background:#f3f3f3\">indicator</th><th style=\"border:1px solid #bbb;padding:.25rem .5rem;text-align:left;background:#f3f3f3\">what</th><th style=\"border:1px solid #bbb;padding:.25rem .5rem;text-align:left;background:#f3f3f3\">details</th></tr>\n");
                 for ind in &i.indicators {
-                    let details: Vec<String> =
-                        ind.details.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+                    let details: Vec<String> = ind
+                        .details
+                        .iter()
+                        .map(|(k, v)| format!("{k}: {v}"))
+                        .collect();
                     o.push_str(&format!(
                         "<tr><td style=\"border:1px solid #bbb;padding:.25rem .5rem;vertical-align:top\">{}</td><td style=\"border:1px solid #bbb;padding:.25rem .5rem;vertical-align:top\">{}</td><td style=\"border:1px solid #bbb;padding:.25rem .5rem;vertical-align:top\">{}</td></tr>\n",
                         esc(ind.title()),
@@ -525,7 +551,10 @@ pub fn html_stream(store: Arc<dyn Store>, h: &PackHeader) -> impl Stream<Item = 
     }
 
     o.push_str("<h2>Audit trail</h2>\n");
-    o.push_str(&format!("<p><strong>{}</strong></p>\n", esc(&h.audit.verdict)));
+    o.push_str(&format!(
+        "<p><strong>{}</strong></p>\n",
+        esc(&h.audit.verdict)
+    ));
     o.push_str("<table style=\"border-collapse:collapse;margin:.5rem 0 1.5rem\"><tr><th style=\"border:1px solid #bbb;padding:.25rem .5rem;text-align:left;background:#f3f3f3\">#</th><th style=\"border:1px solid #bbb;padding:.25rem .5rem;text-align:left;background:#f3f3f3\">at</th><th style=\"border:1px solid #bbb;padding:.25rem .5rem;text-align:left;background:#f3f3f3\">actor</th><th style=\"border:1px solid #bbb;padding:.25rem .5rem;text-align:left;background:#f3f3f3\">action</th><th style=\"border:1px solid #bbb;padding:.25rem .5rem;text-align:left;background:#f3f3f3\">from → to</th><th style=\"border:1px solid #bbb;padding:.25rem .5rem;text-align:left;background:#f3f3f3\">reason</th><th style=\"border:1px solid #bbb;padding:.25rem .5rem;text-align:left;background:#f3f3f3\">hash</th></tr>\n");
     for e in &h.audit.events {
         o.push_str(&format!(

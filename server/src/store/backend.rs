@@ -9,8 +9,8 @@ use super::{
     GrantAws, GrantEvidence, GrantFilter, GrantPatch, NodeKind, Store, StoreError,
 };
 use app::domain::{
-    AccountId, ActivityEvent, IpHistory, Grant, GrantDuration, GrantId, GrantRequest, GrantState, Justification,
-    PermissionSetName, PersonId, PortalSession, SessionDuration, TicketRef,
+    AccountId, ActivityEvent, Grant, GrantDuration, GrantId, GrantRequest, GrantState, IpHistory,
+    Justification, PermissionSetName, PersonId, PortalSession, SessionDuration, TicketRef,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, SubsecRound, Utc};
@@ -300,9 +300,8 @@ struct ActivityRow {
 impl TryFrom<ActivityRow> for ActivityEvent {
     type Error = StoreError;
     fn try_from(r: ActivityRow) -> Result<Self, StoreError> {
-        let resources: Vec<String> = serde_json::from_str(&r.resources).map_err(|e| {
-            StoreError::Corrupt(format!("activity {}: resources: {e}", r.event_id))
-        })?;
+        let resources: Vec<String> = serde_json::from_str(&r.resources)
+            .map_err(|e| StoreError::Corrupt(format!("activity {}: resources: {e}", r.event_id)))?;
         Ok(ActivityEvent {
             event_id: r.event_id,
             event_time: r.event_time,

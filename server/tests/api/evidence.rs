@@ -41,7 +41,8 @@ use timebox_server::metrics::Metrics;
 use timebox_server::reaper::Reaper;
 use timebox_server::store::Store;
 
-const GRAPH: &str = "arn:aws:detective:us-east-1:111122223333:graph:0123456789abcdef0123456789abcdef";
+const GRAPH: &str =
+    "arn:aws:detective:us-east-1:111122223333:graph:0123456789abcdef0123456789abcdef";
 const ROLE_ID: &str = "AROA123456789EXAMPLE";
 
 fn role_name(ps: &str) -> String {
@@ -139,7 +140,10 @@ struct VecSink(Vec<app::domain::ActivityEvent>, usize);
 
 #[async_trait::async_trait]
 impl ActivitySink for VecSink {
-    async fn accept(&mut self, events: Vec<app::domain::ActivityEvent>) -> Result<(), EvidenceError> {
+    async fn accept(
+        &mut self,
+        events: Vec<app::domain::ActivityEvent>,
+    ) -> Result<(), EvidenceError> {
         self.1 += 1;
         self.0.extend(events);
         Ok(())
@@ -148,12 +152,16 @@ impl ActivitySink for VecSink {
 
 fn cloudtrail_client(rules: &[&Rule]) -> aws_sdk_cloudtrail::Client {
     mock_client!(aws_sdk_cloudtrail, RuleMode::MatchAny, rules, |c| c
-        .retry_config(aws_sdk_cloudtrail::config::retry::RetryConfig::disabled()))
+        .retry_config(
+            aws_sdk_cloudtrail::config::retry::RetryConfig::disabled()
+        ))
 }
 
 fn detective_client(rules: &[&Rule]) -> aws_sdk_detective::Client {
     mock_client!(aws_sdk_detective, RuleMode::MatchAny, rules, |c| c
-        .retry_config(aws_sdk_detective::config::retry::RetryConfig::disabled()))
+        .retry_config(
+            aws_sdk_detective::config::retry::RetryConfig::disabled()
+        ))
 }
 
 fn lookup(client: aws_sdk_cloudtrail::Client) -> CloudTrailLookup {
@@ -203,11 +211,29 @@ async fn lookup_events_pages_are_followed_and_only_exact_matches_kept() {
                 .build()
         });
     let second = mock!(aws_sdk_cloudtrail::Client::lookup_events)
-        .match_requests(|r: &LookupEventsInput| r.next_token().is_some_and(|t| t.starts_with("kbOt5")))
+        .match_requests(|r: &LookupEventsInput| {
+            r.next_token().is_some_and(|t| t.starts_with("kbOt5"))
+        })
         .then_output(|| {
             LookupEventsOutput::builder()
-                .events(trail_event("e-5", t(10, 30), ACCOUNT, "Admin", "bob", "203.0.113.5", Some("Client.UnauthorizedOperation")))
-                .events(trail_event("e-6", t(10, 31), ACCOUNT, "Admin_RO", "bob", "203.0.113.5", None))
+                .events(trail_event(
+                    "e-5",
+                    t(10, 30),
+                    ACCOUNT,
+                    "Admin",
+                    "bob",
+                    "203.0.113.5",
+                    Some("Client.UnauthorizedOperation"),
+                ))
+                .events(trail_event(
+                    "e-6",
+                    t(10, 31),
+                    ACCOUNT,
+                    "Admin_RO",
+                    "bob",
+                    "203.0.113.5",
+                    None,
+                ))
                 .build()
         });
     let client = cloudtrail_client(&[&first, &second]);
@@ -234,7 +260,9 @@ async fn lookup_events_pages_are_followed_and_only_exact_matches_kept() {
     );
     assert_eq!(
         denied.resources,
-        vec![format!("arn:aws:ec2:us-east-1:{ACCOUNT}:instance/i-EXAMPLE56126103cb")]
+        vec![format!(
+            "arn:aws:ec2:us-east-1:{ACCOUNT}:instance/i-EXAMPLE56126103cb"
+        )]
     );
 }
 
@@ -248,7 +276,15 @@ async fn a_throttled_page_is_retried_then_reported_as_retryable() {
         .http_status(400, Some(THROTTLED.into()))
         .output(|| {
             LookupEventsOutput::builder()
-                .events(trail_event("e-1", t(9, 10), ACCOUNT, "Admin", "bob", "192.0.2.10", None))
+                .events(trail_event(
+                    "e-1",
+                    t(9, 10),
+                    ACCOUNT,
+                    "Admin",
+                    "bob",
+                    "192.0.2.10",
+                    None,
+                ))
                 .build()
         })
         .build();
@@ -271,7 +307,11 @@ async fn a_throttled_page_is_retried_then_reported_as_retryable() {
         .collect(&query(ACCOUNT, "Admin", "bob"), &mut VecSink::default())
         .await
         .unwrap_err();
-    assert_eq!(always.num_calls(), 3, "bounded retries inside one collection");
+    assert_eq!(
+        always.num_calls(),
+        3,
+        "bounded retries inside one collection"
+    );
     match &err {
         EvidenceError::Aws(e) => assert_eq!(e.code, "ThrottlingException"),
         other => panic!("expected a throttling error, got {other:?}"),
@@ -313,7 +353,9 @@ fn lake_record(id: &str, user: &str, ps: &str) -> Vec<HashMap<String, String>> {
 const QUERY_ID: &str = "EXAMPLEd-17a7-47c3-a9a1-eccf7EXAMPLE";
 
 fn query_results(status: QueryStatus) -> GetQueryResultsOutput {
-    GetQueryResultsOutput::builder().query_status(status).build()
+    GetQueryResultsOutput::builder()
+        .query_status(status)
+        .build()
 }
 
 #[tokio::test]
@@ -364,11 +406,18 @@ async fn a_lake_query_is_polled_through_its_states_and_its_pages_read() {
         .await
         .unwrap();
     assert_eq!(start.num_calls(), 1);
-    assert_eq!(results.num_calls(), 4, "QUEUED, RUNNING, then two FINISHED pages");
+    assert_eq!(
+        results.num_calls(),
+        4,
+        "QUEUED, RUNNING, then two FINISHED pages"
+    );
     assert_eq!(stats.pages, 2);
     let ids: Vec<&str> = sink.0.iter().map(|e| e.event_id.as_str()).collect();
     assert_eq!(ids, vec!["lake-1", "lake-3"]);
-    assert_eq!(sink.0[0].resources, vec!["arn:aws:s3:::DOC-EXAMPLE-BUCKET/report.csv"]);
+    assert_eq!(
+        sink.0[0].resources,
+        vec!["arn:aws:s3:::DOC-EXAMPLE-BUCKET/report.csv"]
+    );
 }
 
 #[tokio::test]
@@ -400,7 +449,11 @@ async fn a_failed_lake_query_is_an_error_with_its_reason() {
         .await
         .unwrap_err();
     match err {
-        EvidenceError::Query { status, reason, query_id } => {
+        EvidenceError::Query {
+            status,
+            reason,
+            query_id,
+        } => {
             assert_eq!(status, "FAILED");
             assert_eq!(query_id, QUERY_ID);
             assert!(reason.contains("being deleted"), "{reason}");
@@ -596,7 +649,11 @@ fn detective_rules() -> Vec<Rule> {
 async fn every_detective_call_is_understood() {
     let rules = detective_rules();
     let refs: Vec<&Rule> = rules.iter().collect();
-    let d = SdkDetective::new(detective_client(&refs), GRAPH.into(), Arc::new(Metrics::new()));
+    let d = SdkDetective::new(
+        detective_client(&refs),
+        GRAPH.into(),
+        Arc::new(Metrics::new()),
+    );
     assert_eq!(d.region(), "us-east-1");
     let scope = app::domain::Interval {
         start: t(9, 0),
@@ -635,10 +692,16 @@ async fn every_detective_call_is_understood() {
     let missing = mock!(aws_sdk_detective::Client::get_investigation).then_http_response(|| {
         aws_sdk_detective::config::http::HttpResponse::new(
             404.try_into().unwrap(),
-            aws_smithy_types::body::SdkBody::from(r#"{"Message":"The investigation was not found"}"#),
+            aws_smithy_types::body::SdkBody::from(
+                r#"{"Message":"The investigation was not found"}"#,
+            ),
         )
     });
-    let d = SdkDetective::new(detective_client(&[&missing]), GRAPH.into(), Arc::new(Metrics::new()));
+    let d = SdkDetective::new(
+        detective_client(&[&missing]),
+        GRAPH.into(),
+        Arc::new(Metrics::new()),
+    );
     assert!(d.get("000000000000000000009").await.is_err());
 }
 
@@ -649,17 +712,54 @@ fn history_rule(account: String) -> Rule {
         let start = r.start_time().map_or(0, |t| t.secs());
         let end = r.end_time().map_or(i64::MAX, |t| t.secs());
         let history = [
-            trail_event("ev-0910", t(9, 10), &account, "AdministratorAccess", "alice", "192.0.2.10", None),
-            trail_event("ev-0920", t(9, 20), &account, "AdministratorAccess", "alice", "192.0.2.10", Some("AccessDenied")),
-            trail_event("ev-0921", t(9, 21), &account, "AdministratorAccess", "alicea", "192.0.2.10", None),
-            trail_event("ev-1030", t(10, 30), &account, "AdministratorAccess", "alice", "203.0.113.5", None),
+            trail_event(
+                "ev-0910",
+                t(9, 10),
+                &account,
+                "AdministratorAccess",
+                "alice",
+                "192.0.2.10",
+                None,
+            ),
+            trail_event(
+                "ev-0920",
+                t(9, 20),
+                &account,
+                "AdministratorAccess",
+                "alice",
+                "192.0.2.10",
+                Some("AccessDenied"),
+            ),
+            trail_event(
+                "ev-0921",
+                t(9, 21),
+                &account,
+                "AdministratorAccess",
+                "alicea",
+                "192.0.2.10",
+                None,
+            ),
+            trail_event(
+                "ev-1030",
+                t(10, 30),
+                &account,
+                "AdministratorAccess",
+                "alice",
+                "203.0.113.5",
+                None,
+            ),
         ];
         let mut events: Vec<Event> = history
             .into_iter()
-            .filter(|e| e.event_time().is_some_and(|t| t.secs() >= start && t.secs() <= end))
+            .filter(|e| {
+                e.event_time()
+                    .is_some_and(|t| t.secs() >= start && t.secs() <= end)
+            })
             .collect();
         events.reverse();
-        LookupEventsOutput::builder().set_events(Some(events)).build()
+        LookupEventsOutput::builder()
+            .set_events(Some(events))
+            .build()
     })
 }
 
@@ -670,7 +770,10 @@ fn evidence_settings() -> EvidenceSettings {
     s
 }
 
-async fn evidence_row(store: &Arc<dyn Store>, id: app::domain::GrantId) -> timebox_server::store::GrantEvidence {
+async fn evidence_row(
+    store: &Arc<dyn Store>,
+    id: app::domain::GrantId,
+) -> timebox_server::store::GrantEvidence {
     store.grant_evidence(id).await.unwrap().unwrap_or_default()
 }
 
@@ -785,7 +888,10 @@ async fn collection_follows_the_grant_through_the_reaper(db: &TestDb) {
     assert_eq!(summary.first_activity, Some(t(9, 10)));
     assert_eq!(summary.last_activity, Some(t(10, 30)));
     assert!(
-        summary.flags.iter().any(|f| matches!(f, ActivityFlag::AfterRevocation { count: 1, .. })),
+        summary
+            .flags
+            .iter()
+            .any(|f| matches!(f, ActivityFlag::AfterRevocation { count: 1, .. })),
         "{:?}",
         summary.flags
     );
@@ -807,7 +913,13 @@ async fn collection_follows_the_grant_through_the_reaper(db: &TestDb) {
 
     // The real window: 10:00 + 8h portal + 2h session = 20:00. Closed at 20:00, final
     // collection 20 minutes later, then the grant is closed.
-    let real_end = store.get_grant(g.id).await.unwrap().unwrap().real_end.unwrap();
+    let real_end = store
+        .get_grant(g.id)
+        .await
+        .unwrap()
+        .unwrap()
+        .real_end
+        .unwrap();
     assert_eq!(real_end, t(20, 0));
     r.clock.set(t(20, 0));
     reaper.tick().await.unwrap();
@@ -830,7 +942,10 @@ async fn collection_follows_the_grant_through_the_reaper(db: &TestDb) {
         serde_json::from_str(ev.summary.as_deref().unwrap()).unwrap();
     assert!(summary.covers_tail);
     // Collected six times, stored once each.
-    assert_eq!(all_events(&store, g.id).await, vec!["ev-0910", "ev-0920", "ev-1030"]);
+    assert_eq!(
+        all_events(&store, g.id).await,
+        vec!["ev-0910", "ev-0920", "ev-1030"]
+    );
     // The final investigation covers the whole real window.
     let inv: app::domain::InvestigationSummary =
         serde_json::from_str(ev.investigation.as_deref().unwrap()).unwrap();
@@ -842,7 +957,11 @@ async fn collection_follows_the_grant_through_the_reaper(db: &TestDb) {
         .into_iter()
         .find(|e| e.action == "close")
         .expect("a close event");
-    assert!(close.details.contains("activity after revocation"), "{}", close.details);
+    assert!(
+        close.details.contains("activity after revocation"),
+        "{}",
+        close.details
+    );
     // The evidence narrows the real window: last issuance 10:25 + 2h session.
     let w = app::domain::Windows::compute(&app::domain::WindowInputs {
         activated_at: grant.activated_at.unwrap(),
@@ -890,9 +1009,16 @@ async fn a_failed_collection_backs_off_and_is_stored(db: &TestDb) {
     let ev = evidence_row(&r.store, g.id).await;
     assert_eq!(ev.collections, 0);
     assert_eq!(ev.attempts, 1);
-    assert!(ev.last_error.as_deref().unwrap().contains("ThrottlingException"));
+    assert!(ev
+        .last_error
+        .as_deref()
+        .unwrap()
+        .contains("ThrottlingException"));
     let next = ev.next_collection_at.unwrap();
-    assert!(next > t(9, 0) && next <= t(9, 0) + Duration::seconds(10), "{next}");
+    assert!(
+        next > t(9, 0) && next <= t(9, 0) + Duration::seconds(10),
+        "{next}"
+    );
     // Access itself is untouched by evidence failures.
     assert_eq!(
         r.store.get_grant(g.id).await.unwrap().unwrap().state,
@@ -922,7 +1048,10 @@ impl Drop for Double {
 impl Double {
     fn start(accounts: &[String], permission_sets: &[&str]) -> Double {
         use std::io::BufRead;
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../end2end/doubles/aws_evidence_double.py");
+        let script = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../end2end/doubles/aws_evidence_double.py"
+        );
         let mut child = std::process::Command::new("python3")
             .args([
                 script,
@@ -945,7 +1074,8 @@ impl Double {
         std::io::BufReader::new(child.stdout.take().unwrap())
             .read_line(&mut line)
             .unwrap();
-        let v: serde_json::Value = serde_json::from_str(&line).expect("the double says where it listens");
+        let v: serde_json::Value =
+            serde_json::from_str(&line).expect("the double says where it listens");
         Double {
             child,
             url: v["listening"].as_str().unwrap().to_owned(),
@@ -974,7 +1104,12 @@ async fn the_demo_double_answers_the_real_clients_behind_assume_role() {
         clients.role_arn(ACCOUNT),
         "arn:aws:iam::111122223333:role/TimeboxEvidenceReader"
     );
-    let source = CloudTrailLookup::new(Arc::new(clients), vec!["us-east-1".into()], 10, metrics.clone());
+    let source = CloudTrailLookup::new(
+        Arc::new(clients),
+        vec!["us-east-1".into()],
+        10,
+        metrics.clone(),
+    );
     let now = Utc::now();
     // Timebox reads from an hour before the activation: "activated" ten minutes ago.
     let q = ActivityQuery {
@@ -989,11 +1124,21 @@ async fn the_demo_double_answers_the_real_clients_behind_assume_role() {
     let mut sink = VecSink::default();
     let stats = source.collect(&q, &mut sink).await.unwrap();
     assert!((9..=11).contains(&stats.matched), "{stats:?}");
-    assert_eq!(stats.seen, stats.matched * 4, "four account × permission-set pairs");
+    assert_eq!(
+        stats.seen,
+        stats.matched * 4,
+        "four account × permission-set pairs"
+    );
     assert!(stats.pages >= 1);
-    assert!(sink.0.iter().all(|e| e.principal_id.as_deref().is_some_and(|p| p.ends_with(":alice"))));
+    assert!(sink.0.iter().all(|e| e
+        .principal_id
+        .as_deref()
+        .is_some_and(|p| p.ends_with(":alice"))));
     assert!(sink.0.iter().any(|e| e.is_access_denied()));
-    assert!(sink.0.iter().all(|e| e.event_time >= now - Duration::minutes(11)));
+    assert!(sink
+        .0
+        .iter()
+        .all(|e| e.event_time >= now - Duration::minutes(11)));
 
     let detective_conf = aws_sdk_detective::config::Builder::from(&shared)
         .endpoint_url(&double.url)
@@ -1007,9 +1152,15 @@ async fn the_demo_double_answers_the_real_clients_behind_assume_role() {
         start: now - Duration::minutes(10),
         end: now,
     };
-    let id = d.start(&role_arn(ACCOUNT, "AdministratorAccess"), scope).await.unwrap();
+    let id = d
+        .start(&role_arn(ACCOUNT, "AdministratorAccess"), scope)
+        .await
+        .unwrap();
     assert_eq!(id.len(), 21);
-    assert_eq!(d.get(&id).await.unwrap().status, InvestigationStatus::Running);
+    assert_eq!(
+        d.get(&id).await.unwrap().status,
+        InvestigationStatus::Running
+    );
     let done = d.get(&id).await.unwrap();
     assert_eq!(done.status, InvestigationStatus::Successful);
     assert_eq!(done.severity, Some(InvestigationSeverity::High));
@@ -1029,7 +1180,14 @@ async fn grant_with_evidence(store: &Arc<dyn Store>, requester: &str) -> app::do
         let grants = grants.clone();
         async move {
             grants
-                .act(g.id, action, &Actor::System, None, patch, serde_json::json!({}))
+                .act(
+                    g.id,
+                    action,
+                    &Actor::System,
+                    None,
+                    patch,
+                    serde_json::json!({}),
+                )
                 .await
                 .unwrap()
         }
@@ -1046,7 +1204,11 @@ async fn grant_with_evidence(store: &Arc<dyn Store>, requester: &str) -> app::do
         },
     )
     .await;
-    act(Action::Revoke(app::domain::RevokeCause::EndReached), GrantPatch::default()).await;
+    act(
+        Action::Revoke(app::domain::RevokeCause::EndReached),
+        GrantPatch::default(),
+    )
+    .await;
     act(
         Action::RevokeSucceeded,
         GrantPatch {
@@ -1058,10 +1220,11 @@ async fn grant_with_evidence(store: &Arc<dyn Store>, requester: &str) -> app::do
     .await;
     let record = |id: &str, at, ua: &str| {
         let e = trail_event(id, at, ACCOUNT, "Admin", requester, "192.0.2.10", None);
-        let mut r = timebox_server::evidence::TrailRecord::from_json(e.cloud_trail_event().unwrap())
-            .unwrap()
-            .into_event()
-            .unwrap();
+        let mut r =
+            timebox_server::evidence::TrailRecord::from_json(e.cloud_trail_event().unwrap())
+                .unwrap()
+                .into_event()
+                .unwrap();
         r.user_agent = Some(ua.to_owned());
         r
     };
@@ -1125,8 +1288,15 @@ async fn the_evidence_pack_is_served_to_those_who_may_read_the_grant() {
 
     // Anonymous: 401 in the API's error shape, whatever the id.
     let anonymous = browser_like_client();
-    for path in [format!("/grants/{own}/evidence.json"), "/grants/not-a-uuid/evidence.html".to_owned()] {
-        let r = anonymous.get(format!("{}{path}", app.url)).send().await.unwrap();
+    for path in [
+        format!("/grants/{own}/evidence.json"),
+        "/grants/not-a-uuid/evidence.html".to_owned(),
+    ] {
+        let r = anonymous
+            .get(format!("{}{path}", app.url))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 401, "{path}");
         let body: serde_json::Value = r.json().await.unwrap();
         assert_eq!(body["error"]["code"], "sign_in_required");
@@ -1134,7 +1304,11 @@ async fn the_evidence_pack_is_served_to_those_who_may_read_the_grant() {
 
     let rita = sign_in(browser_like_client(), "rita").await;
     // Her own grant: the whole pack.
-    let r = rita.get(format!("{}/grants/{own}/evidence.json", app.url)).send().await.unwrap();
+    let r = rita
+        .get(format!("{}/grants/{own}/evidence.json", app.url))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["content-type"], "application/json");
     let pack: serde_json::Value = r.json().await.unwrap();
@@ -1145,26 +1319,56 @@ async fn the_evidence_pack_is_served_to_those_who_may_read_the_grant() {
     assert_eq!(pack["events"][1]["event_id"], "pack-2");
     assert_eq!(pack["summary"]["event_count"], 2);
     assert_eq!(pack["flags"][0]["title"], "activity after revocation");
-    assert!(pack["windows"]["real_why"].as_str().unwrap().contains("portal session"));
-    assert!(pack["audit"]["verdict"].as_str().unwrap().starts_with("verified"), "{}", pack["audit"]);
+    assert!(pack["windows"]["real_why"]
+        .as_str()
+        .unwrap()
+        .contains("portal session"));
+    assert!(
+        pack["audit"]["verdict"]
+            .as_str()
+            .unwrap()
+            .starts_with("verified"),
+        "{}",
+        pack["audit"]
+    );
     assert_eq!(pack["audit"]["events"].as_array().unwrap().len(), 6);
     assert!(pack["investigation"].is_null());
     // Someone else's grant: 403. No such grant, or not an id: 404.
-    let r = rita.get(format!("{}/grants/{other}/evidence.json", app.url)).send().await.unwrap();
+    let r = rita
+        .get(format!("{}/grants/{other}/evidence.json", app.url))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 403);
-    assert_eq!(r.json::<serde_json::Value>().await.unwrap()["error"]["code"], "forbidden");
+    assert_eq!(
+        r.json::<serde_json::Value>().await.unwrap()["error"]["code"],
+        "forbidden"
+    );
     let missing = app::domain::GrantId(uuid::Uuid::new_v4());
-    for path in [format!("/grants/{missing}/evidence.json"), "/grants/not-a-uuid/evidence.json".to_owned()] {
+    for path in [
+        format!("/grants/{missing}/evidence.json"),
+        "/grants/not-a-uuid/evidence.json".to_owned(),
+    ] {
         let r = rita.get(format!("{}{path}", app.url)).send().await.unwrap();
         assert_eq!(r.status(), 404, "{path}");
-        assert_eq!(r.json::<serde_json::Value>().await.unwrap()["error"]["code"], "not_found");
+        assert_eq!(
+            r.json::<serde_json::Value>().await.unwrap()["error"]["code"],
+            "not_found"
+        );
     }
 
     // An auditor reads anyone's, and the printable page escapes what AWS recorded.
     let audrey = sign_in(browser_like_client(), "audrey").await;
-    let r = audrey.get(format!("{}/grants/{other}/evidence.html", app.url)).send().await.unwrap();
+    let r = audrey
+        .get(format!("{}/grants/{other}/evidence.html", app.url))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
-    assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+    assert!(r.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
     let html = r.text().await.unwrap();
     assert!(html.contains("<h1>Evidence pack</h1>"));
     assert!(html.contains("activity after revocation"));
