@@ -1047,6 +1047,11 @@ impl Drop for Double {
 
 impl Double {
     fn start(accounts: &[String], permission_sets: &[&str]) -> Double {
+        Self::start_every(accounts, permission_sets, 60)
+    }
+
+    /// `every`: seconds between two demo calls.
+    fn start_every(accounts: &[String], permission_sets: &[&str], every: u32) -> Double {
         use std::io::BufRead;
         let script = concat!(
             env!("CARGO_MANIFEST_DIR"),
@@ -1062,7 +1067,7 @@ impl Double {
                 "--permission-sets",
                 &permission_sets.join(","),
                 "--every",
-                "60",
+                &every.to_string(),
                 "--graph-arn",
                 GRAPH,
             ])
@@ -1377,4 +1382,108 @@ async fn the_evidence_pack_is_served_to_those_who_may_read_the_grant() {
     assert!(html.contains("pack-1") || html.contains("StopInstances"));
     assert!(html.trim_end().ends_with("</html>"));
     app.stop().await.unwrap();
+}
+
+/// The local demo's path, in real time: the `timebox` binary configured only through
+/// `TIMEBOX_*` variables (as `.ci/dev` does), STS `AssumeRole` from the emulator, the
+/// evidence double for CloudTrail and Detective. A one-minute grant ends; its activity
+/// is collected, flagged "after revocation", and its role investigated.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_collects_evidence_as_in_the_local_demo() {
+    use std::time::{Duration as StdDuration, Instant};
+    let db = TestDb::sqlite().await;
+    let moto = crate::moto::Moto::start().await;
+    let org = crate::moto::seed(&moto, &[]).await;
+    let account = org.accounts[0].clone();
+    let double = Double::start_every(&[account.clone()], &["AdministratorAccess"], 5);
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut server = std::process::Command::new(env!("CARGO_BIN_EXE_timebox"))
+        .current_dir(dir.path())
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("TIMEBOX_DATABASE__URL", db.url())
+        .env("TIMEBOX_SERVER__BIND", format!("127.0.0.1:{port}"))
+        .env("TIMEBOX_REAPER__INTERVAL", "1s")
+        .env("TIMEBOX_AWS__ENDPOINT_URL", &moto.url)
+        .env("TIMEBOX_AWS__CLOUDTRAIL_ENDPOINT_URL", &double.url)
+        .env("TIMEBOX_AWS__DETECTIVE_ENDPOINT_URL", &double.url)
+        .env("TIMEBOX_EVIDENCE__SOURCE", "cloudtrail")
+        .env("TIMEBOX_EVIDENCE__COLLECT_INTERVAL", "10s")
+        .env("TIMEBOX_EVIDENCE__DETECTIVE_GRAPH_ARN", GRAPH)
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("TIMEBOX_LOG__LEVEL", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::inherit())
+        .spawn()
+        .expect("start the timebox binary");
+
+    let store = db.store();
+    let grants = timebox_server::grants::GrantService::new(
+        store.clone(),
+        Arc::new(timebox_server::clock::SystemClock),
+    );
+    let g = approved_grant(&grants, "alice", &account, "AdministratorAccess", 1).await;
+    let deadline = Instant::now() + StdDuration::from_secs(180);
+    let (summary, investigation) = loop {
+        let ev = store
+            .grant_evidence(g.id)
+            .await
+            .unwrap()
+            .unwrap_or_default();
+        let summary: Option<app::domain::EvidenceSummary> = ev
+            .summary
+            .as_deref()
+            .map(|s| serde_json::from_str(s).unwrap());
+        let inv: Option<app::domain::InvestigationSummary> = ev
+            .investigation
+            .as_deref()
+            .map(|s| serde_json::from_str(s).unwrap());
+        let flagged = summary
+            .as_ref()
+            .is_some_and(|s| s.has_flag_after_revocation());
+        let investigated = inv
+            .as_ref()
+            .is_some_and(|i| i.status == InvestigationStatus::Successful);
+        if flagged && investigated {
+            break (summary.unwrap(), inv.unwrap());
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no flagged activity and finished investigation in time: {ev:?}"
+        );
+        tokio::time::sleep(StdDuration::from_millis(500)).await;
+    };
+    let _ = server.kill();
+    let _ = server.wait();
+    let grant = store.get_grant(g.id).await.unwrap().unwrap();
+    assert_eq!(grant.state, GrantState::Revoked);
+    assert!(summary.event_count >= 2, "{summary:?}");
+    assert!(summary.access_denied_count <= summary.error_count);
+    assert_eq!(
+        summary
+            .role_arn
+            .as_deref()
+            .map(|a| a.contains("AWSReservedSSO_AdministratorAccess_")),
+        Some(true)
+    );
+    assert_eq!(investigation.severity, Some(InvestigationSeverity::High));
+    assert_eq!(investigation.indicators.len(), 5);
+    assert!(investigation
+        .links
+        .role_session
+        .as_deref()
+        .is_some_and(|l| l.contains("#entities/AwsRoleSession/")
+            && l.ends_with(&format!(
+                "&scopeEnd={}",
+                investigation.scope.end.timestamp()
+            ))));
+    assert!(investigation.shared_role_note.contains(&account));
 }
