@@ -1487,3 +1487,67 @@ async fn the_binary_collects_evidence_as_in_the_local_demo() {
             ))));
     assert!(investigation.shared_role_note.contains(&account));
 }
+
+async fn the_evidence_service_answers_behind_read_grant(db: &TestDb) {
+    use app::domain::{AccessPolicy, Caller, Denied, PersonId, Role, RoleSet};
+    use timebox_server::access::{AccessError, GuardedGrants};
+    use timebox_server::evidence::EvidenceService;
+    let store = db.store();
+    let id = grant_with_evidence(&store, "rita").await;
+    let grants = timebox_server::grants::GrantService::new(
+        store.clone(),
+        Arc::new(timebox_server::clock::SystemClock),
+    );
+    let service = EvidenceService::new(
+        store.clone(),
+        GuardedGrants::new(grants, AccessPolicy::default()),
+        "cloudtrail",
+    );
+    let person = |id: &str, role: Role| Caller::Person {
+        id: PersonId::parse(id).unwrap(),
+        name: id.to_owned(),
+        roles: RoleSet::of(&[role]),
+        mfa: false,
+    };
+    let rita = person("rita", Role::Requester);
+    let summary = service.summary(&rita, id).await.unwrap().unwrap();
+    assert_eq!(summary.event_count, 2);
+    assert!(summary.has_flag_after_revocation());
+    // Keyset pages: one event, then the next, then none.
+    let first = service.events(&rita, id, None, 1).await.unwrap();
+    assert_eq!(first.len(), 1);
+    let after = timebox_server::store::ActivityCursor::after(&first[0]);
+    let second = service.events(&rita, id, Some(after), 1).await.unwrap();
+    assert_eq!(second[0].event_id, "pack-2");
+    let after = timebox_server::store::ActivityCursor::after(&second[0]);
+    assert!(service
+        .events(&rita, id, Some(after), 1)
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(service.investigation(&rita, id).await.unwrap(), None);
+    // An auditor may read it; another requester may not; nobody anonymous.
+    let audrey = person("audrey", Role::Auditor);
+    assert!(service.summary(&audrey, id).await.unwrap().is_some());
+    let other = person("bob", Role::Requester);
+    assert!(matches!(
+        service.events(&other, id, None, 10).await,
+        Err(AccessError::Denied(Denied::Forbidden { .. }))
+    ));
+    assert!(matches!(
+        service.investigation(&Caller::Anonymous, id).await,
+        Err(AccessError::Denied(Denied::SignInRequired))
+    ));
+    let missing = app::domain::GrantId(uuid::Uuid::new_v4());
+    assert!(matches!(
+        service.summary(&audrey, missing).await,
+        Err(AccessError::Grant(
+            timebox_server::grants::GrantError::NotFound(_)
+        ))
+    ));
+}
+
+mod service {
+    crate::on_both_backends!(the_evidence_service_answers_behind_read_grant);
+    use super::the_evidence_service_answers_behind_read_grant;
+}
