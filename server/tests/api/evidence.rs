@@ -1551,3 +1551,69 @@ mod service {
     crate::on_both_backends!(the_evidence_service_answers_behind_read_grant);
     use super::the_evidence_service_answers_behind_read_grant;
 }
+
+fn iam_role(account: &str, name: &str) -> aws_sdk_iam::types::Role {
+    aws_sdk_iam::types::Role::builder()
+        .path("/aws-reserved/sso.amazonaws.com/")
+        .role_name(name)
+        .role_id("AROA123456789EXAMPLE")
+        .arn(format!(
+            "arn:aws:iam::{account}:role/aws-reserved/sso.amazonaws.com/{name}"
+        ))
+        .create_date(aws_smithy_types::DateTime::from_secs(1_700_000_000))
+        .build()
+        .unwrap()
+}
+
+/// Without activity naming the role, `iam:ListRoles` under the Identity Center path
+/// finds it, exactly (`Admin`, not `AdminRO`), across pages.
+#[tokio::test]
+async fn the_role_is_found_with_list_roles_when_no_activity_names_it() {
+    let first = mock!(aws_sdk_iam::Client::list_roles)
+        .match_requests(|r| {
+            r.path_prefix() == Some("/aws-reserved/sso.amazonaws.com/") && r.marker().is_none()
+        })
+        .then_output(|| {
+            aws_sdk_iam::operation::list_roles::ListRolesOutput::builder()
+                .roles(iam_role(ACCOUNT, "AWSReservedSSO_AdminRO_0123456789abcdef"))
+                .roles(iam_role(
+                    ACCOUNT,
+                    "AWSReservedSSO_Admin_RO_0123456789abcdef",
+                ))
+                .is_truncated(true)
+                .marker("page-2")
+                .build()
+                .unwrap()
+        });
+    let second = mock!(aws_sdk_iam::Client::list_roles)
+        .match_requests(|r| r.marker() == Some("page-2"))
+        .then_output(|| {
+            aws_sdk_iam::operation::list_roles::ListRolesOutput::builder()
+                .roles(iam_role(ACCOUNT, "AWSReservedSSO_Admin_fedcba9876543210"))
+                .is_truncated(false)
+                .build()
+                .unwrap()
+        });
+    let iam = mock_client!(aws_sdk_iam, RuleMode::MatchAny, &[&first, &second], |c| c
+        .retry_config(aws_sdk_iam::config::retry::RetryConfig::disabled()));
+    let unused = mock!(aws_sdk_cloudtrail::Client::lookup_events)
+        .then_output(|| LookupEventsOutput::builder().build());
+    let source = CloudTrailLookup::new(
+        Arc::new(FixedClients {
+            cloudtrail: cloudtrail_client(&[&unused]),
+            iam: Some(iam),
+        }),
+        vec!["us-east-1".into()],
+        2,
+        Arc::new(Metrics::new()),
+    );
+    let target = query(ACCOUNT, "Admin", "bob").target;
+    let arn = source.find_role_arn(ACCOUNT, &target).await.unwrap();
+    assert_eq!(
+        arn.as_deref(),
+        Some("arn:aws:iam::111122223333:role/aws-reserved/sso.amazonaws.com/AWSReservedSSO_Admin_fedcba9876543210")
+    );
+    assert_eq!((first.num_calls(), second.num_calls()), (1, 1));
+    let target = query(ACCOUNT, "Nobody", "bob").target;
+    assert_eq!(source.find_role_arn(ACCOUNT, &target).await.unwrap(), None);
+}
