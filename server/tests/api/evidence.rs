@@ -1395,7 +1395,7 @@ async fn the_binary_collects_evidence_as_in_the_local_demo() {
     let moto = crate::moto::Moto::start().await;
     let org = crate::moto::seed(&moto, &[]).await;
     let account = org.accounts[0].clone();
-    let double = Double::start_every(&[account.clone()], &["AdministratorAccess"], 5);
+    let double = Double::start_every(std::slice::from_ref(&account), &["AdministratorAccess"], 5);
     let dir = tempfile::tempdir().unwrap();
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
