@@ -38,7 +38,9 @@ use figment::{Figment, Metadata, Profile, Provider, Source};
 use serde::Deserialize;
 
 mod auth;
+mod evidence;
 pub use auth::{OidcConfig, SessionConfig};
+pub use evidence::{is_graph_arn, EvidenceConfig, EvidenceSource};
 
 /// The file read when [`load`] is given no path and `TIMEBOX_CONFIG` is not set.
 pub const DEFAULT_CONFIG_FILE: &str = "timebox.toml";
@@ -79,6 +81,10 @@ const KEYS: &[(&str, &[&str])] = &[
             "sso_admin_endpoint_url",
             "identity_store_endpoint_url",
             "organizations_endpoint_url",
+            "sts_endpoint_url",
+            "cloudtrail_endpoint_url",
+            "detective_endpoint_url",
+            "iam_endpoint_url",
             "max_calls_per_second",
             "call_timeout",
         ],
@@ -88,6 +94,7 @@ const KEYS: &[(&str, &[&str])] = &[
     ("oidc", auth::OIDC_KEYS),
     ("session", auth::SESSION_KEYS),
     ("policy", &["file", "poll_interval"]),
+    ("evidence", evidence::EVIDENCE_KEYS),
 ];
 
 const MAX_SHUTDOWN_GRACE: Duration = Duration::from_secs(10 * 60);
@@ -113,6 +120,8 @@ pub struct Config {
     /// `[oidc]`; `None` when `oidc.issuer` is not set (nobody can sign in).
     pub oidc: Option<OidcConfig>,
     pub session: SessionConfig,
+    /// `[evidence]`: activity collection and Detective.
+    pub evidence: EvidenceConfig,
     pub policy: PolicyConfig,
 }
 
@@ -279,6 +288,11 @@ pub struct AwsConfig {
     pub sso_admin_endpoint_url: Option<String>,
     pub identity_store_endpoint_url: Option<String>,
     pub organizations_endpoint_url: Option<String>,
+    /// Evidence: STS (assuming the read-only role), CloudTrail, Detective and IAM.
+    pub sts_endpoint_url: Option<String>,
+    pub cloudtrail_endpoint_url: Option<String>,
+    pub detective_endpoint_url: Option<String>,
+    pub iam_endpoint_url: Option<String>,
     /// Upper bound on AWS calls per second from this server; `None` = no bound.
     pub max_calls_per_second: Option<u32>,
     /// Timeout of one AWS call attempt. Default 10s.
@@ -292,6 +306,10 @@ impl Default for AwsConfig {
             sso_admin_endpoint_url: None,
             identity_store_endpoint_url: None,
             organizations_endpoint_url: None,
+            sts_endpoint_url: None,
+            cloudtrail_endpoint_url: None,
+            detective_endpoint_url: None,
+            iam_endpoint_url: None,
             max_calls_per_second: Some(20),
             call_timeout: Duration::from_secs(10),
         }
@@ -614,16 +632,19 @@ pub fn load_from(figment: Figment) -> Result<Config, ConfigError> {
     let server = check.server(raw.server);
     let oidc = check.oidc(raw.oidc, &server.public_url);
     let session = check.session(raw.session, &server.public_url);
+    let identity_center = check.identity_center(raw.identity_center);
+    let evidence = check.evidence(raw.evidence, identity_center.region.as_deref());
     let config = Config {
         server,
         database: check.database(raw.database),
-        identity_center: check.identity_center(raw.identity_center),
+        identity_center,
         aws: check.aws(raw.aws),
         reaper: check.reaper(raw.reaper),
         log: check.log(raw.log),
         oidc,
         session,
         policy: check.policy(raw.policy),
+        evidence,
     };
     match ConfigError::from_many(check.errors) {
         None => Ok(config),
@@ -782,6 +803,7 @@ struct RawConfig {
     log: RawLog,
     oidc: auth::RawOidc,
     session: auth::RawSession,
+    evidence: evidence::RawEvidence,
     policy: RawPolicy,
 }
 
@@ -828,6 +850,10 @@ struct RawAws {
     sso_admin_endpoint_url: Option<Value>,
     identity_store_endpoint_url: Option<Value>,
     organizations_endpoint_url: Option<Value>,
+    sts_endpoint_url: Option<Value>,
+    cloudtrail_endpoint_url: Option<Value>,
+    detective_endpoint_url: Option<Value>,
+    iam_endpoint_url: Option<Value>,
     max_calls_per_second: Option<Value>,
     call_timeout: Option<Value>,
 }
@@ -1299,11 +1325,21 @@ impl Checker<'_> {
             "aws.organizations_endpoint_url",
             raw.organizations_endpoint_url,
         );
+        let sts_endpoint_url = endpoint("aws.sts_endpoint_url", raw.sts_endpoint_url);
+        let cloudtrail_endpoint_url =
+            endpoint("aws.cloudtrail_endpoint_url", raw.cloudtrail_endpoint_url);
+        let detective_endpoint_url =
+            endpoint("aws.detective_endpoint_url", raw.detective_endpoint_url);
+        let iam_endpoint_url = endpoint("aws.iam_endpoint_url", raw.iam_endpoint_url);
         AwsConfig {
             endpoint_url,
             sso_admin_endpoint_url,
             identity_store_endpoint_url,
             organizations_endpoint_url,
+            sts_endpoint_url,
+            cloudtrail_endpoint_url,
+            detective_endpoint_url,
+            iam_endpoint_url,
             max_calls_per_second: self.value(
                 "aws.max_calls_per_second",
                 raw.max_calls_per_second,

@@ -58,6 +58,7 @@ pub fn router(services: Services) -> Router {
         .route("/readyz", get(readyz))
         .route("/api/{*fn_name}", post(server_functions))
         .route("/metrics", get(metrics))
+        .merge(crate::evidence::routes::router())
         .leptos_routes_with_context(
             &state,
             routes,

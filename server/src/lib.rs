@@ -14,6 +14,8 @@
 //! - [`http`]: routes, health checks, `/metrics` and the Leptos handler;
 //! - [`identity_center`]: IAM Identity Center behind a trait, over the AWS SDK;
 //! - [`reaper`]: the background job that provisions, revokes and reconciles;
+//! - [`evidence`]: each grant's CloudTrail activity, its Detective investigation
+//!   and the evidence pack;
 //! - [`metrics`]: the Prometheus registry;
 //! - [`policy`]: the policy file (who may ask for what, approved by whom), reloaded
 //!   on SIGHUP and on change;
@@ -25,6 +27,7 @@ pub mod auth;
 pub mod clock;
 pub mod config;
 pub mod dashboard;
+pub mod evidence;
 pub mod grants;
 pub mod http;
 pub mod identity_center;
@@ -78,6 +81,18 @@ pub struct Services {
     pub identity_center: Arc<dyn identity_center::IdentityCenter>,
     /// The policy file in force: entitlements, "who can request what", reload status.
     pub policy: policy::PolicyService,
+    /// Each grant's evidence as people read it (summary, events, investigation).
+    pub evidence: evidence::EvidenceService,
+    /// Where the reaper collects activity and starts investigations; `None` when
+    /// `evidence.source = "none"`.
+    pub evidence_sources: Option<EvidenceSources>,
+}
+
+/// The activity source and the Detective client the reaper's evidence step uses.
+#[derive(Debug, Clone)]
+pub struct EvidenceSources {
+    pub activity: Arc<dyn evidence::ActivitySource>,
+    pub detective: Option<Arc<dyn evidence::detective::Investigations>>,
 }
 
 impl Services {
@@ -113,6 +128,18 @@ impl Services {
             )
             .await,
         );
+        let evidence_sources =
+            evidence::from_config(&config, metrics.clone())
+                .await
+                .map(|(activity, detective)| EvidenceSources {
+                    activity,
+                    detective,
+                });
+        let evidence = evidence::EvidenceService::new(
+            store.clone(),
+            access.clone(),
+            config.evidence.source.as_str(),
+        );
         Ok(Self {
             config,
             store,
@@ -123,6 +150,8 @@ impl Services {
             metrics,
             identity_center,
             policy,
+            evidence,
+            evidence_sources,
         })
     }
 
@@ -145,13 +174,24 @@ impl Services {
 
     /// The reaper over these services.
     pub fn reaper(&self) -> reaper::Reaper {
-        reaper::Reaper::new(
+        let reaper = reaper::Reaper::new(
             self.grants.clone(),
             self.identity_center.clone(),
             self.clock.clone(),
             self.metrics.clone(),
             reaper::ReaperSettings::from_config(&self.config),
-        )
+        );
+        match &self.evidence_sources {
+            Some(s) => reaper.with_evidence(evidence::collect::Collector::new(
+                self.grants.clone(),
+                s.activity.clone(),
+                s.detective.clone(),
+                self.clock.clone(),
+                self.metrics.clone(),
+                evidence::collect::EvidenceSettings::from_config(&self.config),
+            )),
+            None => reaper,
+        }
     }
 }
 

@@ -133,6 +133,10 @@ pub struct Reaper {
     ticks: Mutex<u32>,
     /// Targets a task of [`Reaper::run`] is working on.
     in_flight: Mutex<HashSet<String>>,
+    /// The evidence step (`None` when `evidence.source = "none"`).
+    evidence: Option<Arc<crate::evidence::collect::Collector>>,
+    /// An evidence pass of [`Reaper::run`] is still going.
+    evidence_busy: Arc<std::sync::atomic::AtomicBool>,
 }
 
 enum Step {
@@ -177,6 +181,28 @@ impl Reaper {
             reported: Mutex::new(HashSet::new()),
             ticks: Mutex::new(0),
             in_flight: Mutex::new(HashSet::new()),
+            evidence: None,
+            evidence_busy: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+        }
+    }
+
+    /// Adds the evidence step: every pass also collects activity for active and
+    /// revoked grants, starts their investigations and closes them when the tail is
+    /// over (see [`crate::evidence::collect`]).
+    pub fn with_evidence(mut self, collector: crate::evidence::collect::Collector) -> Self {
+        self.evidence = Some(Arc::new(collector));
+        self
+    }
+
+    /// One evidence pass, waited for ([`Reaper::tick`]); `None` without evidence.
+    pub async fn evidence_pass(
+        &self,
+    ) -> Option<
+        Result<crate::evidence::collect::EvidenceReport, crate::evidence::collect::CollectError>,
+    > {
+        match &self.evidence {
+            Some(c) => Some(c.pass().await),
+            None => None,
         }
     }
 
@@ -220,6 +246,20 @@ impl Reaper {
         self.metrics
             .reaper_queue_depth
             .set(self.store.reaper_queue_depth(now).await?);
+        // Evidence runs beside the assignments, never in front of them: a pass paced at
+        // CloudTrail's 2 calls per second must not delay a revocation.
+        if let Some(collector) = self.evidence.clone() {
+            use std::sync::atomic::Ordering;
+            if !self.evidence_busy.swap(true, Ordering::AcqRel) {
+                let busy = self.evidence_busy.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = collector.pass().await {
+                        tracing::error!(error = %e, "evidence pass failed");
+                    }
+                    busy.store(false, Ordering::Release);
+                });
+            }
+        }
         for (target, grants) in self.due_by_target(now).await? {
             let fresh = self
                 .in_flight
@@ -339,6 +379,9 @@ impl Reaper {
         let mut report = self.work(now).await?;
         report.expired = expired;
         report.auto_approved = auto_approved;
+        if let Some(Err(e)) = self.evidence_pass().await {
+            tracing::error!(error = %e, "evidence pass failed");
+        }
         Ok(report)
     }
 

@@ -3,6 +3,7 @@
 //! the same in the browser (the request form's preview) and on the server.
 
 pub mod access;
+pub mod evidence;
 pub mod fields;
 pub mod grant;
 pub mod lifecycle;
@@ -11,6 +12,10 @@ pub mod session_duration;
 pub mod window;
 
 pub use access::{authorize, AccessPolicy, Caller, Denied, Operation};
+pub use evidence::{
+    ActivityEvent, ActivityFlag, ConsoleLinks, EvidenceSummary, Indicator, InvestigationSeverity,
+    InvestigationStatus, InvestigationSummary, IpHistory, SummaryBuilder,
+};
 pub use fields::{
     fmt_minutes, AccountId, FieldError, GrantDuration, Justification, PermissionSetArn,
     PermissionSetName, PersonId, TicketRef, UserName,

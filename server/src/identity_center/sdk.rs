@@ -46,7 +46,7 @@ pub struct SdkIdentityCenter {
 }
 
 /// Turns any SDK error into an [`IcError`], classifying it once.
-fn classify<E>(operation: &'static str, err: SdkError<E, HttpResponse>) -> IcError
+pub(crate) fn classify<E>(operation: &'static str, err: SdkError<E, HttpResponse>) -> IcError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {

@@ -12,7 +12,7 @@
 pub mod audit;
 mod backend;
 
-use app::domain::{Grant, GrantId, GrantRequest, GrantState};
+use app::domain::{ActivityEvent, Grant, GrantId, GrantRequest, GrantState, IpHistory};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -261,6 +261,90 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         review: &Review,
         event: NewAuditEvent,
     ) -> Result<Grant, StoreError>;
+
+    // --- evidence (issue 6): each grant's activity and investigation ------------
+    // Kept together at the end of the trait (and of `impl_store!`) so the other
+    // sections merge cleanly.
+
+    /// Stores a page of a grant's events; an event already stored for the grant (same
+    /// `event_id`) is skipped. Returns how many were new.
+    async fn insert_activity(
+        &self,
+        grant: GrantId,
+        events: &[ActivityEvent],
+    ) -> Result<u64, StoreError>;
+
+    /// At most `limit` of a grant's events in `(event_time, event_id)` order, after
+    /// `after` (keyset pagination: no page reads the rows before it).
+    async fn activity_page(
+        &self,
+        grant: GrantId,
+        after: Option<&ActivityCursor>,
+        limit: u32,
+    ) -> Result<Vec<ActivityEvent>, StoreError>;
+
+    async fn grant_evidence(&self, grant: GrantId) -> Result<Option<GrantEvidence>, StoreError>;
+
+    /// Writes the whole row (insert or replace).
+    async fn save_grant_evidence(
+        &self,
+        grant: GrantId,
+        row: &GrantEvidence,
+    ) -> Result<(), StoreError>;
+
+    /// Active and revoked grants whose evidence is due at `now`: never collected, past
+    /// `next_collection_at`, or revoked since the last collection. Oldest first.
+    async fn evidence_due(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<Grant>, StoreError>;
+
+    /// What `requester`'s other grants' activity before `before` says about `ips`:
+    /// whether there is any such activity, and which of `ips` it used.
+    async fn source_ip_history(
+        &self,
+        requester: &str,
+        exclude: GrantId,
+        ips: &[String],
+        before: DateTime<Utc>,
+    ) -> Result<IpHistory, StoreError>;
+}
+
+/// Keyset position in a grant's activity: the last event of the previous page.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct ActivityCursor {
+    pub event_time: DateTime<Utc>,
+    pub event_id: String,
+}
+
+impl ActivityCursor {
+    pub fn after(e: &ActivityEvent) -> Self {
+        Self {
+            event_time: e.event_time,
+            event_id: e.event_id.clone(),
+        }
+    }
+}
+
+/// The evidence bookkeeping of one grant: the collection schedule, what the activity
+/// says (`summary`, JSON of [`app::domain::EvidenceSummary`]) and the investigation
+/// (`investigation`, JSON of [`app::domain::InvestigationSummary`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GrantEvidence {
+    pub collections: i64,
+    pub last_collected_at: Option<DateTime<Utc>>,
+    /// Collected once the real window had closed.
+    pub window_close_collected_at: Option<DateTime<Utc>>,
+    /// Collected once the real window plus CloudTrail's delivery delay had passed.
+    pub final_collected_at: Option<DateTime<Utc>>,
+    pub next_collection_at: Option<DateTime<Utc>>,
+    /// Failed attempts in a row, and the last failure.
+    pub attempts: i64,
+    pub last_error: Option<String>,
+    pub summary: Option<String>,
+    /// The `AWSReservedSSO_…` role ARN, once resolved.
+    pub role_arn: Option<String>,
+    /// Written right after `StartInvestigation` answers, before it is polled.
+    pub investigation_id: Option<String>,
+    pub investigation_status: Option<String>,
+    pub investigation: Option<String>,
 }
 
 /// What the deciding policy records on a new grant.

@@ -11,6 +11,7 @@ mod api_v1;
 mod auth;
 mod aws_errors;
 mod crash;
+mod evidence;
 mod helpers;
 mod http;
 mod moto;
