@@ -38,7 +38,9 @@ use figment::{Figment, Metadata, Profile, Provider, Source};
 use serde::Deserialize;
 
 mod auth;
+mod notify;
 pub use auth::{OidcConfig, SessionConfig};
+pub use notify::{EmailConfig, NotifyConfig, SlackConfig, SmtpTls, WebhookConfig};
 
 /// The file read when [`load`] is given no path and `TIMEBOX_CONFIG` is not set.
 pub const DEFAULT_CONFIG_FILE: &str = "timebox.toml";
@@ -87,6 +89,10 @@ const KEYS: &[(&str, &[&str])] = &[
     ("log", &["format", "level"]),
     ("oidc", auth::OIDC_KEYS),
     ("session", auth::SESSION_KEYS),
+    ("notify", notify::NOTIFY_KEYS),
+    ("notify.slack", notify::SLACK_KEYS),
+    ("notify.email", notify::EMAIL_KEYS),
+    ("notify.webhook", notify::WEBHOOK_KEYS),
 ];
 
 const MAX_SHUTDOWN_GRACE: Duration = Duration::from_secs(10 * 60);
@@ -112,6 +118,8 @@ pub struct Config {
     /// `[oidc]`; `None` when `oidc.issuer` is not set (nobody can sign in).
     pub oidc: Option<OidcConfig>,
     pub session: SessionConfig,
+    /// `[notify]` and its channels.
+    pub notify: NotifyConfig,
 }
 
 /// `[server]`: where Timebox listens and how it is reached.
@@ -602,6 +610,7 @@ pub fn load_from(figment: Figment) -> Result<Config, ConfigError> {
         log: check.log(raw.log),
         oidc,
         session,
+        notify: check.notify(raw.notify),
     };
     match ConfigError::from_many(check.errors) {
         None => Ok(config),
@@ -760,6 +769,7 @@ struct RawConfig {
     log: RawLog,
     oidc: auth::RawOidc,
     session: auth::RawSession,
+    notify: notify::RawNotify,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -77,7 +77,11 @@ impl GrantService {
                 "approvals_required": request.approvals_required,
             }),
         };
-        Ok(self.store.create_grant(id, &request, now, event).await?)
+        let notifications = crate::notify::for_new_request(id, request.approvals_required, now);
+        Ok(self
+            .store
+            .create_grant(id, &request, now, event, notifications)
+            .await?)
     }
 
     /// Takes `action` on grant `id` as `actor`, re-reading and re-deciding if another
@@ -139,7 +143,17 @@ impl GrantService {
                     serde_json::json!({"have": p.have, "required": p.required}),
                 );
             }
+            let notifications = crate::notify::for_transition(
+                &grant,
+                action,
+                &outcome,
+                to,
+                actor,
+                reason.as_deref(),
+                now,
+            );
             let change = Change {
+                notifications,
                 grant_id: id,
                 expected_version: grant.version,
                 from: grant.state,

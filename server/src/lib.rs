@@ -12,6 +12,7 @@
 //! - [`http`]: routes, health checks, `/metrics` and the Leptos handler;
 //! - [`identity_center`]: IAM Identity Center behind a trait, over the AWS SDK;
 //! - [`reaper`]: the background job that provisions, revokes and reconciles;
+//! - [`notify`]: notifications (Slack, email, signed webhook) through an outbox;
 //! - [`metrics`]: the Prometheus registry;
 //! - [`telemetry`]: structured logs.
 
@@ -23,6 +24,7 @@ pub mod grants;
 pub mod http;
 pub mod identity_center;
 pub mod metrics;
+pub mod notify;
 pub mod reaper;
 pub mod store;
 pub mod telemetry;
@@ -50,6 +52,8 @@ pub enum StartError {
     },
     #[error(transparent)]
     Auth(#[from] auth::AuthStartError),
+    #[error(transparent)]
+    Notify(#[from] notify::channels::ChannelError),
     #[error("the server stopped: {0}")]
     Serve(std::io::Error),
 }
@@ -67,6 +71,8 @@ pub struct Services {
     pub access: access::GuardedGrants,
     pub metrics: Arc<metrics::Metrics>,
     pub identity_center: Arc<dyn identity_center::IdentityCenter>,
+    /// The configured notification channels.
+    pub channels: notify::channels::Channels,
 }
 
 impl Services {
@@ -100,6 +106,7 @@ impl Services {
             )
             .await,
         );
+        let channels = notify::channels::Channels::from_config(&config)?;
         Ok(Self {
             config,
             store,
@@ -109,6 +116,7 @@ impl Services {
             access,
             metrics,
             identity_center,
+            channels,
         })
     }
 
@@ -137,9 +145,28 @@ impl Services {
     }
 }
 
-/// Binds, starts the reaper (unless `reaper.enabled = false`), serves until
-/// `shutdown` resolves, then drains in-flight requests for at most
-/// `server.shutdown_grace` and lets the reaper finish its current pass.
+impl Services {
+    /// The notification worker over these services: recipients from configuration
+    /// and the identity store.
+    pub fn notify_worker(&self) -> notify::NotifyWorker {
+        notify::NotifyWorker::new(
+            self.store.clone(),
+            self.clock.clone(),
+            self.metrics.clone(),
+            self.channels.clone(),
+            Arc::new(notify::DirectoryRecipients::from_config(
+                &self.config,
+                self.identity_center.clone(),
+            )),
+            notify::WorkerSettings::from_config(&self.config),
+        )
+    }
+}
+
+/// Binds, starts the reaper (unless `reaper.enabled = false`) and the notification
+/// worker, serves until `shutdown` resolves, then drains in-flight requests for at
+/// most `server.shutdown_grace` and lets the reaper and the worker finish their
+/// current pass.
 pub async fn run(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
@@ -155,7 +182,10 @@ pub async fn run(
         .config
         .reaper
         .enabled
-        .then(|| tokio::spawn(Arc::new(services.reaper()).run(reaper_stopped)));
+        .then(|| tokio::spawn(Arc::new(services.reaper()).run(reaper_stopped.clone())));
+    // The worker runs even without channels: it records every event as fanned out
+    // (to nobody), so turning a channel on later does not flood it with old events.
+    let notifier = tokio::spawn(Arc::new(services.notify_worker()).run(reaper_stopped));
     let result = serve(services, listener, async move {
         shutdown.await;
         let _ = stop_reaper.send(true);
@@ -165,6 +195,9 @@ pub async fn run(
         if tokio::time::timeout(grace, handle).await.is_err() {
             tracing::warn!("the reaper was still working after the shutdown grace period; it resumes from the database at the next start");
         }
+    }
+    if tokio::time::timeout(grace, notifier).await.is_err() {
+        tracing::warn!("the notification worker was still sending after the shutdown grace period; undelivered notifications are sent at the next start");
     }
     result
 }

@@ -13,6 +13,7 @@ mod crash;
 mod helpers;
 mod http;
 mod moto;
+mod notify;
 mod provider;
 mod reaper;
 mod startup;
