@@ -962,6 +962,30 @@ crate::on_both_backends!(
     a_rolled_back_change_announces_nothing,
 );
 
+/// `run` delivers in the background and stops when asked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_worker_runs_in_the_background_and_stops() {
+    let db = TestDb::sqlite().await;
+    let rig = Rig::new(&db).await;
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let handle = tokio::spawn(Arc::new(rig.worker()).run(stopped));
+    rig.request(1).await;
+    for _ in 0..100 {
+        if !rig.smtpd.messages().is_empty() && rig.receiver.webhook().len() == 1 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(rig.smtpd.messages().len(), 1);
+    assert_eq!(rig.receiver.slack().len(), 1);
+    assert_eq!(rig.receiver.webhook().len(), 1);
+    stop.send(true).unwrap();
+    tokio::time::timeout(std::time::Duration::from_secs(5), handle)
+        .await
+        .expect("the worker stops")
+        .unwrap();
+}
+
 /// Addresses from the identity store (moto): group members by display name, a
 /// requester never among their own approvers, a person by userName, a missing group
 /// ignored.
