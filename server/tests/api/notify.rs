@@ -960,6 +960,7 @@ crate::on_both_backends!(
     a_bad_signature_is_refused_and_eventually_abandoned,
     a_crash_between_change_and_delivery_delivers_later_once,
     a_rolled_back_change_announces_nothing,
+    the_real_server_delivers_after_a_restart_once,
 );
 
 /// `run` delivers in the background and stops when asked.
@@ -984,6 +985,70 @@ async fn the_worker_runs_in_the_background_and_stops() {
         .await
         .expect("the worker stops")
         .unwrap();
+}
+
+/// The real binary: a request committed while no server runs is delivered when one
+/// starts; a restart sends nothing again.
+async fn the_real_server_delivers_after_a_restart_once(db: &TestDb) {
+    let rig = Rig::new(db).await;
+    rig.clock.set(Utc::now());
+    let g = rig.request(1).await;
+    let dir = tempfile::tempdir().unwrap();
+    let start = || {
+        let port = free_port();
+        Command::new(env!("CARGO_BIN_EXE_timebox"))
+            .current_dir(dir.path())
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("TIMEBOX_DATABASE__URL", db.url())
+            .env("TIMEBOX_SERVER__BIND", format!("127.0.0.1:{port}"))
+            .env("TIMEBOX_SERVER__PUBLIC_URL", PUBLIC_URL)
+            .env("TIMEBOX_REAPER__ENABLED", "false")
+            .env("TIMEBOX_NOTIFY__INTERVAL", "1s")
+            .env("TIMEBOX_NOTIFY__EMAIL__SMTP_HOST", "127.0.0.1")
+            .env(
+                "TIMEBOX_NOTIFY__EMAIL__SMTP_PORT",
+                rig.smtpd.port.to_string(),
+            )
+            .env("TIMEBOX_NOTIFY__EMAIL__TLS", "none")
+            .env(
+                "TIMEBOX_NOTIFY__EMAIL__FROM",
+                "Timebox <timebox@example.com>",
+            )
+            .env(
+                "TIMEBOX_NOTIFY__EMAIL__APPROVERS_TO",
+                "leads@example.com, oncall@example.com",
+            )
+            .env(
+                "TIMEBOX_NOTIFY__WEBHOOK__URL",
+                format!("{}/webhook", rig.receiver.url),
+            )
+            .env("TIMEBOX_NOTIFY__WEBHOOK__SECRET", WEBHOOK_SECRET)
+            .env("TIMEBOX_LOG__LEVEL", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start the timebox binary")
+    };
+    let mut server = start();
+    for _ in 0..150 {
+        if rig.smtpd.messages().len() == 2 && rig.receiver.webhook().len() == 1 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    server.kill().unwrap();
+    server.wait().unwrap();
+    assert_eq!(rig.smtpd.messages().len(), 2, "one per approver address");
+    assert_eq!(rig.receiver.webhook().len(), 1);
+    assert!(unfold_qp(&rig.smtpd.messages()[0]).contains(&format!("{PUBLIC_URL}/grants/{}", g.id)));
+    let mut server = start();
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    server.kill().unwrap();
+    server.wait().unwrap();
+    assert_eq!(rig.smtpd.messages().len(), 2, "nothing is sent twice");
+    assert_eq!(rig.receiver.webhook().len(), 1);
+    assert_eq!(rig.receiver.rejected(), 0);
 }
 
 /// Addresses from the identity store (moto): group members by display name, a
