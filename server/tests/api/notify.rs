@@ -918,6 +918,32 @@ async fn a_crash_between_change_and_delivery_delivers_later_once(db: &TestDb) {
     assert!(ds.iter().all(|d| d.state == "delivered"), "{ds:?}");
 }
 
+/// Two workers (two replicas) on one database: every delivery is sent exactly once.
+async fn two_workers_send_each_delivery_once(db: &TestDb) {
+    let rig = Rig::new(db).await;
+    for _ in 0..12 {
+        rig.request(1).await;
+    }
+    let (a, b) = (rig.worker(), rig.worker());
+    for _ in 0..3 {
+        let (ra, rb) = tokio::join!(a.pass(), b.pass());
+        ra.unwrap();
+        rb.unwrap();
+    }
+    assert_eq!(rig.smtpd.messages().len(), 12);
+    assert_eq!(rig.receiver.slack().len(), 12);
+    assert_eq!(rig.receiver.webhook().len(), 12);
+    let ids: std::collections::HashSet<String> = rig
+        .receiver
+        .webhook()
+        .iter()
+        .map(|r| r.body["delivery_id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(ids.len(), 12, "no delivery twice");
+    let stats = rig.store.outbox_stats().await.unwrap();
+    assert_eq!((stats.pending_deliveries, stats.unfanned_events), (0, 0));
+}
+
 /// Notifications commit or roll back with their change.
 async fn a_rolled_back_change_announces_nothing(db: &TestDb) {
     let rig = Rig::new(db).await;
@@ -961,6 +987,7 @@ crate::on_both_backends!(
     a_crash_between_change_and_delivery_delivers_later_once,
     a_rolled_back_change_announces_nothing,
     the_real_server_delivers_after_a_restart_once,
+    two_workers_send_each_delivery_once,
 );
 
 /// `run` delivers in the background and stops when asked.
