@@ -2,7 +2,7 @@
 // file, and a headless Chromium, for the browser tests. Nothing here is a stand-in:
 // the tests talk to the binary that ships.
 import { spawn } from 'node:child_process';
-import { mkdtempSync, mkdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -130,6 +130,21 @@ export async function startTimebox({ signIn = false, aws = null } = {}) {
         }
       : {}),
   };
+  if (aws) {
+    // Who may ask for what in the browser tests (docs/policy.md): the demo
+    // requesters (and admins) ask, the approvers group decides, one approval.
+    const policy = join(dir, 'policy.toml');
+    writeFileSync(policy, `[[policy]]
+name = "e2e-one-approval"
+requesters = ["group:timebox-requesters", "group:timebox-admins"]
+accounts = ["*"]
+permission_sets = ["AdministratorAccess", "ReadOnlyAccess", "DatabaseAdmin"]
+max_duration = "4h"
+approvers = ["group:timebox-approvers", "group:timebox-admins"]
+approvals_required = 1
+`);
+    env.TIMEBOX_POLICY__FILE = policy;
+  }
   const child = spawn(bin, [], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   child.stdout.on('data', (d) => (output += d));

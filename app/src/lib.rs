@@ -64,6 +64,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/active") view=pages::ActivePage/>
                     <Route path=path!("/history") view=pages::HistoryPage/>
                     <Route path=path!("/admin") view=pages::AdminPage/>
+                    <Route path=path!("/admin/policies") view=pages::PoliciesPage/>
                 </Routes>
             </main>
         </Router>

@@ -12,6 +12,9 @@
 //! PostgreSQL URL must name an empty database (it is migrated and filled). See
 //! docs/benchmarks.md for recorded figures.
 
+// The Leptos pages are deeply nested view types; laying them out needs more than
+// the default depth.
+#![recursion_limit = "256"]
 #![expect(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -222,6 +225,7 @@ async fn main() {
         name: "Audrey".into(),
         roles: RoleSet::of(&[Role::Auditor]),
         mfa: true,
+        groups: Vec::new(),
     };
 
     type Make = fn(&mut Rng) -> HistoryQuery;

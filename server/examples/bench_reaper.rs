@@ -11,6 +11,9 @@
 //! `--rate` is the AWS call rate limit (`aws.max_calls_per_second`, 0 = none). Without
 //! `--moto-url` a `moto_server` is started on a free port. See docs/benchmarks.md.
 
+// The Leptos pages are deeply nested view types; laying them out needs more than
+// the default depth.
+#![recursion_limit = "256"]
 #![expect(
     clippy::unwrap_used,
     clippy::expect_used,

@@ -181,6 +181,9 @@ impl GuardedGrants {
         id: GrantId,
         comment: Option<String>,
     ) -> Result<Grant, AccessError> {
+        if caller.roles().is_empty() {
+            self.check(caller, Operation::ReviewGrant, None)?;
+        }
         let grant = self
             .grants
             .store()
@@ -211,6 +214,11 @@ impl GuardedGrants {
         id: GrantId,
         reason: Option<String>,
     ) -> Result<Applied, AccessError> {
+        // Refuse a caller who could never do this before saying whether the grant
+        // exists.
+        if caller.roles().is_empty() {
+            self.check(caller, op, None)?;
+        }
         let grant = self
             .grants
             .store()

@@ -142,6 +142,8 @@ pub fn router(services: Services) -> Router {
         .route("/api/v1/active", get(active))
         .route("/api/v1/admin/status", get(admin_status))
         .route("/api/v1/admin/catalog/sync", post(sync_catalog))
+        .route("/api/v1/admin/policies", get(policies))
+        .route("/api/v1/grants/{id}/review", post(review))
         .route("/api/v1/events", get(events))
         .route("/api/v1/{*rest}", axum::routing::any(not_found))
         .with_state(state)
@@ -162,9 +164,12 @@ async fn request_options(State(s): State<ApiState>, Who(c): Who) -> ApiResult<Re
     Ok(Json(s.dashboard.request_options(&c).await?).into_response())
 }
 
+// Missing values are the backend's to refuse (after the caller is checked).
 #[derive(Debug, Deserialize)]
 struct OtherPathsQuery {
+    #[serde(default)]
     account_id: String,
+    #[serde(default)]
     permission_set: String,
 }
 
@@ -271,10 +276,14 @@ async fn revoke(
     Ok(Json(s.dashboard.revoke(&c, &id, given(b.comment)).await?))
 }
 
+// Missing values read as empty: the backend checks the caller first, then names
+// the wrong field.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Extension {
+    #[serde(default)]
     duration: String,
+    #[serde(default)]
     justification: String,
     #[serde(default)]
     ticket: String,
@@ -303,6 +312,23 @@ async fn active(State(s): State<ApiState>, Who(c): Who) -> ApiResult<Response> {
 
 async fn admin_status(State(s): State<ApiState>, Who(c): Who) -> ApiResult<Response> {
     Ok(Json(s.dashboard.admin_status(&c).await?).into_response())
+}
+
+async fn policies(
+    State(s): State<ApiState>,
+    Who(c): Who,
+    Params(q): Params<app::api::PolicyQuery>,
+) -> ApiResult<Response> {
+    Ok(Json(s.dashboard.policies(&c, q).await?).into_response())
+}
+
+async fn review(
+    State(s): State<ApiState>,
+    Who(c): Who,
+    Path(id): Path<String>,
+    Body_(b): Body_<Comment>,
+) -> ApiResult<Json<Grant>> {
+    Ok(Json(s.dashboard.review(&c, &id, given(b.comment)).await?))
 }
 
 async fn sync_catalog(State(s): State<ApiState>, Who(c): Who) -> ApiResult<Response> {
@@ -601,6 +627,7 @@ pub fn openapi_document(public_url: &str) -> serde_json::Value {
             "/api/v1/grants/{id}/deny": action("Deny a pending request", "Approvers and admins, never the requester."),
             "/api/v1/grants/{id}/cancel": action("Withdraw a request before it starts", "The requester, or an admin."),
             "/api/v1/grants/{id}/revoke": action("End an active grant now", "The requester (\"I'm done\"), approvers and admins."),
+            "/api/v1/grants/{id}/review": action("Record the review of a break-glass grant", "Approvers named by its policy, auditors and admins; never its requester."),
             "/api/v1/grants/{id}/extend": { "post": { "summary": "Ask for more time on one's own approved or active grant", "parameters": id_param,
                 "requestBody": { "required": true, "content": { "application/json": { "schema": { "type": "object", "required": ["duration", "justification"], "properties": {
                     "duration": { "type": "string", "examples": ["1h"] }, "justification": { "type": "string" }, "ticket": { "type": "string" } } } } } },
@@ -608,6 +635,11 @@ pub fn openapi_document(public_url: &str) -> serde_json::Value {
             "/api/v1/inbox": { "get": { "summary": "Pending requests the caller may decide", "responses": with_errors(json!({ "200": ok("oldest first", json!({ "type": "array" })) })) } },
             "/api/v1/active": { "get": { "summary": "Grants active now and revoked grants still in their tail", "responses": with_errors(json!({ "200": ok("active first, then tails", json!({ "type": "array" })) })) } },
             "/api/v1/admin/status": { "get": { "summary": "Catalog, reaper health, drift reports (admins)", "responses": with_errors(json!({ "200": ok("the status", json!({ "type": "object" })) })) } },
+            "/api/v1/admin/policies": { "get": { "summary": "The policies in force, the file's reload status, and who can request what, approved by whom (admins)", "parameters": [
+                { "name": "user", "in": "query", "required": false, "description": "user:<id>, group:<name> or a person id", "schema": { "type": "string" } },
+                { "name": "account", "in": "query", "required": false, "schema": { "type": "string" } },
+                { "name": "permission_set", "in": "query", "required": false, "schema": { "type": "string" } }
+            ], "responses": with_errors(json!({ "200": ok("policies and the answer", json!({ "type": "object" })) })) } },
             "/api/v1/admin/catalog/sync": { "post": { "summary": "Re-read the catalog from Identity Center now (admins)", "responses": with_errors(json!({ "200": ok("the catalog's state", json!({ "type": "object" })) })) } },
             "/api/v1/events": { "get": { "summary": "Server-sent events: `grant` {id, state, version} when a grant the caller may see changes; `reload` when the page should re-read", "responses": with_errors(json!({ "200": { "description": "an event stream", "content": { "text/event-stream": {} } } })) } },
             "/api/v1/openapi.json": { "get": { "summary": "This document", "responses": { "200": ok("OpenAPI 3.1", json!({ "type": "object" })) } } }
@@ -669,6 +701,8 @@ mod tests {
             "/api/v1/grants/{id}/cancel",
             "/api/v1/grants/{id}/revoke",
             "/api/v1/grants/{id}/extend",
+            "/api/v1/grants/{id}/review",
+            "/api/v1/admin/policies",
             "/api/v1/inbox",
             "/api/v1/active",
             "/api/v1/admin/status",
@@ -680,6 +714,6 @@ mod tests {
         ] {
             assert!(paths.contains_key(p), "{p} is not documented");
         }
-        assert_eq!(paths.len(), 17, "a documented path has no route here");
+        assert_eq!(paths.len(), 19, "a documented path has no route here");
     }
 }

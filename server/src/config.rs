@@ -39,8 +39,10 @@ use serde::Deserialize;
 
 mod auth;
 mod evidence;
+mod notify;
 pub use auth::{OidcConfig, SessionConfig};
 pub use evidence::{is_graph_arn, EvidenceConfig, EvidenceSource};
+pub use notify::{EmailConfig, NotifyConfig, SlackConfig, SmtpTls, WebhookConfig};
 
 /// The file read when [`load`] is given no path and `TIMEBOX_CONFIG` is not set.
 pub const DEFAULT_CONFIG_FILE: &str = "timebox.toml";
@@ -95,6 +97,10 @@ const KEYS: &[(&str, &[&str])] = &[
     ("session", auth::SESSION_KEYS),
     ("policy", &["file", "poll_interval"]),
     ("evidence", evidence::EVIDENCE_KEYS),
+    ("notify", notify::NOTIFY_KEYS),
+    ("notify.slack", notify::SLACK_KEYS),
+    ("notify.email", notify::EMAIL_KEYS),
+    ("notify.webhook", notify::WEBHOOK_KEYS),
 ];
 
 const MAX_SHUTDOWN_GRACE: Duration = Duration::from_secs(10 * 60);
@@ -120,6 +126,8 @@ pub struct Config {
     /// `[oidc]`; `None` when `oidc.issuer` is not set (nobody can sign in).
     pub oidc: Option<OidcConfig>,
     pub session: SessionConfig,
+    /// `[notify]` and its channels.
+    pub notify: NotifyConfig,
     /// `[evidence]`: activity collection and Detective.
     pub evidence: EvidenceConfig,
     pub policy: PolicyConfig,
@@ -645,6 +653,7 @@ pub fn load_from(figment: Figment) -> Result<Config, ConfigError> {
         session,
         policy: check.policy(raw.policy),
         evidence,
+        notify: check.notify(raw.notify),
     };
     match ConfigError::from_many(check.errors) {
         None => Ok(config),
@@ -803,6 +812,7 @@ struct RawConfig {
     log: RawLog,
     oidc: auth::RawOidc,
     session: auth::RawSession,
+    notify: notify::RawNotify,
     evidence: evidence::RawEvidence,
     policy: RawPolicy,
 }

@@ -27,6 +27,8 @@ pub const HISTORY_DEFAULT_LIMIT: u32 = 50;
 pub const HISTORY_MAX_LIMIT: u32 = 500;
 /// Lists that are not paged (my grants, inbox, active now) show at most this many.
 const LIST_LIMIT: u32 = 200;
+/// Activity events shown on a grant's page (the evidence pack has them all).
+const GRANT_PAGE_EVENTS: u32 = 100;
 
 #[derive(Debug, Clone)]
 pub struct Dashboard {
@@ -107,7 +109,7 @@ impl Dashboard {
         let store = &self.services.store;
         let nodes = store.catalog_nodes().await.map_err(store_error)?;
         let mut accounts = account_choices(&nodes);
-        accounts.sort_by(|a, b| a.name.to_lowercase().cmp(&b.name.to_lowercase()));
+        accounts.sort_by_key(|a| a.name.to_lowercase());
         let mut permission_sets: Vec<PermissionSetChoice> = store
             .catalog_permission_sets()
             .await
@@ -159,9 +161,23 @@ impl Dashboard {
             .iter()
             .filter(|x| x.id != g.id && x.activated_at.is_some())
             .collect();
+        let mut flagged = 0;
+        for x in &used {
+            let summary = self
+                .services
+                .store
+                .grant_evidence(x.id)
+                .await
+                .map_err(store_error)?
+                .and_then(|e| e.summary)
+                .and_then(|s| serde_json::from_str::<app::domain::EvidenceSummary>(&s).ok());
+            if summary.is_some_and(|s| !s.flags.is_empty()) {
+                flagged += 1;
+            }
+        }
         Ok(RecentUse {
             grants_30d: used.len() as u32,
-            flagged_30d: 0,
+            flagged_30d: flagged,
         })
     }
 
@@ -426,6 +442,19 @@ impl Backend for Dashboard {
                 principal: v["principal_id"].as_str().unwrap_or_default().to_owned(),
             })
             .collect();
+        let evidence_service = &self.services.evidence;
+        let evidence = evidence_service
+            .summary(caller, id)
+            .await
+            .map_err(access_error)?;
+        let activity_events = evidence_service
+            .events(caller, id, None, GRANT_PAGE_EVENTS)
+            .await
+            .map_err(access_error)?;
+        let investigation = evidence_service
+            .investigation(caller, id)
+            .await
+            .map_err(access_error)?;
         let policy = self.services.auth.policy();
         let requester = &grant.request.requester;
         let may = |op| authorize(&policy, caller, op, Some(requester)).is_ok();
@@ -455,6 +484,7 @@ impl Backend for Dashboard {
                 && matches!(state, GrantState::Active | GrantState::Approved)
                 && may(Operation::RequestGrant),
             can_revoke: !mine && state == GrantState::Active && may(Operation::RevokeGrantEarly),
+            can_review: !mine && grant.awaits_review() && may(Operation::ReviewGrant),
             audit: events
                 .into_iter()
                 .map(|e| AuditEntry {
@@ -473,7 +503,9 @@ impl Backend for Dashboard {
             approvals,
             chain,
             other_paths,
-            evidence: None,
+            evidence,
+            events: activity_events,
+            investigation,
         })
     }
 
@@ -735,6 +767,52 @@ impl Backend for Dashboard {
             drift,
             active,
         })
+    }
+
+    async fn policies(
+        &self,
+        caller: &Caller,
+        query: PolicyQuery,
+    ) -> Result<PoliciesView, ApiError> {
+        self.allow(caller, Operation::ReadAdminStatus, None)?;
+        let given = |s: &str| Some(s.trim()).filter(|s| !s.is_empty()).map(str::to_owned);
+        let (user, account, ps) = (
+            given(&query.user),
+            given(&query.account),
+            given(&query.permission_set),
+        );
+        if let Some(a) = &account {
+            app::domain::AccountId::parse(a)?;
+        }
+        let policy = &self.services.policy;
+        let rows = policy
+            .explain(user.as_deref(), account.as_deref(), ps.as_deref())
+            .await
+            .map_err(store_error)?;
+        Ok(PoliciesView {
+            reload: policy.reload_status(),
+            policies: policy
+                .current()
+                .policies
+                .iter()
+                .map(|p| p.rule.clone())
+                .collect(),
+            rows,
+        })
+    }
+
+    async fn review(
+        &self,
+        caller: &Caller,
+        id: &str,
+        comment: Option<String>,
+    ) -> Result<Grant, ApiError> {
+        let id = GrantId::parse(id)?;
+        self.services
+            .access
+            .review(caller, id, comment)
+            .await
+            .map_err(access_error)
     }
 
     async fn sync_catalog(&self, caller: &Caller) -> Result<CatalogStatus, ApiError> {

@@ -190,7 +190,15 @@ impl GrantService {
         };
         let grant = match self
             .store
-            .create_policy_grant(id, &request, &stamp, now, event)
+            .create_policy_grant(id, &request, &stamp, now, event, {
+                let mut n = crate::notify::for_new_request(id, request.approvals_required, now);
+                if break_glass {
+                    n.push(
+                        crate::notify::NotificationEvent::BreakGlassUsed.into_notification(id, now),
+                    );
+                }
+                n
+            })
             .await
         {
             Ok(g) => g,
@@ -338,7 +346,17 @@ impl GrantService {
                     serde_json::json!({"have": p.have, "required": p.required}),
                 );
             }
+            let notifications = crate::notify::for_transition(
+                &grant,
+                action,
+                &outcome,
+                to,
+                actor,
+                reason.as_deref(),
+                now,
+            );
             let change = Change {
+                notifications,
                 grant_id: id,
                 expected_version: grant.version,
                 from: grant.state,

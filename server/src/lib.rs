@@ -16,10 +16,15 @@
 //! - [`reaper`]: the background job that provisions, revokes and reconciles;
 //! - [`evidence`]: each grant's CloudTrail activity, its Detective investigation
 //!   and the evidence pack;
+//! - [`notify`]: notifications (Slack, email, signed webhook) through an outbox;
 //! - [`metrics`]: the Prometheus registry;
 //! - [`policy`]: the policy file (who may ask for what, approved by whom), reloaded
 //!   on SIGHUP and on change;
 //! - [`telemetry`]: structured logs.
+
+// The Leptos pages are deeply nested view types; laying them out needs more than
+// the default depth.
+#![recursion_limit = "256"]
 
 pub mod access;
 pub mod api_v1;
@@ -32,6 +37,7 @@ pub mod grants;
 pub mod http;
 pub mod identity_center;
 pub mod metrics;
+pub mod notify;
 pub mod policy;
 pub mod reaper;
 pub mod store;
@@ -62,6 +68,8 @@ pub enum StartError {
     Auth(#[from] auth::AuthStartError),
     #[error(transparent)]
     Policy(#[from] policy::PolicyLoadError),
+    #[error(transparent)]
+    Notify(#[from] notify::channels::ChannelError),
     #[error("the server stopped: {0}")]
     Serve(std::io::Error),
 }
@@ -79,6 +87,8 @@ pub struct Services {
     pub access: access::GuardedGrants,
     pub metrics: Arc<metrics::Metrics>,
     pub identity_center: Arc<dyn identity_center::IdentityCenter>,
+    /// The configured notification channels.
+    pub channels: notify::channels::Channels,
     /// The policy file in force: entitlements, "who can request what", reload status.
     pub policy: policy::PolicyService,
     /// Each grant's evidence as people read it (summary, events, investigation).
@@ -140,6 +150,7 @@ impl Services {
             access.clone(),
             config.evidence.source.as_str(),
         );
+        let channels = notify::channels::Channels::from_config(&config)?;
         Ok(Self {
             config,
             store,
@@ -152,6 +163,7 @@ impl Services {
             policy,
             evidence,
             evidence_sources,
+            channels,
         })
     }
 
@@ -195,9 +207,28 @@ impl Services {
     }
 }
 
-/// Binds, starts the reaper (unless `reaper.enabled = false`), serves until
-/// `shutdown` resolves, then drains in-flight requests for at most
-/// `server.shutdown_grace` and lets the reaper finish its current pass.
+impl Services {
+    /// The notification worker over these services: recipients from configuration
+    /// and the identity store.
+    pub fn notify_worker(&self) -> notify::NotifyWorker {
+        notify::NotifyWorker::new(
+            self.store.clone(),
+            self.clock.clone(),
+            self.metrics.clone(),
+            self.channels.clone(),
+            Arc::new(notify::DirectoryRecipients::from_config(
+                &self.config,
+                self.identity_center.clone(),
+            )),
+            notify::WorkerSettings::from_config(&self.config),
+        )
+    }
+}
+
+/// Binds, starts the reaper (unless `reaper.enabled = false`) and the notification
+/// worker, serves until `shutdown` resolves, then drains in-flight requests for at
+/// most `server.shutdown_grace` and lets the reaper and the worker finish their
+/// current pass.
 pub async fn run(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
@@ -214,7 +245,10 @@ pub async fn run(
         .config
         .reaper
         .enabled
-        .then(|| tokio::spawn(Arc::new(services.reaper()).run(reaper_stopped)));
+        .then(|| tokio::spawn(Arc::new(services.reaper()).run(reaper_stopped.clone())));
+    // The worker runs even without channels: it records every event as fanned out
+    // (to nobody), so turning a channel on later does not flood it with old events.
+    let notifier = tokio::spawn(Arc::new(services.notify_worker()).run(reaper_stopped));
     let result = serve(services, listener, async move {
         shutdown.await;
         let _ = stop_reaper.send(true);
@@ -225,6 +259,9 @@ pub async fn run(
         if tokio::time::timeout(grace, handle).await.is_err() {
             tracing::warn!("the reaper was still working after the shutdown grace period; it resumes from the database at the next start");
         }
+    }
+    if tokio::time::timeout(grace, notifier).await.is_err() {
+        tracing::warn!("the notification worker was still sending after the shutdown grace period; undelivered notifications are sent at the next start");
     }
     result
 }

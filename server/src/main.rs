@@ -1,6 +1,10 @@
 //! `timebox [--config FILE]`: loads and validates the configuration, then serves until
 //! SIGINT/SIGTERM. A bad configuration stops start-up with the fix in the message.
 
+// The Leptos pages are deeply nested view types; laying them out needs more than
+// the default depth.
+#![recursion_limit = "256"]
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 

@@ -3,8 +3,8 @@
 //! handed to whoever records.
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+    Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec,
+    Opts, Registry, TextEncoder,
 };
 
 #[derive(Debug, Clone)]
@@ -22,6 +22,17 @@ pub struct Metrics {
     pub aws_call_errors: IntCounterVec,
     /// Grants by state, refreshed by the reaper.
     pub grants_by_state: IntGaugeVec,
+    // --- notifications ------------------------------------------------------------
+    /// Deliveries accepted by their receiver, by channel.
+    pub notifications_delivered: IntCounterVec,
+    /// Failed delivery attempts (each retry counts), by channel.
+    pub notifications_failed: IntCounterVec,
+    /// Deliveries given up, by channel.
+    pub notifications_abandoned: IntCounterVec,
+    /// Pending deliveries plus events not fanned out yet.
+    pub notification_outbox_depth: IntGauge,
+    /// Age of the oldest undelivered notification, in seconds (0 when none).
+    pub notification_oldest_undelivered: Gauge,
 }
 
 impl Metrics {
@@ -71,6 +82,40 @@ impl Metrics {
         let grants_by_state =
             IntGaugeVec::new(Opts::new("timebox_grants", "Grants by state"), &["state"])
                 .expect("metric");
+        let notifications_delivered = IntCounterVec::new(
+            Opts::new(
+                "timebox_notifications_delivered_total",
+                "Notifications accepted by their receiver, by channel",
+            ),
+            &["channel"],
+        )
+        .expect("metric");
+        let notifications_failed = IntCounterVec::new(
+            Opts::new(
+                "timebox_notifications_failed_total",
+                "Failed notification delivery attempts, by channel",
+            ),
+            &["channel"],
+        )
+        .expect("metric");
+        let notifications_abandoned = IntCounterVec::new(
+            Opts::new(
+                "timebox_notifications_abandoned_total",
+                "Notifications given up after notify.retry_for or a permanent refusal, by channel",
+            ),
+            &["channel"],
+        )
+        .expect("metric");
+        let notification_outbox_depth = IntGauge::new(
+            "timebox_notification_outbox_depth",
+            "Pending notification deliveries plus events not fanned out yet",
+        )
+        .expect("metric");
+        let notification_oldest_undelivered = Gauge::new(
+            "timebox_notification_oldest_undelivered_seconds",
+            "Age of the oldest undelivered notification (0 when none)",
+        )
+        .expect("metric");
         for c in [
             Box::new(reaper_lag.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(reaper_queue_depth.clone()),
@@ -78,6 +123,11 @@ impl Metrics {
             Box::new(aws_call_seconds.clone()),
             Box::new(aws_call_errors.clone()),
             Box::new(grants_by_state.clone()),
+            Box::new(notifications_delivered.clone()),
+            Box::new(notifications_failed.clone()),
+            Box::new(notifications_abandoned.clone()),
+            Box::new(notification_outbox_depth.clone()),
+            Box::new(notification_oldest_undelivered.clone()),
         ] {
             registry.register(c).expect("unique metric names");
         }
@@ -89,6 +139,11 @@ impl Metrics {
             aws_call_seconds,
             aws_call_errors,
             grants_by_state,
+            notifications_delivered,
+            notifications_failed,
+            notifications_abandoned,
+            notification_outbox_depth,
+            notification_oldest_undelivered,
         }
     }
 

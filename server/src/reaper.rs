@@ -148,6 +148,9 @@ enum Step {
     Nothing,
 }
 
+/// Failed revocation attempts after which people are told (once per grant).
+pub const REVOCATION_ALERT_AFTER: i64 = 3;
+
 /// `grant_aws.shared_with` of a grant that rides on a standing assignment.
 const STANDING: &str = r#"{"standing_assignment":true}"#;
 
@@ -572,6 +575,19 @@ impl Reaper {
             .with_label_values(&[step, kind])
             .inc();
         tracing::warn!(grant = %g.id, step, attempts = w.attempts, next_attempt_at = ?w.next_attempt_at, error, "reaper step failed; will retry");
+        if step == "revoke" && w.attempts >= REVOCATION_ALERT_AFTER {
+            // Tell people once (the event is deduplicated per grant); a failure to
+            // enqueue must not stop the revocation from being retried.
+            let event = crate::notify::NotificationEvent::RevocationFailing {
+                attempts: w.attempts,
+                error: error.to_owned(),
+            };
+            if let Err(e) =
+                crate::notify::enqueue(self.store.as_ref(), g.id, event, self.clock.now()).await
+            {
+                tracing::error!(grant = %g.id, error = %e, "cannot enqueue the revocation-failing notification");
+            }
+        }
         Ok(Step::Retry)
     }
 
@@ -1222,6 +1238,15 @@ mod tests {
             Err(none())
         }
         async fn list_assignments(&self, _: &str, _: &str) -> Result<Vec<Assignment>, IcError> {
+            Err(none())
+        }
+        async fn group_members(&self, _: &str) -> Result<Vec<String>, IcError> {
+            Err(none())
+        }
+        async fn user_contact(
+            &self,
+            _: &str,
+        ) -> Result<crate::identity_center::UserContact, IcError> {
             Err(none())
         }
     }

@@ -74,6 +74,19 @@ pub trait Backend: Send + Sync + std::fmt::Debug + 'static {
     async fn admin_status(&self, caller: &Caller) -> Result<AdminStatus, ApiError>;
 
     async fn sync_catalog(&self, caller: &Caller) -> Result<CatalogStatus, ApiError>;
+
+    /// The effective policies and "who can request what, approved by whom" (admins).
+    async fn policies(&self, caller: &Caller, query: PolicyQuery)
+        -> Result<PoliciesView, ApiError>;
+
+    /// Records the review of a break-glass grant (approvers, auditors, admins; never
+    /// its requester).
+    async fn review(
+        &self,
+        caller: &Caller,
+        id: &str,
+        comment: Option<String>,
+    ) -> Result<Grant, ApiError>;
 }
 
 /// How the server hands the backend to pages and server functions (as context).

@@ -2,7 +2,10 @@
 //! compiled into the browser bundle too; every list is already authorized for the
 //! caller that asked.
 
-use crate::domain::{FieldError, Grant, GrantState};
+use crate::domain::{
+    ActivityEvent, EvidenceSummary, ExplainRow, FieldError, Grant, GrantState,
+    InvestigationSummary, Policy, ReloadStatus,
+};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -44,7 +47,8 @@ impl ApiError {
     /// The HTTP status the JSON API answers with.
     pub fn status(&self) -> u16 {
         match self.code.as_str() {
-            "invalid_field" | "bad_request" => 422,
+            "bad_request" => 400,
+            "invalid_field" => 422,
             "sign_in_required" => 401,
             "forbidden" | "own_request" | "self_decision" | "mfa_required" | "not_an_approver"
             | "no_policy_file" => 403,
@@ -91,7 +95,10 @@ impl leptos::server_fn::error::FromServerFnError for ApiError {
 
 /// A request as typed into the form or posted to `POST /api/v1/grants`. Strings,
 /// parsed on the server by the same domain rules the form runs while typing.
+/// Missing keys read as empty, so the answer names the first wrong field (after the
+/// caller is checked) instead of refusing the body as a whole.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct RequestForm {
     pub account_id: String,
     pub permission_set: String,
@@ -242,8 +249,14 @@ pub struct GrantDetail {
     pub can_finish: bool,
     pub can_extend: bool,
     pub can_revoke: bool,
-    /// Activity evidence, once collected (JSON as the evidence module stores it).
-    pub evidence: Option<serde_json::Value>,
+    /// A break-glass grant that owes a review this viewer may record.
+    pub can_review: bool,
+    /// What CloudTrail showed, once activity was collected.
+    pub evidence: Option<EvidenceSummary>,
+    /// The first events (the evidence pack has them all).
+    pub events: Vec<ActivityEvent>,
+    /// The Amazon Detective investigation of the role over the real window.
+    pub investigation: Option<InvestigationSummary>,
 }
 
 /// Filters of the history (all optional; all given must match).
@@ -409,4 +422,24 @@ impl RequestForm {
             approvals_required: offer.map_or(1, |o| o.approvals_required),
         })
     }
+}
+
+/// "Who can request what, approved by whom": filters of the admin's policy page.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PolicyQuery {
+    /// `user:<id>`, `group:<name>` or a bare person id.
+    #[serde(default)]
+    pub user: String,
+    #[serde(default)]
+    pub account: String,
+    #[serde(default)]
+    pub permission_set: String,
+}
+
+/// The policies in force, the state of the file, and the answer to a query.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PoliciesView {
+    pub reload: ReloadStatus,
+    pub policies: Vec<Policy>,
+    pub rows: Vec<ExplainRow>,
 }

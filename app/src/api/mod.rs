@@ -166,3 +166,15 @@ pub async fn sync_catalog() -> Result<CatalogStatus, ApiError> {
     let (caller, backend) = ctx()?;
     backend.sync_catalog(&caller).await
 }
+
+#[server(endpoint = "policies")]
+pub async fn get_policies(query: PolicyQuery) -> Result<PoliciesView, ApiError> {
+    let (caller, backend) = ctx()?;
+    backend.policies(&caller, query).await
+}
+
+#[server(endpoint = "review_grant")]
+pub async fn review_grant(id: String, comment: Option<String>) -> Result<Grant, ApiError> {
+    let (caller, backend) = ctx()?;
+    backend.review(&caller, &id, given(comment)).await
+}

@@ -47,6 +47,7 @@ fn AdminView(
             <ActionForm action=sync>
                 <button type="submit" data-testid="sync-catalog">"Sync now"</button>
             </ActionForm>
+            <p><a href="/admin/policies">"Policies: who can request what, approved by whom"</a></p>
         </section>
         <section aria-labelledby="reaper-title">
             <h2 id="reaper-title">"Reaper"</h2>

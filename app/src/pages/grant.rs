@@ -4,11 +4,14 @@
 //! hash-chain check. Readable without JavaScript.
 
 use crate::api::{
-    get_grant_detail, CancelGrant, DecideGrant, ExtendGrant, GrantDetail, RevokeGrant,
+    get_grant_detail, CancelGrant, DecideGrant, ExtendGrant, GrantDetail, ReviewGrant, RevokeGrant,
 };
-use crate::components::{use_refresh, ErrorNote, MaybeWhen, StateBadge, Timeline, When};
+use crate::components::{
+    use_refresh, ActivityMarks, ErrorNote, MaybeWhen, StateBadge, Timeline, When,
+};
 use crate::domain::{
-    fmt_minutes, format_human, Grant, PortalSession, SessionDuration, WindowInputs, Windows,
+    fmt_minutes, format_human, EvidenceSummary, Grant, PortalSession, SessionDuration,
+    WindowInputs, Windows,
 };
 use chrono::Utc;
 use leptos::form::ActionForm;
@@ -33,6 +36,26 @@ pub fn windows_of(g: &Grant, portal_seconds: i64, ps_seconds: Option<i64>) -> Op
         observed: None,
     })
     .ok()
+}
+
+/// The windows again with what the evidence observed, so the observed window and
+/// the evidence bound (last credential issuance + session) are shown.
+fn narrowed(g: &Grant, w: Windows, evidence: Option<&EvidenceSummary>) -> Windows {
+    let Some(observed) = evidence.and_then(EvidenceSummary::observed) else {
+        return w;
+    };
+    let Some(activated_at) = g.activated_at else {
+        return w;
+    };
+    Windows::compute(&WindowInputs {
+        activated_at,
+        revoked_at: g.revoked_at,
+        planned_end: g.ends_at.unwrap_or(w.granted.end),
+        portal_session: w.portal_session,
+        permission_set_session: w.permission_set_session,
+        observed: Some(observed),
+    })
+    .unwrap_or(w)
 }
 
 /// "Access until …; sessions opened before then can last until … because …".
@@ -128,12 +151,25 @@ fn GrantView(
 ) -> impl IntoView {
     let g = d.grant.clone();
     let id = g.id;
+    let review = ServerAction::<ReviewGrant>::new();
+    let refresh = use_refresh();
+    Effect::new(move |_| {
+        if review.version().get() > 0 {
+            refresh.update(|n| *n += 1);
+        }
+    });
     let windows = windows_of(
         &g,
         d.portal_session_seconds,
         d.permission_set_session_seconds,
-    );
+    )
+    .map(|w| narrowed(&g, w, d.evidence.as_ref()));
     let preview = g.activated_at.is_none();
+    let activity = ActivityMarks {
+        first: d.evidence.as_ref().and_then(|e| e.first_activity),
+        last: d.evidence.as_ref().and_then(|e| e.last_activity),
+        events: d.events.iter().map(|e| e.event_time).collect(),
+    };
     let now = Utc::now();
     let approvals_have = d
         .approvals
@@ -185,7 +221,7 @@ fn GrantView(
             </dl>
             {windows.map(|w| view! { <WindowSentence windows=w preview=preview/> })}
             {other_paths}
-            <Timeline grant=g.clone() approvals=d.approvals.clone() windows=windows now=now/>
+            <Timeline grant=g.clone() approvals=d.approvals.clone() windows=windows activity=activity now=now/>
         </section>
 
         <section aria-labelledby="approvals-title">
@@ -220,6 +256,29 @@ fn GrantView(
                 </ActionForm>
             })}
         </section>
+
+        {g.break_glass.then(|| view! {
+            <section aria-labelledby="bg-title" data-testid="break-glass">
+                <h2 id="bg-title">"Break-glass"</h2>
+                {match (g.reviewed_by.clone(), g.reviewed_at) {
+                    (Some(who), Some(at)) => view! {
+                        <p class="ok-note">"Reviewed by " <strong>{who}</strong> " " <When at=at/>
+                            {g.review_comment.clone().map(|c| view! { ": " <q>{c}</q> })}</p>
+                    }.into_any(),
+                    _ => view! { <p class="warning">"Used without approval: a review is owed."</p> }.into_any(),
+                }}
+                {d.can_review.then(|| view! {
+                    <ActionForm action=review attr:class="decide">
+                        <input type="hidden" name="id" value=id.to_string()/>
+                        <div class="field">
+                            <label for="review-comment">"Review"</label>
+                            <input id="review-comment" name="comment" type="text" required maxlength="500"/>
+                        </div>
+                        <button type="submit" data-testid="review">"Record the review"</button>
+                    </ActionForm>
+                })}
+            </section>
+        })}
 
         {(d.can_cancel || d.can_revoke || d.can_finish || d.can_extend).then(|| view! {
             <section aria-labelledby="actions-title">
@@ -267,14 +326,77 @@ fn GrantView(
             </section>
         })}
 
-        <section aria-labelledby="evidence-title">
+        <section aria-labelledby="evidence-title" data-testid="evidence">
             <h2 id="evidence-title">"Evidence"</h2>
             {match d.evidence.clone() {
-                Some(e) => view! { <pre class="evidence">{serde_json::to_string_pretty(&e).unwrap_or_default()}</pre> }.into_any(),
                 None => view! {
-                    <p class="muted">"No activity has been collected for this grant yet."</p>
+                    <p class="muted">"No activity has been collected for this grant yet (it is collected while the grant is active, when its real window closes, and once more after CloudTrail's delivery delay)."</p>
+                }.into_any(),
+                Some(e) => view! {
+                    <p data-testid="activity-summary">
+                        {format!("{} CloudTrail event{} ({} errors, {} access denied) from {} source IP{}",
+                            e.event_count, if e.event_count == 1 { "" } else { "s" },
+                            e.error_count, e.access_denied_count,
+                            e.distinct_source_ips, if e.distinct_source_ips == 1 { "" } else { "s" })}
+                        {e.first_activity.zip(e.last_activity).map(|(f, l)| view! {
+                            "; observed from " <When at=f/> " to " <When at=l/>
+                        })}
+                        "."
+                        {(!e.covers_tail).then_some(" Collection is not final yet: later activity may still arrive.")}
+                    </p>
+                    {(!e.flags.is_empty()).then(|| view! {
+                        <ul class="flags" data-testid="flags">
+                            {e.flags.iter().map(|f| view! {
+                                <li class="warning" data-flag=f.title()><strong>{f.title()}</strong>": " {f.describe()}</li>
+                            }).collect_view()}
+                        </ul>
+                    })}
+                    {(!e.source_ips.is_empty()).then(|| view! {
+                        <p class="muted">"Source IPs: " {e.source_ips.join(", ")}</p>
+                    })}
                 }.into_any(),
             }}
+            {d.investigation.clone().map(|i| view! {
+                <div class="investigation" data-testid="investigation">
+                    <h3>"Amazon Detective investigation"</h3>
+                    <p>
+                        "Severity " <strong data-testid="severity">{i.severity.map_or("not yet known", |s| s.as_str())}</strong>
+                        ", status " {i.status.as_str()} ", over " <When at=i.scope.start/> " – " <When at=i.scope.end/> "."
+                    </p>
+                    <p class="warning" role="note">{i.shared_role_note.clone()}</p>
+                    {(!i.indicators.is_empty()).then(|| view! {
+                        <ul class="indicators">
+                            {i.indicators.iter().map(|x| view! { <li><strong>{x.title().to_owned()}</strong>": " {x.summary.clone()}</li> }).collect_view()}
+                        </ul>
+                    })}
+                    <p>
+                        <a href=i.links.investigation.clone() rel="external noopener" target="_blank">"Open the investigation in Detective"</a>
+                        {i.links.role_session.clone().map(|l| view! { " · " <a href=l rel="external noopener" target="_blank">"This person's role session"</a> })}
+                        {i.links.role.clone().map(|l| view! { " · " <a href=l rel="external noopener" target="_blank">"The role (everyone)"</a> })}
+                    </p>
+                </div>
+            })}
+            {(!d.events.is_empty()).then(|| view! {
+                <details>
+                    <summary>{format!("Events ({} shown)", d.events.len())}</summary>
+                    <div class="table-wrap">
+                        <table class="events">
+                            <thead><tr><th scope="col">"When"</th><th scope="col">"Event"</th><th scope="col">"Region"</th><th scope="col">"Source IP"</th><th scope="col">"Error"</th></tr></thead>
+                            <tbody>
+                                {d.events.iter().map(|e| view! {
+                                    <tr>
+                                        <td><When at=e.event_time/></td>
+                                        <td>{format!("{} ({})", e.event_name, e.event_source)}</td>
+                                        <td>{e.aws_region.clone().unwrap_or_default()}</td>
+                                        <td>{e.source_ip.clone().unwrap_or_default()}</td>
+                                        <td>{e.error_code.clone().unwrap_or_default()}</td>
+                                    </tr>
+                                }).collect_view()}
+                            </tbody>
+                        </table>
+                    </div>
+                </details>
+            })}
             <p>
                 <a href=format!("/grants/{id}/evidence.html") rel="external">"Evidence pack (printable)"</a>
                 " · "

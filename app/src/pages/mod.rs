@@ -8,6 +8,7 @@ mod grants;
 mod history;
 mod home;
 mod inbox;
+mod policies;
 mod request;
 
 pub use access::YourAccess;
@@ -18,6 +19,7 @@ pub use grants::MyGrantsPage;
 pub use history::HistoryPage;
 pub use home::HomePage;
 pub use inbox::InboxPage;
+pub use policies::PoliciesPage;
 pub use request::RequestPage;
 
 use leptos::prelude::*;

@@ -120,7 +120,7 @@ pub(super) const SESSION_KEYS: &[&str] = &["idle_timeout", "absolute_timeout", "
 
 /// A list of words: a TOML array of strings, or (from an environment variable) one
 /// string of comma-separated words.
-fn parse_list(value: &Value, example: &str) -> Result<Vec<String>, Problem> {
+pub(super) fn parse_list(value: &Value, example: &str) -> Result<Vec<String>, Problem> {
     let items: Vec<String> = match value {
         Value::Array(_, items) => items
             .iter()
@@ -138,7 +138,7 @@ fn parse_list(value: &Value, example: &str) -> Result<Vec<String>, Problem> {
     Ok(items.into_iter().filter(|s| !s.is_empty()).collect())
 }
 
-fn parse_http_url(value: &Value, example: &str, what: &str) -> Result<String, Problem> {
+pub(super) fn parse_http_url(value: &Value, example: &str, what: &str) -> Result<String, Problem> {
     let s = expect_str(value, example)?.trim();
     match url::Url::parse(s) {
         Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {

@@ -439,6 +439,29 @@ impl Collector {
         summary.collections = u32::try_from(ev.collections + 1).unwrap_or(u32::MAX);
         summary.collected_at = Some(now);
         summary.covers_tail = phase == Phase::Final;
+        // Tell people as soon as a session is seen in use after revocation (once per
+        // grant: the outbox drops a repeated event).
+        if let Some(app::domain::ActivityFlag::AfterRevocation {
+            count,
+            first_at,
+            last_at,
+        }) = summary
+            .flags
+            .iter()
+            .find(|f| matches!(f, app::domain::ActivityFlag::AfterRevocation { .. }))
+        {
+            crate::notify::enqueue(
+                self.store.as_ref(),
+                g.id,
+                crate::notify::NotificationEvent::ActivityAfterRevocation {
+                    first_at: *first_at,
+                    last_at: *last_at,
+                    events: *count,
+                },
+                now,
+            )
+            .await?;
+        }
         Ok((summary, sink.inserted))
     }
 
@@ -558,6 +581,26 @@ impl Collector {
                 ev.next_collection_at = Some(ev.next_collection_at.map_or(poll, |n| n.min(poll)));
             } else {
                 tracing::info!(grant = %g.id, investigation = %id, status = state.status.as_str(), severity = ?state.severity, "Detective investigation finished");
+                if let Some(sev) = state.severity.filter(|s| {
+                    matches!(
+                        s,
+                        app::domain::InvestigationSeverity::High
+                            | app::domain::InvestigationSeverity::Critical
+                    )
+                }) {
+                    // Before the state is saved: a crash in between enqueues again, and
+                    // the outbox keeps one event per investigation.
+                    crate::notify::enqueue(
+                        self.store.as_ref(),
+                        g.id,
+                        crate::notify::NotificationEvent::InvestigationSevere {
+                            investigation_id: id.clone(),
+                            severity: sev.as_str().to_owned(),
+                        },
+                        now,
+                    )
+                    .await?;
+                }
                 // Back to the collection schedule.
                 if ev.final_collected_at.is_none() {
                     ev.next_collection_at = Some(

@@ -69,6 +69,14 @@ impl UserMatch {
     }
 }
 
+/// A person's name and addresses in the identity store (for notifications).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserContact {
+    pub user_name: String,
+    /// Primary first.
+    pub emails: Vec<String>,
+}
+
 /// What kind of failure an AWS call had.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IcErrorKind {
@@ -156,4 +164,13 @@ pub trait IdentityCenter: Send + Sync + std::fmt::Debug + 'static {
         account_id: &str,
         permission_set_arn: &str,
     ) -> Result<Vec<Assignment>, IcError>;
+
+    // --- notifications: recipients --------------------------------------------
+
+    /// The user ids of the members of the group whose display name is `display_name`;
+    /// a `NotFound` error when there is no such group.
+    async fn group_members(&self, display_name: &str) -> Result<Vec<String>, IcError>;
+
+    /// A user's userName and email addresses (`DescribeUser`).
+    async fn user_contact(&self, user_id: &str) -> Result<UserContact, IcError>;
 }

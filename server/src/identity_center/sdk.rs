@@ -12,7 +12,7 @@
 
 use super::{
     Assignment, IcError, IcErrorKind, IdentityCenter, IdentityError, Instance, Operation,
-    OperationStatus, PermissionSetInfo, UserMatch,
+    OperationStatus, PermissionSetInfo, UserContact, UserMatch,
 };
 use crate::config::{AwsConfig, IdentityCenterConfig};
 use crate::metrics::Metrics;
@@ -674,5 +674,92 @@ impl IdentityCenter for SdkIdentityCenter {
             }
         }
         Ok(all)
+    }
+
+    // --- notifications: recipients --------------------------------------------
+
+    async fn group_members(&self, display_name: &str) -> Result<Vec<String>, IcError> {
+        let store_id = self.identity_store_id().await?;
+        let ids = &self.clients.identity_store;
+        let attribute = aws_sdk_identitystore::types::UniqueAttribute::builder()
+            .attribute_path("displayName")
+            .attribute_value(aws_smithy_types::Document::String(display_name.to_owned()))
+            .build()
+            .map_err(|e| IcError {
+                operation: "GetGroupId",
+                kind: IcErrorKind::Permanent,
+                code: "ConstructionFailure".to_owned(),
+                message: e.to_string(),
+            })?;
+        let group = self
+            .call("GetGroupId", async {
+                ids.get_group_id()
+                    .identity_store_id(&store_id)
+                    .alternate_identifier(
+                        aws_sdk_identitystore::types::AlternateIdentifier::UniqueAttribute(
+                            attribute,
+                        ),
+                    )
+                    .send()
+                    .await
+                    .map_err(|e| classify("GetGroupId", e))
+            })
+            .await?
+            .group_id()
+            .to_owned();
+        let mut users = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let out = self
+                .call("ListGroupMemberships", async {
+                    ids.list_group_memberships()
+                        .identity_store_id(&store_id)
+                        .group_id(&group)
+                        .set_next_token(token.clone())
+                        .send()
+                        .await
+                        .map_err(|e| classify("ListGroupMemberships", e))
+                })
+                .await?;
+            users.extend(
+                out.group_memberships()
+                    .iter()
+                    .filter_map(|m| m.member_id())
+                    .filter_map(|m| m.as_user_id().ok())
+                    .cloned(),
+            );
+            token = out.next_token().map(str::to_owned);
+            if token.is_none() {
+                break;
+            }
+        }
+        Ok(users)
+    }
+
+    async fn user_contact(&self, user_id: &str) -> Result<UserContact, IcError> {
+        let store_id = self.identity_store_id().await?;
+        let out = self
+            .call("DescribeUser", async {
+                self.clients
+                    .identity_store
+                    .describe_user()
+                    .identity_store_id(&store_id)
+                    .user_id(user_id)
+                    .send()
+                    .await
+                    .map_err(|e| classify("DescribeUser", e))
+            })
+            .await?;
+        let mut emails: Vec<(bool, String)> = out
+            .emails()
+            .iter()
+            .filter_map(|e| e.value().map(|v| (!e.primary(), v.to_owned())))
+            .collect();
+        // Primary first (false sorts before true), then as listed.
+        emails.sort_by_key(|(not_primary, _)| *not_primary);
+        Ok(UserContact {
+            user_name: out.user_name().unwrap_or(user_id).to_owned(),
+            emails: emails.into_iter().map(|(_, v)| v).collect(),
+        })
     }
 }

@@ -98,6 +98,9 @@ pub struct Change {
     pub patch: GrantPatch,
     pub decision: Option<Approval>,
     pub event: NewAuditEvent,
+    /// Notifications the change causes, written to the outbox in the same transaction
+    /// (so a committed change is always announced, and a rolled-back one never is).
+    pub notifications: Vec<NewNotification>,
 }
 
 /// Filters for listing grants. All given filters must match.
@@ -128,13 +131,15 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// The database answers.
     async fn ping(&self) -> Result<(), StoreError>;
 
-    /// Stores a new pending request and its `requested` audit event, in one transaction.
+    /// Stores a new pending request, its `requested` audit event and the notifications
+    /// it causes, in one transaction.
     async fn create_grant(
         &self,
         id: GrantId,
         request: &GrantRequest,
         at: DateTime<Utc>,
         event: NewAuditEvent,
+        notifications: Vec<NewNotification>,
     ) -> Result<Grant, StoreError>;
 
     async fn get_grant(&self, id: GrantId) -> Result<Option<Grant>, StoreError>;
@@ -230,6 +235,89 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         states: &[GrantState],
     ) -> Result<Vec<(Grant, GrantAws)>, StoreError>;
 
+    // --- notifications: the outbox (server/src/notify) -------------------------
+    //
+    // Events are written with the change that causes them (`Change::notifications`,
+    // `create_grant`) or by `enqueue_notifications`; the worker fans each event out
+    // into one delivery per (channel, recipient) and delivers those with a lease.
+
+    /// Writes events that are not part of a state change. An event whose
+    /// `dedupe_key` is already stored is skipped, so enqueueing is idempotent.
+    /// Returns how many were new.
+    async fn enqueue_notifications(&self, events: &[NewNotification]) -> Result<u64, StoreError>;
+
+    /// Events not yet fanned out whose `fan_out_after` has come, oldest first.
+    async fn notification_events_to_fan_out(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<NotificationEventRecord>, StoreError>;
+
+    async fn notification_event(
+        &self,
+        id: uuid::Uuid,
+    ) -> Result<Option<NotificationEventRecord>, StoreError>;
+
+    /// Writes the deliveries of `event` (an existing (event, channel, recipient) is
+    /// kept as it is) and, when `complete`, marks the event fanned out, in one
+    /// transaction. An incomplete fan-out (some recipients could not be resolved) is
+    /// done again later; the rows already written are not duplicated.
+    async fn fan_out_notification(
+        &self,
+        event: uuid::Uuid,
+        deliveries: &[NewDelivery],
+        at: DateTime<Utc>,
+        complete: bool,
+    ) -> Result<(), StoreError>;
+
+    /// Recipients could not be resolved: try the fan-out again after `retry_at`.
+    async fn notification_fan_out_failed(
+        &self,
+        event: uuid::Uuid,
+        retry_at: DateTime<Utc>,
+        error: &str,
+    ) -> Result<(), StoreError>;
+
+    /// Claims up to `limit` pending deliveries that are due at `now` and not leased
+    /// by someone else, leasing them to `owner` until `lease_until` (one conditional
+    /// update; `FOR UPDATE SKIP LOCKED` on PostgreSQL).
+    async fn claim_deliveries(
+        &self,
+        owner: &str,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<Delivery>, StoreError>;
+
+    /// The delivery was accepted by its receiver: it is never sent again.
+    async fn mark_delivered(&self, id: uuid::Uuid, at: DateTime<Utc>) -> Result<(), StoreError>;
+
+    /// A failed attempt by `owner`: retried at `next_attempt_at`, or given up
+    /// (`abandon`). Does nothing if the delivery is no longer pending.
+    async fn record_delivery_failure(
+        &self,
+        id: uuid::Uuid,
+        owner: &str,
+        next_attempt_at: DateTime<Utc>,
+        error: &str,
+        abandon: bool,
+    ) -> Result<(), StoreError>;
+
+    /// Pending deliveries, events not fanned out yet, and the oldest of either.
+    async fn outbox_stats(&self) -> Result<OutboxStats, StoreError>;
+
+    /// Every delivery of the events of one grant, oldest first (for the grant page,
+    /// operators and tests).
+    async fn grant_deliveries(&self, grant: GrantId) -> Result<Vec<DeliveryStatus>, StoreError>;
+
+    /// Active grants whose end falls in `(after, until]`, soonest first.
+    async fn grants_ending_between(
+        &self,
+        after: DateTime<Utc>,
+        until: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<Grant>, StoreError>;
+
     // --- policy (issue 7): requests under a policy, pending expiry, reviews ------
 
     /// Stores a new pending request with what its deciding policy records
@@ -245,6 +333,7 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
         stamp: &PolicyStamp,
         at: DateTime<Utc>,
         event: NewAuditEvent,
+        notifications: Vec<NewNotification>,
     ) -> Result<Grant, StoreError>;
 
     /// Pending grants the reaper settles at `now`: those past `expires_at` (to
@@ -345,6 +434,78 @@ pub struct GrantEvidence {
     pub investigation_id: Option<String>,
     pub investigation_status: Option<String>,
     pub investigation: Option<String>,
+}
+
+// --- notifications: the outbox ------------------------------------------------------
+
+/// An event to tell people about, as it is written to the outbox.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewNotification {
+    /// The event id every delivery carries (receivers deduplicate on it).
+    pub id: uuid::Uuid,
+    /// At most one event per key is ever stored.
+    pub dedupe_key: String,
+    pub kind: crate::notify::NotificationKind,
+    pub grant_id: Option<GrantId>,
+    /// What happened, beyond the grant itself (who decided, the error, …).
+    pub details: serde_json::Value,
+    pub at: DateTime<Utc>,
+}
+
+/// A stored event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NotificationEventRecord {
+    pub id: uuid::Uuid,
+    pub kind: crate::notify::NotificationKind,
+    pub grant_id: Option<GrantId>,
+    pub details: serde_json::Value,
+    pub created_at: DateTime<Utc>,
+    pub fanned_out_at: Option<DateTime<Utc>>,
+}
+
+/// One delivery to write when an event is fanned out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewDelivery {
+    pub channel: String,
+    /// An email address, or [`crate::notify::CHANNEL_WIDE`].
+    pub recipient: String,
+}
+
+/// A claimed delivery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    pub id: uuid::Uuid,
+    pub event_id: uuid::Uuid,
+    pub channel: String,
+    pub recipient: String,
+    /// Failed attempts so far.
+    pub attempts: i64,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Where a delivery stands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DeliveryStatus {
+    pub id: uuid::Uuid,
+    pub event_id: uuid::Uuid,
+    pub kind: String,
+    pub channel: String,
+    pub recipient: String,
+    /// `pending`, `delivered` or `abandoned`.
+    pub state: String,
+    pub attempts: i64,
+    pub next_attempt_at: DateTime<Utc>,
+    pub last_error: Option<String>,
+    pub delivered_at: Option<DateTime<Utc>>,
+}
+
+/// The outbox at a glance, for metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OutboxStats {
+    pub pending_deliveries: i64,
+    pub unfanned_events: i64,
+    /// The creation time of the oldest pending delivery or unfanned event.
+    pub oldest_undelivered: Option<DateTime<Utc>>,
 }
 
 /// What the deciding policy records on a new grant.

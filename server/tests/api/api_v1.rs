@@ -268,7 +268,8 @@ async fn bad_input_gets_a_4xx_and_changes_nothing(db: &TestDb) {
     let api = Api::start(db).await;
     let rita = api.client("rita").await;
     let cases: Vec<(Value, u16, &str)> = vec![
-        (json!({ "account_id": "12" }), 400, ""),
+        (json!({ "account_id": "12" }), 422, "account_id"),
+        (json!("not an object"), 400, ""),
         (
             json!({ "account_id": "12", "permission_set": "AdministratorAccess", "duration": "1h", "justification": "a long enough reason" }),
             422,

@@ -414,6 +414,18 @@ async fn revocation_retries_conflicts_and_never_gives_up() {
     assert_eq!(r.aws(&g).await.attempts, 9);
     assert_eq!(r.failures("revoke", "aws"), 1);
     assert_eq!(r.failures("revoke", "aws_permanent"), 8);
+    // People were told once, at the third failure (notifications: revocation failing).
+    let failing: Vec<_> = r
+        .store
+        .notification_events_to_fan_out(r.clock_now(), 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.kind == timebox_server::notify::NotificationKind::RevocationFailing)
+        .collect();
+    assert_eq!(failing.len(), 1, "{failing:?}");
+    assert_eq!(failing[0].details["attempts"], 3);
+    assert_eq!(failing[0].grant_id, Some(g.id));
     r.reaper.tick().await.unwrap();
     let revoked = r.state(&g).await;
     assert_eq!(revoked.state, GrantState::Revoked);

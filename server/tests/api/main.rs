@@ -2,6 +2,9 @@
 //! server (`TIMEBOX_TEST_POSTGRES_URL`, default the local one), and the real server
 //! over HTTP. Every storage test runs on both backends: `sqlite::…` and `postgres::…`.
 
+// The Leptos pages are deeply nested view types; laying them out needs more than
+// the default depth.
+#![recursion_limit = "256"]
 #![expect(
     clippy::unwrap_used,
     reason = "test helpers outside #[test] functions: a panic is how a test reports failure"
@@ -15,6 +18,7 @@ mod evidence;
 mod helpers;
 mod http;
 mod moto;
+mod notify;
 mod policy;
 mod provider;
 mod reaper;

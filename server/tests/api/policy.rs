@@ -378,6 +378,7 @@ async fn pending_requests_expire_once_even_with_two_reapers(db: &TestDb) {
                 reason: None,
                 details: serde_json::json!({}),
             },
+            Vec::new(),
         )
         .await
         .unwrap();

@@ -356,6 +356,7 @@ fn change(g: &app::domain::Grant, expected_version: i64, to: GrantState) -> Chan
             reason: None,
             details: serde_json::json!({}),
         },
+        notifications: Vec::new(),
     }
 }
 
