@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Seeds the AWS emulator (moto_server) with a small, realistic organisation for the
-local demo (.ci/dev): an organisation with two OUs and four member accounts, an IAM
-Identity Center identity store with people and groups, three permission sets, and one
-standing group assignment. Usage: seed_moto.py http://127.0.0.1:5000
+local demo (.ci/dev) and the browser tests: an organisation with two OUs and four
+member accounts, an IAM Identity Center identity store with the demo people and their
+groups, three permission sets, and one standing group assignment. Usage: seed_moto.py http://127.0.0.1:5000
 """
 import sys
 
@@ -58,16 +58,26 @@ for user, given, family in (
         Name={"GivenName": given, "FamilyName": family},
         Emails=[{"Value": f"{user}@example.com", "Primary": True}],
     )["UserId"]
+# The identity provider's groups, as SCIM provisioning mirrors them into the identity
+# store (notifications find approvers and auditors there), and a team group with a
+# standing assignment.
 groups = {
     g: ids.create_group(IdentityStoreId=store, DisplayName=g)["GroupId"]
-    for g in ("developers", "sre-leads", "security")
+    for g in (
+        "timebox-requesters",
+        "timebox-approvers",
+        "timebox-auditors",
+        "timebox-admins",
+        "developers",
+    )
 }
 for user, group in (
+    ("rita", "timebox-requesters"),
     ("rita", "developers"),
-    ("arno", "sre-leads"),
-    ("mia", "sre-leads"),
-    ("audrey", "security"),
-    ("ada", "security"),
+    ("arno", "timebox-approvers"),
+    ("mia", "timebox-approvers"),
+    ("audrey", "timebox-auditors"),
+    ("ada", "timebox-admins"),
 ):
     ids.create_group_membership(
         IdentityStoreId=store, GroupId=groups[group], MemberId={"UserId": users[user]}

@@ -10,6 +10,10 @@
 //! `app` never depends on sqlx or the AWS SDK: the server crate implements what the UI
 //! needs behind traits defined here.
 
+// The pages are deeply nested view types; laying them out (server and wasm builds)
+// needs more than the default depth.
+#![recursion_limit = "256"]
+
 pub mod api;
 pub mod components;
 pub mod domain;

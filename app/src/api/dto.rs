@@ -360,68 +360,106 @@ pub const MAX_START_AHEAD_DAYS: i64 = 30;
 impl RequestForm {
     /// Parses the form with the limits of the offer that allows it (the policy's
     /// maximum duration, minimum justification and ticket rule). The browser runs it
-    /// while the person types; the server runs it again on submit.
+    /// while the person types; the server runs it again on submit. The first wrong
+    /// field is the error; [`RequestForm::field_errors`] lists them all.
     pub fn parse(
         &self,
         requester: &crate::domain::PersonId,
         offer: Option<&Offer>,
         now: DateTime<Utc>,
     ) -> Result<crate::domain::GrantRequest, FieldError> {
-        use crate::domain::{
-            AccountId, GrantDuration, GrantRequest, Justification, PermissionSetName, TicketRef,
-        };
-        let account_id = AccountId::parse(&self.account_id)?;
-        let permission_set = PermissionSetName::parse(&self.permission_set)?;
-        let max = offer
-            .map(|o| GrantDuration::from_minutes(i64::from(o.max_duration_minutes), None))
-            .transpose()?;
-        let duration = GrantDuration::parse(&self.duration, max)?;
-        let min_chars = offer.map_or(Justification::MIN_CHARS, |o| {
-            Justification::MIN_CHARS.max(o.min_justification as usize)
-        });
-        let justification = Justification::parse_with_min(&self.justification, min_chars)?;
-        let ticket = match (self.ticket.trim(), offer) {
-            ("", Some(o)) if o.ticket_required => {
-                return Err(FieldError::new(
-                    "ticket",
-                    format!("is required by the policy {:?}", o.policy),
-                ))
-            }
-            ("", _) => None,
-            (t, _) => Some(TicketRef::parse(t)?),
-        };
-        let requested_start = match self.start_at.trim() {
-            "" => None,
-            s => {
-                let at = DateTime::parse_from_rfc3339(s)
-                    .map_err(|_| FieldError::new("start_at", "is not a date and time (RFC 3339)"))?
-                    .with_timezone(&Utc);
-                if at < now - chrono::Duration::minutes(5) {
-                    return Err(FieldError::new(
-                        "start_at",
-                        "is in the past: leave it empty to start as soon as approved",
-                    ));
-                }
-                if at > now + chrono::Duration::days(MAX_START_AHEAD_DAYS) {
-                    return Err(FieldError::new(
-                        "start_at",
-                        format!("must be within {MAX_START_AHEAD_DAYS} days"),
-                    ));
-                }
-                Some(at)
-            }
-        };
-        Ok(GrantRequest {
+        let p = self.parts(offer, now);
+        Ok(crate::domain::GrantRequest {
             requester: requester.clone(),
-            account_id,
-            permission_set,
-            justification,
-            ticket,
-            duration,
-            requested_start,
+            account_id: p.account_id?,
+            permission_set: p.permission_set?,
+            duration: p.duration?,
+            justification: p.justification?,
+            ticket: p.ticket?,
+            requested_start: p.requested_start?,
             approvals_required: offer.map_or(1, |o| o.approvals_required),
         })
     }
+
+    /// Every wrong field with its reason, in form order (the form shows them all at
+    /// once).
+    pub fn field_errors(&self, offer: Option<&Offer>, now: DateTime<Utc>) -> Vec<FieldError> {
+        let p = self.parts(offer, now);
+        [
+            p.account_id.err(),
+            p.permission_set.err(),
+            p.duration.err(),
+            p.requested_start.err(),
+            p.justification.err(),
+            p.ticket.err(),
+        ]
+        .into_iter()
+        .flatten()
+        .collect()
+    }
+
+    /// Each field parsed on its own.
+    fn parts(&self, offer: Option<&Offer>, now: DateTime<Utc>) -> Parts {
+        use crate::domain::{
+            AccountId, GrantDuration, Justification, PermissionSetName, TicketRef,
+        };
+        let max = offer
+            .map(|o| GrantDuration::from_minutes(i64::from(o.max_duration_minutes), None))
+            .transpose();
+        let min_chars = offer.map_or(Justification::MIN_CHARS, |o| {
+            Justification::MIN_CHARS.max(o.min_justification as usize)
+        });
+        Parts {
+            account_id: AccountId::parse(&self.account_id),
+            permission_set: PermissionSetName::parse(&self.permission_set),
+            duration: max.and_then(|max| GrantDuration::parse(&self.duration, max)),
+            justification: Justification::parse_with_min(&self.justification, min_chars),
+            ticket: match (self.ticket.trim(), offer) {
+                ("", Some(o)) if o.ticket_required => Err(FieldError::new(
+                    "ticket",
+                    format!("is required by the policy {:?}", o.policy),
+                )),
+                ("", _) => Ok(None),
+                (t, _) => TicketRef::parse(t).map(Some),
+            },
+            requested_start: start_at(&self.start_at, now),
+        }
+    }
+}
+
+/// The form's fields, each parsed on its own.
+struct Parts {
+    account_id: Result<crate::domain::AccountId, FieldError>,
+    permission_set: Result<crate::domain::PermissionSetName, FieldError>,
+    duration: Result<crate::domain::GrantDuration, FieldError>,
+    justification: Result<crate::domain::Justification, FieldError>,
+    ticket: Result<Option<crate::domain::TicketRef>, FieldError>,
+    requested_start: Result<Option<DateTime<Utc>>, FieldError>,
+}
+
+/// Empty: as soon as approved. Otherwise RFC 3339, not in the past (5 minutes of
+/// slack for clocks) and at most [`MAX_START_AHEAD_DAYS`] ahead.
+fn start_at(text: &str, now: DateTime<Utc>) -> Result<Option<DateTime<Utc>>, FieldError> {
+    let s = text.trim();
+    if s.is_empty() {
+        return Ok(None);
+    }
+    let at = DateTime::parse_from_rfc3339(s)
+        .map_err(|_| FieldError::new("start_at", "is not a date and time (RFC 3339)"))?
+        .with_timezone(&Utc);
+    if at < now - chrono::Duration::minutes(5) {
+        return Err(FieldError::new(
+            "start_at",
+            "is in the past: leave it empty to start as soon as approved",
+        ));
+    }
+    if at > now + chrono::Duration::days(MAX_START_AHEAD_DAYS) {
+        return Err(FieldError::new(
+            "start_at",
+            format!("must be within {MAX_START_AHEAD_DAYS} days"),
+        ));
+    }
+    Ok(Some(at))
 }
 
 /// "Who can request what, approved by whom": filters of the admin's policy page.
@@ -442,4 +480,81 @@ pub struct PoliciesView {
     pub reload: ReloadStatus,
     pub policies: Vec<Policy>,
     pub rows: Vec<ExplainRow>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn offer() -> Offer {
+        Offer {
+            account_id: "111122223333".into(),
+            account_name: "payments".into(),
+            permission_set: "AdministratorAccess".into(),
+            policy: "prod".into(),
+            max_duration_minutes: 120,
+            approvals_required: 1,
+            approvers: vec!["group:leads".into()],
+            ticket_required: true,
+            ticket_pattern: None,
+            min_justification: 20,
+            break_glass: false,
+        }
+    }
+
+    #[test]
+    fn every_wrong_field_is_named_at_once() {
+        let now = Utc::now();
+        let form = RequestForm {
+            account_id: "111122223333".into(),
+            permission_set: "AdministratorAccess".into(),
+            duration: "3h".into(),
+            justification: "too short".into(),
+            start_at: "yesterday".into(),
+            ..RequestForm::default()
+        };
+        let fields: Vec<&str> = form
+            .field_errors(Some(&offer()), now)
+            .iter()
+            .map(|e| e.field)
+            .collect();
+        assert_eq!(fields, ["duration", "start_at", "justification", "ticket"]);
+        // parse reports the first, and the policy's limits apply.
+        let me = crate::domain::PersonId::parse("rita").expect("id");
+        assert_eq!(
+            form.parse(&me, Some(&offer()), now)
+                .expect_err("wrong")
+                .field,
+            "duration"
+        );
+        let ok = RequestForm {
+            duration: "2h".into(),
+            justification: "the payments database is failing over".into(),
+            ticket: "INC-42".into(),
+            start_at: String::new(),
+            ..form
+        };
+        let request = ok.parse(&me, Some(&offer()), now).expect("valid");
+        assert_eq!(request.approvals_required, 1);
+        assert!(ok.field_errors(Some(&offer()), now).is_empty());
+    }
+
+    #[test]
+    fn api_errors_map_to_statuses() {
+        for (code, status) in [
+            ("bad_request", 400),
+            ("invalid_field", 422),
+            ("duration_too_long", 422),
+            ("sign_in_required", 401),
+            ("own_request", 403),
+            ("not_an_approver", 403),
+            ("not_found", 404),
+            ("wrong_state", 409),
+            ("cap_reached", 409),
+            ("busy", 503),
+            ("internal", 500),
+        ] {
+            assert_eq!(ApiError::new(code, "x").status(), status, "{code}");
+        }
+    }
 }

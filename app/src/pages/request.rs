@@ -104,32 +104,44 @@ fn RequestView(opts: RequestOptions) -> impl IntoView {
         extends: String::new(),
         break_glass: break_glass.get(),
     };
-    let check = Memo::new(move |_| -> Result<(), FieldError> {
-        let Some(me) = me() else {
-            return Err(FieldError::new("person", "sign in first"));
-        };
+    // Every wrong field at once, by the same rules the server applies on submit.
+    let errors = Memo::new(move |_| -> Vec<FieldError> {
+        let mut out = Vec::new();
+        if me().is_none() {
+            out.push(FieldError::new("person", "sign in first"));
+        }
+        let f = form();
         if account_id.get().is_none() {
-            return Err(FieldError::new(
+            out.push(FieldError::new(
                 "account_id",
                 "choose an account from the list (by id or name)",
             ));
-        }
-        if offer.get().is_none() {
-            return Err(FieldError::new(
+        } else if offer.get().is_none() {
+            out.push(FieldError::new(
                 "permission_set",
-                "choose a permission set you may ask for in this account",
+                if break_glass.get() {
+                    "no break-glass policy covers this permission set in this account"
+                } else {
+                    "choose a permission set you may ask for in this account"
+                },
             ));
         }
-        form()
-            .parse(&me, offer.get().as_ref(), Utc::now())
-            .map(|_| ())
-    });
-    let error_for = move |field: &'static str| {
-        move || match check.get() {
-            Err(e) if e.field == field && (tried.get() || touched(field, &form())) => {
-                Some(e.message)
+        for e in f.field_errors(offer.get().as_ref(), Utc::now()) {
+            if !out.iter().any(|o| o.field == e.field) {
+                out.push(e);
             }
-            _ => None,
+        }
+        out
+    });
+    let check = Memo::new(move |_| errors.with(|e| e.is_empty()));
+    let error_for = move |field: &'static str| {
+        move || {
+            errors.with(|errs| {
+                errs.iter()
+                    .find(|e| e.field == field)
+                    .filter(|_| tried.get() || touched(field, &form()))
+                    .map(|e| e.message.clone())
+            })
         }
     };
     let invalid = move |field: &'static str| move || error_for(field)().is_some().to_string();
@@ -184,7 +196,7 @@ fn RequestView(opts: RequestOptions) -> impl IntoView {
     let on_submit = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
         tried.set(true);
-        if check.get_untracked().is_ok() {
+        if check.get_untracked() {
             submit.dispatch(RequestGrant { form: form() });
         }
     };
