@@ -25,17 +25,30 @@ pub fn provide_live() {
     let refresh = RwSignal::new(0_u64);
     provide_context(LocalOffset(offset));
     provide_context(Refresh(refresh));
-    Effect::new(move |started: Option<bool>| {
-        if started.is_none() {
+    let viewer = super::use_viewer();
+    // In the browser only (effects do not run on the server): read the time zone once,
+    // and open the event stream once the viewer is known to be signed in (an
+    // anonymous visitor has nothing to follow, and the server would refuse).
+    Effect::new(move |opened: Option<bool>| {
+        if opened.is_none() {
             #[cfg(feature = "hydrate")]
             {
                 // JavaScript gives minutes *behind* UTC.
                 let minutes = -(js_sys::Date::new_0().get_timezone_offset() as i32);
                 offset.set(Some(minutes));
-                open_event_stream(refresh);
             }
         }
-        true
+        let signed_in = viewer
+            .get()
+            .and_then(Result::ok)
+            .is_some_and(|v| v.caller.is_signed_in());
+        let opened = opened.unwrap_or(false);
+        if signed_in && !opened {
+            #[cfg(feature = "hydrate")]
+            open_event_stream(refresh);
+            return true;
+        }
+        opened
     });
 }
 
