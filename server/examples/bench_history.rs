@@ -6,7 +6,8 @@
 //!
 //! ```text
 //! cargo run --release -p server --example bench_history -- \
-//!     [--grants 1000000] [--iterations 300] [--database sqlite://…|postgres://…]
+//!     [--grants 1000000] [--iterations 300] [--database sqlite://…|postgres://…] \
+//!     [--seed false]
 //! ```
 //! Without `--database`, a SQLite file in a temporary directory is used. A
 //! PostgreSQL URL must name an empty database (it is migrated and filled). See
@@ -68,6 +69,8 @@ struct Args {
     grants: usize,
     iterations: usize,
     database: Option<String>,
+    /// Measure a database an earlier run filled (`--seed false`).
+    seed: bool,
 }
 
 fn args() -> Args {
@@ -75,6 +78,7 @@ fn args() -> Args {
         grants: 1_000_000,
         iterations: 300,
         database: None,
+        seed: true,
     };
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
@@ -83,6 +87,7 @@ fn args() -> Args {
             "--grants" => a.grants = v.parse().expect("--grants N"),
             "--iterations" => a.iterations = v.parse().expect("--iterations N"),
             "--database" => a.database = Some(v),
+            "--seed" => a.seed = v.parse().expect("--seed true|false"),
             other => panic!("unknown argument {other}"),
         }
     }
@@ -202,7 +207,9 @@ async fn main() {
     let start = Utc::now() - ChronoDuration::days(730);
     eprintln!("seeding {} grants into {backend} …", a.grants);
     let t = Instant::now();
-    if url.starts_with("sqlite:") {
+    if !a.seed {
+        eprintln!("not seeding: measuring the grants already there");
+    } else if url.starts_with("sqlite:") {
         let store = SqliteStore::connect(&url, 2).await.expect("sqlite");
         seed!(sqlx::Sqlite, store.pool(), a.grants, start);
         sqlx::query("ANALYZE").execute(store.pool()).await.unwrap();
