@@ -13,7 +13,7 @@ use crate::dashboard::Dashboard;
 use crate::grants::GrantChange;
 use crate::Services;
 use app::api::backend::Backend;
-use app::api::{ApiError, HistoryQuery, RequestForm};
+use app::api::{given, ApiError, HistoryQuery, RequestForm};
 use app::domain::{authorize, Caller, Grant, Operation};
 use axum::body::Body;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
@@ -120,9 +120,9 @@ fn query_rejection(e: QueryRejection) -> ApiError {
     )
 }
 
-pub fn router(services: Services) -> Router {
+pub fn router(services: Services, dashboard: Dashboard) -> Router {
     let state = ApiState {
-        dashboard: Dashboard::new(services.clone()),
+        dashboard,
         services,
     };
     Router::new()
@@ -230,10 +230,6 @@ async fn read_grant(
 struct Comment {
     #[serde(default, alias = "reason")]
     comment: Option<String>,
-}
-
-fn given(text: Option<String>) -> Option<String> {
-    text.map(|t| t.trim().to_owned()).filter(|t| !t.is_empty())
 }
 
 async fn approve(

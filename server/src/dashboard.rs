@@ -10,7 +10,10 @@
 use crate::access::AccessError;
 use crate::grants::GrantError;
 use crate::identity_center::{IcError, IdentityError};
-use crate::store::{AuditEvent, CatalogNode, Cursor, GrantFilter, NodeKind, StoreError};
+use crate::policy::Catalog as PolicyCatalog;
+use crate::store::{
+    AuditEvent, CatalogNode, CatalogPermissionSet, Cursor, GrantFilter, NodeKind, StoreError,
+};
 use crate::Services;
 use app::api::backend::Backend;
 use app::api::*;
@@ -77,13 +80,31 @@ impl Dashboard {
             .map(|p| p.session_duration_seconds))
     }
 
+    /// The synced catalog, read once per call and shared by what the call derives
+    /// from it (choices, the policy's view, the admin's counts).
+    async fn catalog(&self) -> Result<CatalogSnapshot, ApiError> {
+        let store = &self.services.store;
+        Ok(CatalogSnapshot {
+            nodes: store.catalog_nodes().await.map_err(store_error)?,
+            permission_sets: store.catalog_permission_sets().await.map_err(store_error)?,
+            synced_at: store.catalog_synced_at().await.map_err(store_error)?,
+        })
+    }
+
     /// What `caller` may ask for: the policy's entitlements over the synced catalog.
-    async fn offers(&self, caller: &Caller) -> Result<Vec<Offer>, ApiError> {
-        let catalog = self.services.policy.catalog().await.map_err(store_error)?;
-        Ok(self
-            .services
+    fn offers(&self, caller: &Caller, catalog: &CatalogSnapshot) -> Vec<Offer> {
+        let policy_catalog = PolicyCatalog::new(
+            catalog.nodes.clone(),
+            catalog
+                .permission_sets
+                .iter()
+                .map(|p| p.name.clone())
+                .collect(),
+            catalog.synced_at.is_some(),
+        );
+        self.services
             .policy
-            .entitlements_for(caller, &catalog)
+            .entitlements_for(caller, &policy_catalog)
             .into_iter()
             .map(|e| {
                 let (approvals_required, approvers) = match e.approval {
@@ -104,29 +125,7 @@ impl Dashboard {
                     break_glass: e.break_glass,
                 }
             })
-            .collect())
-    }
-
-    async fn catalog_choices(
-        &self,
-    ) -> Result<(Vec<AccountChoice>, Vec<PermissionSetChoice>), ApiError> {
-        let store = &self.services.store;
-        let nodes = store.catalog_nodes().await.map_err(store_error)?;
-        let mut accounts = account_choices(&nodes);
-        accounts.sort_by_key(|a| a.name.to_lowercase());
-        let mut permission_sets: Vec<PermissionSetChoice> = store
-            .catalog_permission_sets()
-            .await
-            .map_err(store_error)?
-            .into_iter()
-            .map(|p| PermissionSetChoice {
-                name: p.name,
-                description: p.description,
-                session_seconds: p.session_duration_seconds,
-            })
-            .collect();
-        permission_sets.sort_by(|a, b| a.name.cmp(&b.name));
-        Ok((accounts, permission_sets))
+            .collect()
     }
 
     async fn approval_views(&self, id: GrantId) -> Result<Vec<ApprovalView>, ApiError> {
@@ -247,12 +246,12 @@ impl Dashboard {
                 ))
             }
         };
-        let filter = history_filter(&q)?;
+        let (filter, text) = history_filter(&q)?;
         let after = match q.cursor.trim() {
             "" => None,
             c => Some(decode_cursor(c)?),
         };
-        if let Some(text) = filter.text.clone() {
+        if let Some(text) = text {
             return self.history_text(filter, &text, after, limit).await;
         }
         // One row more than asked tells whether there is a next page.
@@ -279,12 +278,11 @@ impl Dashboard {
     /// from where the scan stopped: every page stays fast at any size of history.
     async fn history_text(
         &self,
-        mut filter: GrantFilter,
+        filter: GrantFilter,
         text: &str,
         mut after: Option<Cursor>,
         limit: u32,
     ) -> Result<HistoryPage, ApiError> {
-        filter.text = None;
         let needle = text.to_lowercase();
         let mut grants = Vec::new();
         let mut scanned = 0;
@@ -336,19 +334,13 @@ impl Dashboard {
 impl Backend for Dashboard {
     async fn request_options(&self, caller: &Caller) -> Result<RequestOptions, ApiError> {
         self.allow(caller, Operation::RequestGrant, None)?;
-        let (accounts, permission_sets) = self.catalog_choices().await?;
-        let offers = self.offers(caller).await?;
+        let catalog = self.catalog().await?;
         Ok(RequestOptions {
-            accounts,
-            permission_sets,
-            offers,
+            offers: self.offers(caller, &catalog),
+            accounts: catalog.account_choices(),
+            permission_sets: catalog.permission_set_choices(),
             portal_session_seconds: self.portal_seconds(),
-            catalog_synced_at: self
-                .services
-                .store
-                .catalog_synced_at()
-                .await
-                .map_err(store_error)?,
+            catalog_synced_at: catalog.synced_at,
         })
     }
 
@@ -439,22 +431,30 @@ impl Backend for Dashboard {
         let Caller::Person { id, .. } = caller else {
             return Err(denied(Denied::SignInRequired));
         };
-        let (accounts, permission_sets) = self.catalog_choices().await?;
+        let catalog = self.catalog().await?;
         let account_id = app::domain::AccountId::parse(&form.account_id)?;
         let ps = app::domain::PermissionSetName::parse(&form.permission_set)?;
-        if !accounts.iter().any(|a| a.id == account_id.as_str()) {
+        if !catalog
+            .nodes
+            .iter()
+            .any(|n| n.kind == NodeKind::Account && n.id == account_id.as_str())
+        {
             return Err(ApiError::field(
                 "account_id",
                 "is not an account of the organisation (as last synced)",
             ));
         }
-        if !permission_sets.iter().any(|p| p.name == ps.as_str()) {
+        if !catalog
+            .permission_sets
+            .iter()
+            .any(|p| p.name == ps.as_str())
+        {
             return Err(ApiError::field(
                 "permission_set",
                 "is not a permission set of the Identity Center instance (as last synced)",
             ));
         }
-        let offers = self.offers(caller).await?;
+        let offers = self.offers(caller, &catalog);
         let break_glass = form.break_glass;
         let offer = offers.iter().find(|o| {
             o.account_id == account_id.as_str()
@@ -648,7 +648,6 @@ impl Backend for Dashboard {
                 start_at: String::new(),
                 justification,
                 ticket,
-                extends: gid.to_string(),
                 break_glass: false,
             },
         )
@@ -769,8 +768,7 @@ impl Backend for Dashboard {
         self.allow(caller, Operation::ReadAdminStatus, None)?;
         let store = &self.services.store;
         let now = self.services.clock.now();
-        let nodes = store.catalog_nodes().await.map_err(store_error)?;
-        let permission_sets = store.catalog_permission_sets().await.map_err(store_error)?;
+        let catalog = self.catalog().await?.status();
         let oldest_due = store.reaper_due(now, 1).await.map_err(store_error)?;
         let lag_seconds = oldest_due
             .first()
@@ -819,11 +817,7 @@ impl Backend for Dashboard {
             .await
             .map_err(store_error)?;
         Ok(AdminStatus {
-            catalog: CatalogStatus {
-                synced_at: store.catalog_synced_at().await.map_err(store_error)?,
-                accounts: nodes.iter().filter(|n| n.kind == NodeKind::Account).count() as u32,
-                permission_sets: permission_sets.len() as u32,
-            },
+            catalog,
             reaper: ReaperStatus {
                 enabled: self.services.config.reaper.enabled,
                 interval_seconds: self.services.config.reaper.interval.as_secs(),
@@ -896,22 +890,50 @@ impl Backend for Dashboard {
                 ));
             }
         }
-        let store = &self.services.store;
-        Ok(CatalogStatus {
-            synced_at: store.catalog_synced_at().await.map_err(store_error)?,
-            accounts: store
-                .catalog_nodes()
-                .await
-                .map_err(store_error)?
+        Ok(self.catalog().await?.status())
+    }
+}
+
+/// The synced catalog as one call read it.
+struct CatalogSnapshot {
+    nodes: Vec<CatalogNode>,
+    permission_sets: Vec<CatalogPermissionSet>,
+    synced_at: Option<DateTime<Utc>>,
+}
+
+impl CatalogSnapshot {
+    /// Accounts for the request form, by name.
+    fn account_choices(&self) -> Vec<AccountChoice> {
+        let mut accounts = account_choices(&self.nodes);
+        accounts.sort_by_key(|a| a.name.to_lowercase());
+        accounts
+    }
+
+    /// Permission sets for the request form, by name.
+    fn permission_set_choices(&self) -> Vec<PermissionSetChoice> {
+        let mut sets: Vec<PermissionSetChoice> = self
+            .permission_sets
+            .iter()
+            .map(|p| PermissionSetChoice {
+                name: p.name.clone(),
+                description: p.description.clone(),
+                session_seconds: p.session_duration_seconds,
+            })
+            .collect();
+        sets.sort_by(|a, b| a.name.cmp(&b.name));
+        sets
+    }
+
+    fn status(&self) -> CatalogStatus {
+        CatalogStatus {
+            synced_at: self.synced_at,
+            accounts: self
+                .nodes
                 .iter()
                 .filter(|n| n.kind == NodeKind::Account)
                 .count() as u32,
-            permission_sets: store
-                .catalog_permission_sets()
-                .await
-                .map_err(store_error)?
-                .len() as u32,
-        })
+            permission_sets: self.permission_sets.len() as u32,
+        }
     }
 }
 
@@ -975,7 +997,9 @@ fn parse_bound(field: &str, v: &str, end_of_day: bool) -> Result<Option<DateTime
     Ok(t.map(|t| t.and_utc()))
 }
 
-fn history_filter(q: &HistoryQuery) -> Result<GrantFilter, ApiError> {
+/// The history's store filter, and the words the justification must contain (matched
+/// by [`Dashboard::history_text`], not by the database).
+fn history_filter(q: &HistoryQuery) -> Result<(GrantFilter, Option<String>), ApiError> {
     let text = |s: &str| Some(s.trim().to_owned()).filter(|s| !s.is_empty());
     let states = match q.state.trim() {
         "" | "all" => Vec::new(),
@@ -1002,15 +1026,17 @@ fn history_filter(q: &HistoryQuery) -> Result<GrantFilter, ApiError> {
     if q.text.chars().count() > 200 {
         return Err(ApiError::field("text", "must be at most 200 characters"));
     }
-    Ok(GrantFilter {
-        requester: text(&q.user),
-        account_id: text(&q.account),
-        permission_set: text(&q.permission_set),
-        states,
-        created_from: from,
-        created_to: to,
-        text: text(&q.text),
-    })
+    Ok((
+        GrantFilter {
+            requester: text(&q.user),
+            account_id: text(&q.account),
+            permission_set: text(&q.permission_set),
+            states,
+            created_from: from,
+            created_to: to,
+        },
+        text(&q.text),
+    ))
 }
 
 /// `<created_at in microseconds>.<grant id>`: opaque to clients, checked on the way in.
@@ -1101,7 +1127,7 @@ mod tests {
             }),
             Some("to".into())
         );
-        let ok = history_filter(&HistoryQuery {
+        let (ok, _) = history_filter(&HistoryQuery {
             from: "2026-01-01".into(),
             to: "2026-01-31".into(),
             state: "active".into(),

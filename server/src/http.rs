@@ -9,6 +9,7 @@
 use crate::auth::caller::resolve_caller;
 use crate::auth::guard::{refuse_cross_site, security_headers, CspNonce, GuardSettings};
 use crate::Services;
+use app::api::backend::SharedBackend;
 use app::domain::Caller;
 use app::{shell, App};
 use axum::body::Body;
@@ -23,10 +24,12 @@ use leptos_axum::{generate_route_list, LeptosRoutes};
 use serde_json::json;
 use std::sync::Arc;
 
-/// State for the routes: the services, and Leptos's options for the page handlers.
+/// State for the routes: the services, the dashboard's backend (built once, shared by
+/// pages, server functions and `/api/v1`), and Leptos's options for the page handlers.
 #[derive(Debug, Clone, axum::extract::FromRef)]
 pub struct AppState {
     pub services: Services,
+    pub backend: SharedBackend,
     pub leptos_options: LeptosOptions,
 }
 
@@ -42,11 +45,14 @@ pub fn leptos_options(services: &Services) -> LeptosOptions {
 pub fn router(services: Services) -> Router {
     let leptos_options = leptos_options(&services);
     let routes = generate_route_list(App);
+    let dashboard = crate::dashboard::Dashboard::new(services.clone());
+    let backend: SharedBackend = Arc::new(dashboard.clone());
     let state = AppState {
         services: services.clone(),
+        backend: backend.clone(),
         leptos_options: leptos_options.clone(),
     };
-    let context_services = services.clone();
+    let context = (services.clone(), backend);
     let auth = services.auth.clone();
     let guard = Arc::new(GuardSettings::new(
         &services.config.server.public_url,
@@ -62,7 +68,7 @@ pub fn router(services: Services) -> Router {
         .leptos_routes_with_context(
             &state,
             routes,
-            move || provide_request_context(&context_services),
+            move || provide_request_context(&context.0, &context.1),
             {
                 let options = leptos_options.clone();
                 move || shell(options.clone())
@@ -70,7 +76,7 @@ pub fn router(services: Services) -> Router {
         )
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
         .with_state(state)
-        .merge(crate::api_v1::router(services.clone()))
+        .merge(crate::api_v1::router(services.clone(), dashboard))
         .merge(crate::auth::routes::router().with_state(auth.clone()))
         .layer(axum::middleware::from_fn_with_state(auth, resolve_caller))
         .layer(sessions)
@@ -98,11 +104,9 @@ pub fn router(services: Services) -> Router {
 
 /// What every page and server function finds in its Leptos context: the services,
 /// the viewer (the caller resolved for this request) and this response's CSP nonce.
-fn provide_request_context(services: &Services) {
+fn provide_request_context(services: &Services, backend: &SharedBackend) {
     provide_context(services.clone());
-    let backend: app::api::backend::SharedBackend =
-        Arc::new(crate::dashboard::Dashboard::new(services.clone()));
-    provide_context(backend);
+    provide_context(backend.clone());
     let parts = use_context::<axum::http::request::Parts>();
     let caller = parts
         .as_ref()
@@ -117,10 +121,17 @@ fn provide_request_context(services: &Services) {
 }
 
 /// Leptos server functions (`/api/<name>`), with the same context as the pages.
-async fn server_functions(State(services): State<Services>, request: Request<Body>) -> Response {
-    leptos_axum::handle_server_fns_with_context(move || provide_request_context(&services), request)
-        .await
-        .into_response()
+async fn server_functions(
+    State(services): State<Services>,
+    State(backend): State<SharedBackend>,
+    request: Request<Body>,
+) -> Response {
+    leptos_axum::handle_server_fns_with_context(
+        move || provide_request_context(&services, &backend),
+        request,
+    )
+    .await
+    .into_response()
 }
 
 /// The process is up and serving.

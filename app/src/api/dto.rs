@@ -111,10 +111,6 @@ pub struct RequestForm {
     pub justification: String,
     #[serde(default)]
     pub ticket: String,
-    /// Set when this request extends an earlier grant (same account and permission
-    /// set): it starts now and overlaps the running one, so access is never cut short.
-    #[serde(default)]
-    pub extends: String,
     /// Break-glass: under a break-glass policy, approved at once, everyone notified,
     /// reviewed afterwards.
     #[serde(default)]

@@ -49,9 +49,10 @@ fn ctx() -> Result<(Caller, backend::SharedBackend), ApiError> {
     Ok((caller, backend))
 }
 
-/// `Some(text)` unless blank.
+/// `Some(text)` trimmed, unless blank (optional comments and reasons, from a form
+/// or the JSON API).
 #[cfg(feature = "ssr")]
-fn given(text: Option<String>) -> Option<String> {
+pub fn given(text: Option<String>) -> Option<String> {
     text.map(|t| t.trim().to_owned()).filter(|t| !t.is_empty())
 }
 

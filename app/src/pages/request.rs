@@ -101,7 +101,6 @@ fn RequestView(opts: RequestOptions) -> impl IntoView {
         start_at: start_utc().unwrap_or_else(|| "not a time".into()),
         justification: justification.get(),
         ticket: ticket.get(),
-        extends: String::new(),
         break_glass: break_glass.get(),
     };
     // Every wrong field at once, by the same rules the server applies on submit.

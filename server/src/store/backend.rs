@@ -622,17 +622,6 @@ macro_rules! impl_store {
                 if let Some(v) = filter.created_to {
                     qb.push(" AND created_at <= ").push_bind(v);
                 }
-                if let Some(v) = filter.text.as_deref().filter(|v| !v.is_empty()) {
-                    // A literal match: the pattern's own wildcards are escaped.
-                    let escaped = v
-                        .to_lowercase()
-                        .replace('\\', "\\\\")
-                        .replace('%', "\\%")
-                        .replace('_', "\\_");
-                    qb.push(" AND LOWER(justification) LIKE ")
-                        .push_bind(format!("%{escaped}%"))
-                        .push(" ESCAPE '\\'");
-                }
                 if let Some(c) = after {
                     qb.push(" AND (created_at < ")
                         .push_bind(c.created_at)

@@ -114,9 +114,6 @@ pub struct GrantFilter {
     pub created_from: Option<DateTime<Utc>>,
     /// Created at or before.
     pub created_to: Option<DateTime<Utc>>,
-    /// Text the justification contains (case-insensitive, literal: `%` and `_` match
-    /// themselves).
-    pub text: Option<String>,
 }
 
 /// Keyset position: the `(created_at, id)` of the last row of the previous page.
