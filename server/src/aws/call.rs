@@ -197,6 +197,12 @@ mod tests {
             .get_sample_count()
     }
 
+    fn errors(m: &Metrics, operation: &str, code: &str) -> u64 {
+        m.aws_call_errors
+            .with_label_values(&[operation, code])
+            .get()
+    }
+
     #[tokio::test]
     async fn a_failed_call_is_timed_counted_and_classified() {
         let throttled = mock!(Client::describe_permission_set).then_error(|| {
@@ -224,11 +230,10 @@ mod tests {
         assert_eq!(err.kind, AwsErrorKind::Retryable);
         assert_eq!(err.code, "ThrottlingException");
         assert_eq!(seconds_count(&metrics, "DescribePermissionSet"), 1);
-        let errors = metrics
-            .aws_call_errors
-            .with_label_values(&["DescribePermissionSet", "ThrottlingException"])
-            .get();
-        assert_eq!(errors, 1);
+        assert_eq!(
+            errors(&metrics, "DescribePermissionSet", "ThrottlingException"),
+            1
+        );
     }
 
     #[tokio::test]
@@ -247,11 +252,7 @@ mod tests {
             (err.kind, err.code.as_str()),
             (AwsErrorKind::Retryable, "Timeout")
         );
-        let errors = metrics
-            .aws_call_errors
-            .with_label_values(&["DescribePermissionSet", "Timeout"])
-            .get();
-        assert_eq!(errors, 1);
+        assert_eq!(errors(&metrics, "DescribePermissionSet", "Timeout"), 1);
     }
 
     #[tokio::test]

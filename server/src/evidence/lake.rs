@@ -202,16 +202,15 @@ impl ActivitySource for LakeSource {
         // FINISHED yet is asked again, from a new paginator, after a delay.
         let mut resume: Option<String> = None;
         'poll: loop {
+            const OP: &str = "GetQueryResults";
             let request = self
                 .client
                 .get_query_results()
                 .query_id(&query_id)
                 .set_next_token(resume.clone());
-            let mut pages =
-                self.aws
-                    .pages("GetQueryResults", request.into_paginator().send(), |p| {
-                        p.next_token()
-                    });
+            let mut pages = self
+                .aws
+                .pages(OP, request.into_paginator().send(), |p| p.next_token());
             while let Some(page) = pages.next().await? {
                 match page.query_status() {
                     Some(QueryStatus::Finished) => {}

@@ -213,16 +213,13 @@ impl SdkIdentityCenter {
         parents: &mut Vec<String>,
     ) -> Result<(), IcError> {
         let orgs = &self.clients.organizations;
+        const OUS: &str = "ListOrganizationalUnitsForParent";
         let request = orgs
             .list_organizational_units_for_parent()
             .parent_id(parent);
         let ous = self
             .aws
-            .pages(
-                "ListOrganizationalUnitsForParent",
-                request.into_paginator().send(),
-                |p| p.next_token(),
-            )
+            .pages(OUS, request.into_paginator().send(), |p| p.next_token())
             .collect(|p| p.organizational_units.unwrap_or_default())
             .await?;
         for ou in ous {
@@ -231,14 +228,13 @@ impl SdkIdentityCenter {
                 nodes.push(n);
             }
         }
+        const ACCOUNTS: &str = "ListAccountsForParent";
         let request = orgs.list_accounts_for_parent().parent_id(parent);
         let accounts = self
             .aws
-            .pages(
-                "ListAccountsForParent",
-                request.into_paginator().send(),
-                |p| p.next_token(),
-            )
+            .pages(ACCOUNTS, request.into_paginator().send(), |p| {
+                p.next_token()
+            })
             .collect(|p| p.accounts.unwrap_or_default())
             .await?;
         nodes.extend(
@@ -267,6 +263,7 @@ impl IdentityCenter for SdkIdentityCenter {
 
     async fn list_permission_sets(&self) -> Result<Vec<PermissionSetInfo>, IcError> {
         let instance_arn = self.instance_arn().await?;
+        const OP: &str = "ListPermissionSets";
         let request = self
             .clients
             .sso_admin
@@ -274,9 +271,7 @@ impl IdentityCenter for SdkIdentityCenter {
             .instance_arn(&instance_arn);
         let arns = self
             .aws
-            .pages("ListPermissionSets", request.into_paginator().send(), |p| {
-                p.next_token()
-            })
+            .pages(OP, request.into_paginator().send(), |p| p.next_token())
             .collect(|p| p.permission_sets.unwrap_or_default())
             .await?;
         let mut sets = Vec::with_capacity(arns.len());
@@ -311,12 +306,11 @@ impl IdentityCenter for SdkIdentityCenter {
     }
 
     async fn organization_tree(&self) -> Result<Vec<CatalogNode>, IcError> {
+        const OP: &str = "ListRoots";
         let request = self.clients.organizations.list_roots();
         let roots = self
             .aws
-            .pages("ListRoots", request.into_paginator().send(), |p| {
-                p.next_token()
-            })
+            .pages(OP, request.into_paginator().send(), |p| p.next_token())
             .collect(|p| p.roots.unwrap_or_default())
             .await?;
         let mut nodes: Vec<CatalogNode> = roots
@@ -340,24 +334,23 @@ impl IdentityCenter for SdkIdentityCenter {
         };
         if by == UserMatch::UserName {
             // userName is unique in an identity store: one GetUserId call.
-            const OP: &str = "GetUserId";
+            const GET: &str = "GetUserId";
             let request = ids
                 .get_user_id()
                 .identity_store_id(&store_id)
-                .alternate_identifier(unique(OP, "userName", value)?);
-            return match self.aws.call(OP, request.send()).await {
+                .alternate_identifier(unique(GET, "userName", value)?);
+            return match self.aws.call(GET, request.send()).await {
                 Ok(o) => Ok(o.user_id),
                 Err(e) if e.kind == IcErrorKind::NotFound => Err(no_match()),
                 Err(e) => Err(e.into()),
             };
         }
         // An email need not be unique: every user is read and the matches counted.
+        const LIST: &str = "ListUsers";
         let request = ids.list_users().identity_store_id(&store_id);
         let mut matches = self
             .aws
-            .pages("ListUsers", request.into_paginator().send(), |p| {
-                p.next_token()
-            })
+            .pages(LIST, request.into_paginator().send(), |p| p.next_token())
             .collect(|p| {
                 p.users
                     .into_iter()
@@ -382,6 +375,7 @@ impl IdentityCenter for SdkIdentityCenter {
 
     async fn user_groups(&self, user_id: &str) -> Result<Vec<String>, IcError> {
         let store_id = self.identity_store_id().await?;
+        const OP: &str = "ListGroupMembershipsForMember";
         let request = self
             .clients
             .identity_store
@@ -389,11 +383,7 @@ impl IdentityCenter for SdkIdentityCenter {
             .identity_store_id(&store_id)
             .member_id(MemberId::UserId(user_id.to_owned()));
         self.aws
-            .pages(
-                "ListGroupMembershipsForMember",
-                request.into_paginator().send(),
-                |p| p.next_token(),
-            )
+            .pages(OP, request.into_paginator().send(), |p| p.next_token())
             .collect(|p| p.group_memberships.into_iter().filter_map(|m| m.group_id))
             .await
     }
@@ -454,6 +444,7 @@ impl IdentityCenter for SdkIdentityCenter {
         permission_set_arn: &str,
     ) -> Result<Vec<Assignment>, IcError> {
         let instance_arn = self.instance_arn().await?;
+        const OP: &str = "ListAccountAssignments";
         let request = self
             .clients
             .sso_admin
@@ -462,11 +453,7 @@ impl IdentityCenter for SdkIdentityCenter {
             .account_id(account_id)
             .permission_set_arn(permission_set_arn);
         self.aws
-            .pages(
-                "ListAccountAssignments",
-                request.into_paginator().send(),
-                |p| p.next_token(),
-            )
+            .pages(OP, request.into_paginator().send(), |p| p.next_token())
             .collect(|p| {
                 p.account_assignments
                     .unwrap_or_default()
@@ -489,24 +476,21 @@ impl IdentityCenter for SdkIdentityCenter {
     // --- notifications: recipients --------------------------------------------
 
     async fn group_members(&self, display_name: &str) -> Result<Vec<String>, IcError> {
-        const OP: &str = "GetGroupId";
+        const GET: &str = "GetGroupId";
         let store_id = self.identity_store_id().await?;
         let ids = &self.clients.identity_store;
         let request = ids
             .get_group_id()
             .identity_store_id(&store_id)
-            .alternate_identifier(unique(OP, "displayName", display_name)?);
-        let group = self.aws.call(OP, request.send()).await?.group_id;
+            .alternate_identifier(unique(GET, "displayName", display_name)?);
+        let group = self.aws.call(GET, request.send()).await?.group_id;
+        const LIST: &str = "ListGroupMemberships";
         let request = ids
             .list_group_memberships()
             .identity_store_id(&store_id)
             .group_id(&group);
         self.aws
-            .pages(
-                "ListGroupMemberships",
-                request.into_paginator().send(),
-                |p| p.next_token(),
-            )
+            .pages(LIST, request.into_paginator().send(), |p| p.next_token())
             .collect(|p| {
                 p.group_memberships
                     .into_iter()
