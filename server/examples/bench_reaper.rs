@@ -28,6 +28,7 @@ use chrono::Utc;
 use futures_util::StreamExt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use timebox_server::aws::{Calls, Pacer};
 use timebox_server::clock::SystemClock;
 use timebox_server::grants::GrantService;
 use timebox_server::identity_center::sdk::{Clients, SdkIdentityCenter};
@@ -137,8 +138,7 @@ async fn main() {
         clients.clone(),
         None,
         None,
-        metrics.clone(),
-        (a.rate > 0).then_some(a.rate),
+        Calls::new(metrics.clone()).paced(Arc::new(Pacer::limit(Some(a.rate)))),
     ));
     let instance = ic.instance().await.expect("ListInstances");
 

@@ -12,6 +12,8 @@
 //! - [`api_v1`]: the JSON API (`/api/v1`) and its OpenAPI document;
 //! - [`clock`]: the injected clock;
 //! - [`http`]: routes, health checks, `/metrics` and the Leptos handler;
+//! - [`aws`]: the AWS kit (clients, paced and instrumented calls, one error
+//!   classification) every AWS caller uses;
 //! - [`identity_center`]: IAM Identity Center behind a trait, over the AWS SDK;
 //! - [`reaper`]: the background job that provisions, revokes and reconciles;
 //! - [`evidence`]: each grant's CloudTrail activity, its Detective investigation
@@ -29,6 +31,7 @@
 pub mod access;
 pub mod api_v1;
 pub mod auth;
+pub mod aws;
 pub mod clock;
 pub mod config;
 pub mod dashboard;

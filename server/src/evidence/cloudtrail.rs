@@ -10,16 +10,15 @@
 
 use super::{
     ActivityQuery, ActivitySink, ActivitySource, CollectStats, EvidenceError, MatchTarget,
+    TrailRecord,
 };
-use crate::identity_center::sdk::classify;
-use crate::identity_center::{IcError, IcErrorKind};
-use crate::metrics::Metrics;
+use crate::aws::{AwsError, AwsSetup, Calls, Pacer};
 use async_trait::async_trait;
 use aws_sdk_cloudtrail::config::SharedCredentialsProvider;
 use aws_sdk_cloudtrail::types::{LookupAttribute, LookupAttributeKey};
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::sync::Mutex;
 
 /// Gives the CloudTrail (and IAM) client for one member account and region.
@@ -34,33 +33,19 @@ pub trait AccountClients: Send + Sync + std::fmt::Debug + 'static {
 /// assumed through STS (credentials are cached and refreshed by the SDK).
 #[derive(Debug)]
 pub struct AssumedRoleClients {
-    shared: aws_config::SdkConfig,
-    sts: aws_config::SdkConfig,
+    setup: AwsSetup,
     role_name: String,
-    cloudtrail_endpoint_url: Option<String>,
-    iam_endpoint_url: Option<String>,
     providers: Mutex<HashMap<String, SharedCredentialsProvider>>,
     cloudtrail: Mutex<HashMap<(String, String), aws_sdk_cloudtrail::Client>>,
 }
 
 impl AssumedRoleClients {
-    pub fn new(
-        shared: aws_config::SdkConfig,
-        role_name: String,
-        sts_endpoint_url: Option<String>,
-        cloudtrail_endpoint_url: Option<String>,
-        iam_endpoint_url: Option<String>,
-    ) -> Self {
-        let sts = match sts_endpoint_url {
-            Some(url) => shared.to_builder().endpoint_url(url).build(),
-            None => shared.clone(),
-        };
+    /// `setup` gives the base credentials (those allowed to assume the role) and the
+    /// STS, CloudTrail and IAM endpoints.
+    pub fn new(setup: AwsSetup, role_name: String) -> Self {
         Self {
-            shared,
-            sts,
+            setup,
             role_name,
-            cloudtrail_endpoint_url,
-            iam_endpoint_url,
             providers: Mutex::new(HashMap::new()),
             cloudtrail: Mutex::new(HashMap::new()),
         }
@@ -71,19 +56,20 @@ impl AssumedRoleClients {
         format!("arn:aws:iam::{account_id}:role/{}", self.role_name)
     }
 
-    async fn credentials(&self, account_id: &str) -> SharedCredentialsProvider {
+    async fn in_account(&self, account_id: &str) -> AwsSetup {
         let mut providers = self.providers.lock().await;
-        if let Some(p) = providers.get(account_id) {
-            return p.clone();
-        }
-        let provider = aws_config::sts::AssumeRoleProvider::builder(self.role_arn(account_id))
-            .session_name("timebox-evidence")
-            .configure(&self.sts)
-            .build()
-            .await;
-        let provider = SharedCredentialsProvider::new(provider);
-        providers.insert(account_id.to_owned(), provider.clone());
-        provider
+        let credentials = match providers.get(account_id) {
+            Some(p) => p.clone(),
+            None => {
+                let p = self
+                    .setup
+                    .assume_role(self.role_arn(account_id), "timebox-evidence")
+                    .await;
+                providers.insert(account_id.to_owned(), p.clone());
+                p
+            }
+        };
+        self.setup.with_credentials(credentials)
     }
 }
 
@@ -94,25 +80,17 @@ impl AccountClients for AssumedRoleClients {
         if let Some(c) = self.cloudtrail.lock().await.get(&key) {
             return c.clone();
         }
-        let creds = self.credentials(account_id).await;
-        let mut b = aws_sdk_cloudtrail::config::Builder::from(&self.shared)
-            .region(aws_config::Region::new(region.to_owned()))
-            .credentials_provider(creds);
-        if let Some(url) = &self.cloudtrail_endpoint_url {
-            b = b.endpoint_url(url);
-        }
-        let client = aws_sdk_cloudtrail::Client::from_conf(b.build());
+        let client = self
+            .in_account(account_id)
+            .await
+            .in_region(region)
+            .cloudtrail();
         self.cloudtrail.lock().await.insert(key, client.clone());
         client
     }
 
     async fn iam(&self, account_id: &str) -> Option<aws_sdk_iam::Client> {
-        let creds = self.credentials(account_id).await;
-        let mut b = aws_sdk_iam::config::Builder::from(&self.shared).credentials_provider(creds);
-        if let Some(url) = &self.iam_endpoint_url {
-            b = b.endpoint_url(url);
-        }
-        Some(aws_sdk_iam::Client::from_conf(b.build()))
+        Some(self.in_account(account_id).await.iam())
     }
 }
 
@@ -130,35 +108,6 @@ impl AccountClients for FixedClients {
     }
     async fn iam(&self, _: &str) -> Option<aws_sdk_iam::Client> {
         self.iam.clone()
-    }
-}
-
-/// Spaces calls per key (account + region) at least `gap` apart.
-#[derive(Debug)]
-pub struct Pacer {
-    gap: Duration,
-    next: Mutex<HashMap<String, Instant>>,
-}
-
-impl Pacer {
-    pub fn per_second(n: u32) -> Self {
-        Self {
-            gap: Duration::from_secs_f64(1.0 / f64::from(n.max(1))),
-            next: Mutex::new(HashMap::new()),
-        }
-    }
-
-    pub async fn wait(&self, key: &str) {
-        let wait = {
-            let mut next = self.next.lock().await;
-            let now = Instant::now();
-            let slot = next.get(key).copied().unwrap_or(now).max(now);
-            next.insert(key.to_owned(), slot + self.gap);
-            slot.saturating_duration_since(now)
-        };
-        if !wait.is_zero() {
-            tokio::time::sleep(wait).await;
-        }
     }
 }
 
@@ -183,9 +132,11 @@ impl Default for ThrottleRetry {
 pub struct CloudTrailLookup {
     clients: Arc<dyn AccountClients>,
     regions: Vec<String>,
-    pacer: Pacer,
+    requests_per_second: u32,
+    /// One pacer per (account, region): CloudTrail's limit is per account and region.
+    pacers: Mutex<HashMap<(String, String), Arc<Pacer>>>,
     retry: ThrottleRetry,
-    metrics: Arc<Metrics>,
+    aws: Calls,
 }
 
 /// `LookupEvents` returns at most 50 events a page.
@@ -193,18 +144,21 @@ const PAGE_SIZE: i32 = 50;
 const SSO_ROLE_PATH: &str = "/aws-reserved/sso.amazonaws.com/";
 
 impl CloudTrailLookup {
+    /// `LookupEvents` calls are paced at `requests_per_second` per account and region;
+    /// `aws` gives the timeout and the metrics.
     pub fn new(
         clients: Arc<dyn AccountClients>,
         regions: Vec<String>,
         requests_per_second: u32,
-        metrics: Arc<Metrics>,
+        aws: Calls,
     ) -> Self {
         Self {
             clients,
             regions,
-            pacer: Pacer::per_second(requests_per_second),
+            requests_per_second: requests_per_second.max(1),
+            pacers: Mutex::new(HashMap::new()),
             retry: ThrottleRetry::default(),
-            metrics,
+            aws,
         }
     }
 
@@ -213,74 +167,82 @@ impl CloudTrailLookup {
         self
     }
 
-    async fn timed<T, F>(&self, operation: &'static str, f: F) -> Result<T, IcError>
-    where
-        F: std::future::Future<Output = Result<T, IcError>>,
-    {
-        let started = Instant::now();
-        let result = f.await;
-        self.metrics
-            .aws_call_seconds
-            .with_label_values(&[operation])
-            .observe(started.elapsed().as_secs_f64());
-        if let Err(e) = &result {
-            self.metrics
-                .aws_call_errors
-                .with_label_values(&[operation, &e.code])
-                .inc();
-            tracing::warn!(operation, code = %e.code, kind = e.kind.as_str(), message = %e.message, "AWS call failed");
-        }
-        result
+    /// Calls paced for `LookupEvents` in `account` and `region`.
+    async fn paced(&self, account: &str, region: &str) -> Calls {
+        let mut pacers = self.pacers.lock().await;
+        let pacer = pacers
+            .entry((account.to_owned(), region.to_owned()))
+            .or_insert_with(|| Arc::new(Pacer::per_second(self.requests_per_second)));
+        self.aws.paced(pacer.clone())
     }
 
-    async fn page(
+    /// Every page of `query`'s events in one region, each handed to `sink` once. A
+    /// throttled page is asked again (a new paginator from that page's token) up to
+    /// `retry.attempts` times, with doubling delays.
+    async fn collect_region(
         &self,
-        client: &aws_sdk_cloudtrail::Client,
-        key: &str,
+        region: &str,
         query: &ActivityQuery,
-        token: Option<String>,
-    ) -> Result<aws_sdk_cloudtrail::operation::lookup_events::LookupEventsOutput, IcError> {
+        sink: &mut dyn ActivitySink,
+        stats: &mut CollectStats,
+    ) -> Result<(), EvidenceError> {
+        const OP: &str = "LookupEvents";
+        let account = &query.target.account_id;
+        let client = self.clients.cloudtrail(account, region).await;
+        let aws = self.paced(account, region).await;
         let attribute = LookupAttribute::builder()
             .attribute_key(LookupAttributeKey::Username)
             .attribute_value(&query.target.user_name)
             .build()
-            .map_err(|e| IcError {
-                operation: "LookupEvents",
-                kind: IcErrorKind::Permanent,
-                code: "ConstructionFailure".into(),
-                message: e.to_string(),
-            })?;
-        let mut delay = self.retry.first_delay;
-        let mut attempt = 0;
+            .map_err(|e| AwsError::invalid_request(OP, e))?;
+        let request = client
+            .lookup_events()
+            .lookup_attributes(attribute)
+            .start_time(aws_smithy_types::DateTime::from_secs(
+                query.start.timestamp(),
+            ))
+            .end_time(aws_smithy_types::DateTime::from_secs(query.end.timestamp()))
+            .max_results(PAGE_SIZE);
+        // The token of the page to ask for next (none: the first).
+        let mut resume: Option<String> = None;
+        let (mut attempt, mut delay) = (0, self.retry.first_delay);
         loop {
-            self.pacer.wait(key).await;
-            let request = client
-                .lookup_events()
-                .lookup_attributes(attribute.clone())
-                .start_time(aws_smithy_types::DateTime::from_secs(
-                    query.start.timestamp(),
-                ))
-                .end_time(aws_smithy_types::DateTime::from_secs(query.end.timestamp()))
-                .max_results(PAGE_SIZE)
-                .set_next_token(token.clone());
-            let result = self
-                .timed("LookupEvents", async {
-                    request
-                        .send()
-                        .await
-                        .map_err(|e| classify("LookupEvents", e))
-                })
-                .await;
-            match result {
-                Err(e) if e.kind == IcErrorKind::Retryable && attempt + 1 < self.retry.attempts => {
-                    attempt += 1;
-                    tokio::time::sleep(delay).await;
-                    delay *= 2;
+            let paginator = request
+                .clone()
+                .set_next_token(resume.clone())
+                .into_paginator();
+            let mut pages = aws.pages(OP, paginator.send(), |p| p.next_token());
+            loop {
+                match pages.next().await {
+                    Ok(Some(page)) => {
+                        (attempt, delay) = (0, self.retry.first_delay);
+                        resume = page.next_token().map(str::to_owned);
+                        let matched = stats.page(&query.target, page.events().iter().map(read));
+                        if !matched.is_empty() {
+                            sink.accept(matched).await?;
+                        }
+                    }
+                    Ok(None) => return Ok(()),
+                    Err(e) if e.is_retryable() && attempt + 1 < self.retry.attempts => {
+                        attempt += 1;
+                        tokio::time::sleep(delay).await;
+                        delay *= 2;
+                        break;
+                    }
+                    Err(e) => return Err(e.into()),
                 }
-                other => return other,
             }
         }
     }
+}
+
+/// The CloudTrail record inside one `LookupEvents` event.
+fn read(e: &aws_sdk_cloudtrail::types::Event) -> Option<TrailRecord> {
+    TrailRecord::from_json(e.cloud_trail_event()?)
+        .inspect_err(|why| {
+            tracing::warn!(event_id = ?e.event_id(), why, "skipped an unreadable CloudTrail record");
+        })
+        .ok()
 }
 
 #[async_trait]
@@ -295,42 +257,8 @@ impl ActivitySource for CloudTrailLookup {
         sink: &mut dyn ActivitySink,
     ) -> Result<CollectStats, EvidenceError> {
         let mut stats = CollectStats::default();
-        let account = &query.target.account_id;
         for region in &self.regions {
-            let client = self.clients.cloudtrail(account, region).await;
-            let key = format!("{account}|{region}");
-            let mut token = None;
-            loop {
-                let out = self.page(&client, &key, query, token.take()).await?;
-                stats.pages += 1;
-                let mut matched = Vec::new();
-                for e in out.events() {
-                    stats.seen += 1;
-                    let Some(json) = e.cloud_trail_event() else {
-                        continue;
-                    };
-                    let record = match super::TrailRecord::from_json(json) {
-                        Ok(r) => r,
-                        Err(why) => {
-                            tracing::warn!(event_id = ?e.event_id(), why, "skipped an unreadable CloudTrail record");
-                            continue;
-                        }
-                    };
-                    if query.target.matches(&record) {
-                        if let Some(ev) = record.into_event() {
-                            matched.push(ev);
-                        }
-                    }
-                }
-                stats.matched += matched.len() as u64;
-                if !matched.is_empty() {
-                    sink.accept(matched).await?;
-                }
-                match out.next_token() {
-                    Some(t) if !t.is_empty() => token = Some(t.to_owned()),
-                    _ => break,
-                }
-            }
+            self.collect_region(region, query, sink, &mut stats).await?;
         }
         Ok(stats)
     }
@@ -343,29 +271,22 @@ impl ActivitySource for CloudTrailLookup {
         let Some(iam) = self.clients.iam(account_id).await else {
             return Ok(None);
         };
-        let mut marker = None;
-        loop {
-            let out = self
-                .timed("ListRoles", async {
-                    iam.list_roles()
-                        .path_prefix(SSO_ROLE_PATH)
-                        .set_marker(marker.clone())
-                        .send()
-                        .await
-                        .map_err(|e| classify("ListRoles", e))
-                })
-                .await?;
-            if let Some(role) = out
+        let request = iam.list_roles().path_prefix(SSO_ROLE_PATH);
+        // IAM pages with a marker, valid only while the answer is truncated.
+        let mut pages = self
+            .aws
+            .pages("ListRoles", request.into_paginator().send(), |p| {
+                p.marker().filter(|_| p.is_truncated())
+            });
+        while let Some(page) = pages.next().await? {
+            if let Some(role) = page
                 .roles()
                 .iter()
                 .find(|r| target.is_permission_set_role(r.role_name()))
             {
                 return Ok(Some(role.arn().to_owned()));
             }
-            match out.marker() {
-                Some(m) if out.is_truncated() => marker = Some(m.to_owned()),
-                _ => return Ok(None),
-            }
         }
+        Ok(None)
     }
 }

@@ -5,15 +5,11 @@
 //! account, which the summary says next to the result.
 
 use super::EvidenceError;
-use crate::identity_center::sdk::classify;
-use crate::identity_center::IcError;
-use crate::metrics::Metrics;
+use crate::aws::Calls;
 use app::domain::{Indicator, Interval, InvestigationSeverity, InvestigationStatus};
 use async_trait::async_trait;
 use aws_sdk_detective::types::IndicatorDetail;
 use chrono::{DateTime, Utc};
-use std::sync::Arc;
-use std::time::Instant;
 
 /// What `GetInvestigation` says.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,7 +39,7 @@ pub struct SdkDetective {
     client: aws_sdk_detective::Client,
     graph_arn: String,
     region: String,
-    metrics: Arc<Metrics>,
+    aws: Calls,
 }
 
 fn smithy_time(t: DateTime<Utc>) -> aws_smithy_types::DateTime {
@@ -166,11 +162,7 @@ pub fn indicator_from(kind: &str, d: Option<&IndicatorDetail>) -> Indicator {
 impl SdkDetective {
     /// `graph_arn` is `arn:aws:detective:<region>:<account>:graph:<id>`; the client must
     /// be for that region.
-    pub fn new(
-        client: aws_sdk_detective::Client,
-        graph_arn: String,
-        metrics: Arc<Metrics>,
-    ) -> Self {
+    pub fn new(client: aws_sdk_detective::Client, graph_arn: String, aws: Calls) -> Self {
         let region = graph_arn
             .split(':')
             .nth(3)
@@ -180,28 +172,8 @@ impl SdkDetective {
             client,
             graph_arn,
             region,
-            metrics,
+            aws,
         }
-    }
-
-    async fn timed<T, F>(&self, operation: &'static str, f: F) -> Result<T, EvidenceError>
-    where
-        F: std::future::Future<Output = Result<T, IcError>>,
-    {
-        let started = Instant::now();
-        let result = f.await;
-        self.metrics
-            .aws_call_seconds
-            .with_label_values(&[operation])
-            .observe(started.elapsed().as_secs_f64());
-        if let Err(e) = &result {
-            self.metrics
-                .aws_call_errors
-                .with_label_values(&[operation, &e.code])
-                .inc();
-            tracing::warn!(operation, code = %e.code, kind = e.kind.as_str(), message = %e.message, "AWS call failed");
-        }
-        Ok(result?)
     }
 }
 
@@ -223,15 +195,8 @@ impl Investigations for SdkDetective {
             .entity_arn(entity_arn)
             .scope_start_time(smithy_time(scope.start))
             .scope_end_time(smithy_time(scope.end));
-        let out = self
-            .timed("StartInvestigation", async {
-                request
-                    .send()
-                    .await
-                    .map_err(|e| classify("StartInvestigation", e))
-            })
-            .await?;
-        out.investigation_id().map(str::to_owned).ok_or_else(|| {
+        let out = self.aws.call("StartInvestigation", request.send()).await?;
+        out.investigation_id.ok_or_else(|| {
             EvidenceError::Invalid("StartInvestigation answered no InvestigationId".into())
         })
     }
@@ -242,14 +207,7 @@ impl Investigations for SdkDetective {
             .get_investigation()
             .graph_arn(&self.graph_arn)
             .investigation_id(investigation_id);
-        let out = self
-            .timed("GetInvestigation", async {
-                request
-                    .send()
-                    .await
-                    .map_err(|e| classify("GetInvestigation", e))
-            })
-            .await?;
+        let out = self.aws.call("GetInvestigation", request.send()).await?;
         let status = out
             .status()
             .and_then(|s| InvestigationStatus::parse(s.as_str()))
@@ -265,6 +223,8 @@ impl Investigations for SdkDetective {
     }
 
     async fn indicators(&self, investigation_id: &str) -> Result<Vec<Indicator>, EvidenceError> {
+        // aws-sdk-detective has no paginator for ListIndicators: the token is followed
+        // here, each page one call.
         let mut all = Vec::new();
         let mut token: Option<String> = None;
         loop {
@@ -274,24 +234,14 @@ impl Investigations for SdkDetective {
                 .graph_arn(&self.graph_arn)
                 .investigation_id(investigation_id)
                 .max_results(100)
-                .set_next_token(token.clone());
-            let out = self
-                .timed("ListIndicators", async {
-                    request
-                        .send()
-                        .await
-                        .map_err(|e| classify("ListIndicators", e))
-                })
-                .await?;
-            for i in out.indicators() {
-                let kind = i
-                    .indicator_type()
-                    .map(|t| t.as_str().to_owned())
-                    .unwrap_or_else(|| "UNKNOWN".to_owned());
-                all.push(indicator_from(&kind, i.indicator_detail()));
-            }
-            match out.next_token() {
-                Some(t) if !t.is_empty() => token = Some(t.to_owned()),
+                .set_next_token(token.take());
+            let out = self.aws.call("ListIndicators", request.send()).await?;
+            all.extend(out.indicators().iter().map(|i| {
+                let kind = i.indicator_type().map_or("UNKNOWN", |t| t.as_str());
+                indicator_from(kind, i.indicator_detail())
+            }));
+            match out.next_token {
+                Some(t) if !t.is_empty() => token = Some(t),
                 _ => return Ok(all),
             }
         }

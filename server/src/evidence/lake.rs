@@ -11,13 +11,11 @@
 use super::{
     ActivityQuery, ActivitySink, ActivitySource, CollectStats, EvidenceError, TrailRecord,
 };
-use crate::identity_center::sdk::classify;
-use crate::metrics::Metrics;
+use crate::aws::Calls;
 use async_trait::async_trait;
 use aws_sdk_cloudtrail::types::QueryStatus;
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// How the query's status is polled.
@@ -46,7 +44,7 @@ pub struct LakeSource {
     /// The event data store's id (the end of its ARN).
     event_data_store: String,
     polling: LakePolling,
-    metrics: Arc<Metrics>,
+    aws: Calls,
 }
 
 /// A value quoted for Trino SQL: `'` doubled, and refused if it holds a control
@@ -157,11 +155,7 @@ pub fn record_from_row(row: &[HashMap<String, String>]) -> Result<TrailRecord, S
 
 impl LakeSource {
     /// `event_data_store` may be the ARN or the id.
-    pub fn new(
-        client: aws_sdk_cloudtrail::Client,
-        event_data_store: &str,
-        metrics: Arc<Metrics>,
-    ) -> Self {
+    pub fn new(client: aws_sdk_cloudtrail::Client, event_data_store: &str, aws: Calls) -> Self {
         Self {
             client,
             event_data_store: event_data_store
@@ -170,26 +164,13 @@ impl LakeSource {
                 .unwrap_or(event_data_store)
                 .to_owned(),
             polling: LakePolling::default(),
-            metrics,
+            aws,
         }
     }
 
     pub fn with_polling(mut self, polling: LakePolling) -> Self {
         self.polling = polling;
         self
-    }
-
-    fn observe(&self, operation: &'static str, started: Instant, code: Option<&str>) {
-        self.metrics
-            .aws_call_seconds
-            .with_label_values(&[operation])
-            .observe(started.elapsed().as_secs_f64());
-        if let Some(code) = code {
-            self.metrics
-                .aws_call_errors
-                .with_label_values(&[operation, code])
-                .inc();
-        }
     }
 }
 
@@ -205,92 +186,71 @@ impl ActivitySource for LakeSource {
         sink: &mut dyn ActivitySink,
     ) -> Result<CollectStats, EvidenceError> {
         let sql = build_sql(&self.event_data_store, query)?;
-        let started = Instant::now();
-        let out = self
-            .client
-            .start_query()
-            .query_statement(sql)
-            .send()
-            .await
-            .map_err(|e| classify("StartQuery", e));
-        self.observe(
-            "StartQuery",
-            started,
-            out.as_ref().err().map(|e| e.code.as_str()),
-        );
-        let query_id = out?
-            .query_id()
-            .map(str::to_owned)
+        let request = self.client.start_query().query_statement(sql);
+        let query_id = self
+            .aws
+            .call("StartQuery", request.send())
+            .await?
+            .query_id
             .ok_or_else(|| EvidenceError::Invalid("StartQuery answered no QueryId".into()))?;
         tracing::debug!(query_id, "CloudTrail Lake query started");
 
         let mut stats = CollectStats::default();
         let polling_since = Instant::now();
         let mut delay = self.polling.initial;
-        let mut token: Option<String> = None;
-        loop {
-            let started = Instant::now();
-            let out = self
+        // The token of the page to ask for next (none: the first). A page that is not
+        // FINISHED yet is asked again, from a new paginator, after a delay.
+        let mut resume: Option<String> = None;
+        'poll: loop {
+            const OP: &str = "GetQueryResults";
+            let request = self
                 .client
                 .get_query_results()
                 .query_id(&query_id)
-                .set_next_token(token.clone())
-                .send()
-                .await
-                .map_err(|e| classify("GetQueryResults", e));
-            self.observe(
-                "GetQueryResults",
-                started,
-                out.as_ref().err().map(|e| e.code.as_str()),
-            );
-            let out = out?;
-            match out.query_status() {
-                Some(QueryStatus::Finished) => {}
-                Some(QueryStatus::Queued) | Some(QueryStatus::Running) | None => {
-                    if polling_since.elapsed() + delay > self.polling.budget {
+                .set_next_token(resume.clone());
+            let mut pages = self
+                .aws
+                .pages(OP, request.into_paginator().send(), |p| p.next_token());
+            while let Some(page) = pages.next().await? {
+                match page.query_status() {
+                    Some(QueryStatus::Finished) => {}
+                    Some(QueryStatus::Queued) | Some(QueryStatus::Running) | None => {
+                        if polling_since.elapsed() + delay > self.polling.budget {
+                            return Err(EvidenceError::Query {
+                                query_id,
+                                status: "still running".into(),
+                                reason: format!(
+                                    "not finished after {:?}; the next collection asks again",
+                                    self.polling.budget
+                                ),
+                            });
+                        }
+                        tokio::time::sleep(delay).await;
+                        delay = (delay * 2).min(self.polling.max);
+                        continue 'poll;
+                    }
+                    Some(other) => {
                         return Err(EvidenceError::Query {
                             query_id,
-                            status: "still running".into(),
-                            reason: format!(
-                                "not finished after {:?}; the next collection asks again",
-                                self.polling.budget
-                            ),
-                        });
+                            status: other.as_str().to_owned(),
+                            reason: page.error_message().unwrap_or("no reason given").to_owned(),
+                        })
                     }
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(self.polling.max);
-                    continue;
                 }
-                Some(other) => {
-                    return Err(EvidenceError::Query {
-                        query_id,
-                        status: other.as_str().to_owned(),
-                        reason: out.error_message().unwrap_or("no reason given").to_owned(),
-                    })
+                let rows = page.query_result_rows().iter().map(|row| {
+                    record_from_row(row)
+                        .inspect_err(|why| {
+                            tracing::warn!(query_id, why, "skipped an unreadable Lake row");
+                        })
+                        .ok()
+                });
+                let matched = stats.page(&query.target, rows);
+                if !matched.is_empty() {
+                    sink.accept(matched).await?;
                 }
+                resume = page.next_token().map(str::to_owned);
             }
-            stats.pages += 1;
-            let mut matched = Vec::new();
-            for row in out.query_result_rows() {
-                stats.seen += 1;
-                match record_from_row(row) {
-                    Ok(r) if query.target.matches(&r) => {
-                        if let Some(e) = r.into_event() {
-                            matched.push(e);
-                        }
-                    }
-                    Ok(_) => {}
-                    Err(why) => tracing::warn!(query_id, why, "skipped an unreadable Lake row"),
-                }
-            }
-            stats.matched += matched.len() as u64;
-            if !matched.is_empty() {
-                sink.accept(matched).await?;
-            }
-            match out.next_token() {
-                Some(t) if !t.is_empty() => token = Some(t.to_owned()),
-                _ => return Ok(stats),
-            }
+            return Ok(stats);
         }
     }
 }

@@ -20,7 +20,7 @@ pub mod pack;
 pub mod routes;
 
 use crate::access::{AccessError, GuardedGrants};
-use crate::identity_center::IcError;
+use crate::aws::{AwsError, AwsSetup};
 use crate::store::{ActivityCursor, Store, StoreError};
 use app::domain::{ActivityEvent, Caller, EvidenceSummary, GrantId, InvestigationSummary};
 use async_trait::async_trait;
@@ -34,7 +34,7 @@ pub use matching::{MatchTarget, TrailRecord};
 pub enum EvidenceError {
     /// An AWS call failed (classified like every other AWS call).
     #[error(transparent)]
-    Aws(#[from] IcError),
+    Aws(#[from] AwsError),
     #[error(transparent)]
     Store(#[from] StoreError),
     /// A CloudTrail Lake query ended without results.
@@ -77,6 +77,30 @@ pub struct CollectStats {
     pub seen: u64,
     /// Records that matched exactly and were handed to the sink.
     pub matched: u64,
+}
+
+impl CollectStats {
+    /// Counts one page of `records` (`None`: one Timebox could not read, logged by
+    /// the caller) and keeps the events that [`MatchTarget::matches`] accepts.
+    pub(crate) fn page(
+        &mut self,
+        target: &MatchTarget,
+        records: impl IntoIterator<Item = Option<TrailRecord>>,
+    ) -> Vec<ActivityEvent> {
+        self.pages += 1;
+        let mut matched = Vec::new();
+        for record in records {
+            self.seen += 1;
+            if let Some(event) = record
+                .filter(|r| target.matches(r))
+                .and_then(TrailRecord::into_event)
+            {
+                matched.push(event);
+            }
+        }
+        self.matched += matched.len() as u64;
+        matched
+    }
 }
 
 /// Receives matching events a page at a time (the collector stores each page).
@@ -192,8 +216,10 @@ impl EvidenceService {
 }
 
 /// The activity source and Detective client `[evidence]` and `[aws]` ask for; `None`
-/// when `evidence.source = "none"`. Builds clients only: nothing is called until the
-/// reaper's first pass.
+/// when `evidence.source = "none"`. Builds clients only (with the AWS kit's loader,
+/// in the first of `evidence.regions`): nothing is called until the reaper's first
+/// pass. These calls are not paced by `aws.max_calls_per_second` (that bounds
+/// Identity Center); `LookupEvents` has its own pace per account and region.
 pub async fn from_config(
     config: &crate::config::Config,
     metrics: Arc<crate::metrics::Metrics>,
@@ -203,7 +229,6 @@ pub async fn from_config(
 )> {
     use crate::config::EvidenceSource;
     let ev = &config.evidence;
-    let aws = &config.aws;
     if ev.source == EvidenceSource::None {
         return None;
     }
@@ -212,20 +237,8 @@ pub async fn from_config(
         .first()
         .cloned()
         .unwrap_or_else(|| "us-east-1".to_owned());
-    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .region(aws_config::Region::new(first_region.clone()))
-        // The collector retries with persisted backoff; CloudTrail throttling is
-        // retried per page in `cloudtrail`.
-        .retry_config(aws_config::retry::RetryConfig::disabled())
-        .timeout_config(
-            aws_config::timeout::TimeoutConfig::builder()
-                .operation_attempt_timeout(aws.call_timeout)
-                .build(),
-        );
-    if let Some(url) = &aws.endpoint_url {
-        loader = loader.endpoint_url(url);
-    }
-    let shared = loader.load().await;
+    let setup = AwsSetup::load(&config.aws, Some(first_region.clone())).await;
+    let calls = setup.calls(metrics);
     let source: Arc<dyn ActivitySource> = match ev.source {
         EvidenceSource::Lake => {
             let region = ev
@@ -239,41 +252,28 @@ pub async fn from_config(
                         .map(str::to_owned)
                 })
                 .unwrap_or(first_region);
-            let mut b = aws_sdk_cloudtrail::config::Builder::from(&shared)
-                .region(aws_config::Region::new(region));
-            if let Some(url) = &aws.cloudtrail_endpoint_url {
-                b = b.endpoint_url(url);
-            }
             Arc::new(lake::LakeSource::new(
-                aws_sdk_cloudtrail::Client::from_conf(b.build()),
+                setup.in_region(&region).cloudtrail(),
                 ev.event_data_store.as_deref().unwrap_or_default(),
-                metrics.clone(),
+                calls.clone(),
             ))
         }
         _ => Arc::new(cloudtrail::CloudTrailLookup::new(
             Arc::new(cloudtrail::AssumedRoleClients::new(
-                shared.clone(),
+                setup.clone(),
                 ev.role_name.clone(),
-                aws.sts_endpoint_url.clone(),
-                aws.cloudtrail_endpoint_url.clone(),
-                aws.iam_endpoint_url.clone(),
             )),
             ev.regions.clone(),
             ev.requests_per_second,
-            metrics.clone(),
+            calls.clone(),
         )),
     };
     let detective = ev.detective_graph_arn.clone().map(|graph| {
-        let region = ev.detective_region().unwrap_or("us-east-1").to_owned();
-        let mut b = aws_sdk_detective::config::Builder::from(&shared)
-            .region(aws_config::Region::new(region));
-        if let Some(url) = &aws.detective_endpoint_url {
-            b = b.endpoint_url(url);
-        }
+        let region = ev.detective_region().unwrap_or("us-east-1");
         Arc::new(detective::SdkDetective::new(
-            aws_sdk_detective::Client::from_conf(b.build()),
+            setup.in_region(region).detective(),
             graph,
-            metrics.clone(),
+            calls,
         )) as Arc<dyn detective::Investigations>
     });
     Some((source, detective))

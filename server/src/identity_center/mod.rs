@@ -3,8 +3,9 @@
 //! the official AWS SDK (sso-admin, identitystore, organizations), with injected
 //! clients so tests point it at the emulator or at `aws-smithy-mocks`.
 //!
-//! Errors are classified once, here: [`IcError::is_retryable`] says whether trying
-//! again later can help (throttling, `ConflictException`, 5xx, timeouts).
+//! Errors are classified once, by the AWS kit ([`crate::aws::classify`]):
+//! [`IcError::is_retryable`] says whether trying again later can help (throttling,
+//! `ConflictException`, 5xx, timeouts).
 
 pub mod catalog;
 pub mod sdk;
@@ -77,42 +78,9 @@ pub struct UserContact {
     pub emails: Vec<String>,
 }
 
-/// What kind of failure an AWS call had.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum IcErrorKind {
-    /// Throttling, `ConflictException`, 5xx, timeouts, connection failures: try again.
-    Retryable,
-    /// The thing asked about does not exist.
-    NotFound,
-    /// Anything else (access denied, validation): retrying will not help.
-    Permanent,
-}
-
-impl IcErrorKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            IcErrorKind::Retryable => "retryable",
-            IcErrorKind::NotFound => "not_found",
-            IcErrorKind::Permanent => "permanent",
-        }
-    }
-}
-
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("{operation} failed ({code}): {message}")]
-pub struct IcError {
-    pub operation: &'static str,
-    pub kind: IcErrorKind,
-    /// AWS's error code (`ThrottlingException`, …) or a transport class.
-    pub code: String,
-    pub message: String,
-}
-
-impl IcError {
-    pub fn is_retryable(&self) -> bool {
-        self.kind == IcErrorKind::Retryable
-    }
-}
+/// An Identity Center call's failure: the AWS kit's one error type, under the name
+/// Identity Center's callers (the reaper, the dashboard, notifications) know it by.
+pub use crate::aws::{AwsError as IcError, AwsErrorKind as IcErrorKind};
 
 /// Why a dashboard person could not be mapped to an identity-store user.
 #[derive(Debug, Clone, thiserror::Error)]

@@ -24,6 +24,7 @@ use aws_sdk_ssoadmin::Client;
 use aws_smithy_mocks::{mock, mock_client, Rule, RuleMode};
 use chrono::Duration;
 use std::sync::Arc;
+use timebox_server::aws::Calls;
 use timebox_server::clock::ManualClock;
 use timebox_server::grants::GrantService;
 use timebox_server::identity_center::sdk::{Clients, SdkIdentityCenter};
@@ -139,7 +140,7 @@ async fn mock_rig_with(
     let mut all = rules;
     all.extend(common_rules());
     let rule_refs: Vec<&Rule> = all.iter().collect();
-    // As in production (`SdkIdentityCenter::from_config`): the SDK does not retry,
+    // As in production (`aws::AwsSetup::load`): the SDK does not retry,
     // the reaper does.
     let sso_admin = mock_client!(aws_sdk_ssoadmin, RuleMode::MatchAny, &rule_refs, |c| c
         .retry_config(aws_sdk_ssoadmin::config::retry::RetryConfig::disabled()));
@@ -161,8 +162,7 @@ async fn mock_rig_with(
         },
         Some(INSTANCE.into()),
         Some("d-0123456789".into()),
-        metrics.clone(),
-        None,
+        Calls::new(metrics.clone()),
     ));
     let store = db.store();
     let clock = ManualClock::new(start_time());

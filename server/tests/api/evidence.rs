@@ -29,6 +29,7 @@ use aws_smithy_mocks::{mock, mock_client, Rule, RuleMode};
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use std::collections::HashMap;
 use std::sync::Arc;
+use timebox_server::aws::{AwsSetup, Calls};
 use timebox_server::clock::ManualClock;
 use timebox_server::evidence::cloudtrail::{CloudTrailLookup, FixedClients, ThrottleRetry};
 use timebox_server::evidence::collect::{Collector, EvidenceSettings};
@@ -173,7 +174,7 @@ fn lookup(client: aws_sdk_cloudtrail::Client) -> CloudTrailLookup {
         vec!["us-east-1".into()],
         // Fast enough for a test, still paced.
         50,
-        Arc::new(Metrics::new()),
+        Calls::new(Arc::new(Metrics::new())),
     )
     .with_retry(ThrottleRetry {
         attempts: 3,
@@ -393,7 +394,7 @@ async fn a_lake_query_is_polled_through_its_states_and_its_pages_read() {
     let source = LakeSource::new(
         client,
         "arn:aws:cloudtrail:us-east-1:111122223333:eventdatastore/EXAMPLE-f852-4e8f-8bd1-bcf6cEXAMPLE",
-        Arc::new(Metrics::new()),
+        Calls::new(Arc::new(Metrics::new())),
     )
     .with_polling(LakePolling {
         initial: std::time::Duration::from_millis(5),
@@ -437,7 +438,7 @@ async fn a_failed_lake_query_is_an_error_with_its_reason() {
     let source = LakeSource::new(
         cloudtrail_client(&[&start, &results]),
         "EXAMPLE-f852-4e8f-8bd1-bcf6cEXAMPLE",
-        Arc::new(Metrics::new()),
+        Calls::new(Arc::new(Metrics::new())),
     )
     .with_polling(LakePolling {
         initial: std::time::Duration::from_millis(5),
@@ -652,7 +653,7 @@ async fn every_detective_call_is_understood() {
     let d = SdkDetective::new(
         detective_client(&refs),
         GRAPH.into(),
-        Arc::new(Metrics::new()),
+        Calls::new(Arc::new(Metrics::new())),
     );
     assert_eq!(d.region(), "us-east-1");
     let scope = app::domain::Interval {
@@ -700,7 +701,7 @@ async fn every_detective_call_is_understood() {
     let d = SdkDetective::new(
         detective_client(&[&missing]),
         GRAPH.into(),
-        Arc::new(Metrics::new()),
+        Calls::new(Arc::new(Metrics::new())),
     );
     assert!(d.get("000000000000000000009").await.is_err());
 }
@@ -801,7 +802,7 @@ async fn collection_follows_the_grant_through_the_reaper(db: &TestDb) {
     let investigations: Arc<dyn Investigations> = Arc::new(SdkDetective::new(
         detective_client(&detective_refs),
         GRAPH.into(),
-        metrics.clone(),
+        Calls::new(metrics.clone()),
     ));
     let make_reaper = || {
         Reaper::new(
@@ -1098,12 +1099,13 @@ async fn the_demo_double_answers_the_real_clients_behind_assume_role() {
     let double = Double::start(&accounts, &["AdministratorAccess", "ReadOnlyAccess"]);
     let shared = moto.sdk_config().await;
     let metrics = Arc::new(Metrics::new());
+    let endpoints = timebox_server::config::AwsConfig {
+        cloudtrail_endpoint_url: Some(double.url.clone()),
+        ..Default::default()
+    };
     let clients = timebox_server::evidence::cloudtrail::AssumedRoleClients::new(
-        shared.clone(),
+        AwsSetup::new(shared.clone(), &endpoints),
         "TimeboxEvidenceReader".into(),
-        None,
-        Some(double.url.clone()),
-        None,
     );
     assert_eq!(
         clients.role_arn(ACCOUNT),
@@ -1113,7 +1115,7 @@ async fn the_demo_double_answers_the_real_clients_behind_assume_role() {
         Arc::new(clients),
         vec!["us-east-1".into()],
         10,
-        metrics.clone(),
+        Calls::new(metrics.clone()),
     );
     let now = Utc::now();
     // Timebox reads from an hour before the activation: "activated" ten minutes ago.
@@ -1151,7 +1153,7 @@ async fn the_demo_double_answers_the_real_clients_behind_assume_role() {
     let d = SdkDetective::new(
         aws_sdk_detective::Client::from_conf(detective_conf),
         GRAPH.into(),
-        metrics,
+        Calls::new(metrics),
     );
     let scope = app::domain::Interval {
         start: now - Duration::minutes(10),
@@ -1602,7 +1604,7 @@ async fn the_role_is_found_with_list_roles_when_no_activity_names_it() {
         }),
         vec!["us-east-1".into()],
         2,
-        Arc::new(Metrics::new()),
+        Calls::new(Arc::new(Metrics::new())),
     );
     let target = query(ACCOUNT, "Admin", "bob").target;
     let arn = source.find_role_arn(ACCOUNT, &target).await.unwrap();

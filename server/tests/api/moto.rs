@@ -6,6 +6,7 @@
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
+use timebox_server::aws::Calls;
 use timebox_server::identity_center::sdk::{Clients, SdkIdentityCenter};
 use timebox_server::metrics::Metrics;
 
@@ -84,8 +85,7 @@ impl Moto {
             self.clients().await,
             None,
             None,
-            metrics,
-            None,
+            Calls::new(metrics),
         ))
     }
 }
