@@ -1,9 +1,11 @@
 //! Pieces shared by several pages.
 
+mod decide;
 mod live;
 mod timeline;
 mod viewer;
 
+pub use decide::DecideForm;
 pub use live::{format_at, provide_live, use_refresh, LocalOffset, MaybeWhen, When};
 pub use timeline::{ActivityMarks, Timeline};
 pub use viewer::{provide_viewer, role_name_of, use_viewer, SignedInAs, ViewerResource};

@@ -7,35 +7,25 @@ use crate::api::{
     get_grant_detail, CancelGrant, DecideGrant, ExtendGrant, GrantDetail, ReviewGrant, RevokeGrant,
 };
 use crate::components::{
-    use_refresh, ActivityMarks, ErrorNote, MaybeWhen, StateBadge, Timeline, When,
+    use_refresh, ActivityMarks, DecideForm, ErrorNote, MaybeWhen, StateBadge, Timeline, When,
 };
 use crate::domain::{
-    fmt_minutes, format_human, EvidenceSummary, Grant, PortalSession, SessionDuration,
-    WindowInputs, Windows,
+    fmt_minutes, format_human, EvidenceSummary, Grant, GrantWindows, PortalSession, Reason,
+    ReviewComment, SessionDuration, WindowInputs, Windows,
 };
 use chrono::Utc;
 use leptos::form::ActionForm;
 use leptos::prelude::*;
 use leptos_router::hooks::use_params_map;
 
-/// The windows of `g`: stored ones once active, otherwise a preview as if it
-/// started now (or at its requested start).
-pub fn windows_of(g: &Grant, portal_seconds: i64, ps_seconds: Option<i64>) -> Option<Windows> {
-    if let Some(Ok(w)) = g.windows() {
-        return Some(w);
-    }
-    let portal = PortalSession::from_seconds(portal_seconds).ok()?;
-    let ps = SessionDuration::from_duration(chrono::Duration::seconds(ps_seconds?)).ok()?;
-    let start = g.request.requested_start.unwrap_or_else(Utc::now);
-    Windows::compute(&WindowInputs {
-        activated_at: start,
-        revoked_at: None,
-        planned_end: start + g.request.duration.as_duration(),
-        portal_session: portal,
-        permission_set_session: ps,
-        observed: None,
-    })
-    .ok()
+/// The windows of `g` ([`Grant::windows_or_preview`]) with the sessions the page was
+/// given in seconds.
+pub fn windows_of(g: &Grant, portal_seconds: i64, ps_seconds: Option<i64>) -> Option<GrantWindows> {
+    g.windows_or_preview(
+        Utc::now(),
+        PortalSession::from_seconds(portal_seconds).ok(),
+        ps_seconds.and_then(|s| SessionDuration::from_duration(chrono::Duration::seconds(s)).ok()),
+    )
 }
 
 /// The windows again with what the evidence observed, so the observed window and
@@ -158,13 +148,13 @@ fn GrantView(
             refresh.update(|n| *n += 1);
         }
     });
-    let windows = windows_of(
+    let shown = windows_of(
         &g,
         d.portal_session_seconds,
         d.permission_set_session_seconds,
-    )
-    .map(|w| narrowed(&g, w, d.evidence.as_ref()));
-    let preview = g.activated_at.is_none();
+    );
+    let preview = shown.is_some_and(|w| w.preview);
+    let windows = shown.map(|w| narrowed(&g, w.windows, d.evidence.as_ref()));
     let activity = ActivityMarks {
         first: d.evidence.as_ref().and_then(|e| e.first_activity),
         last: d.evidence.as_ref().and_then(|e| e.last_activity),
@@ -242,19 +232,7 @@ fn GrantView(
                     </ul>
                 }.into_any()
             }}
-            {d.can_decide.then(|| view! {
-                <ActionForm action=decide attr:class="decide" attr:data-testid="decide-form">
-                    <input type="hidden" name="id" value=id.to_string()/>
-                    <div class="field">
-                        <label for="comment">"Comment (optional)"</label>
-                        <input id="comment" name="comment" type="text" maxlength="500"/>
-                    </div>
-                    <div class="buttons">
-                        <button type="submit" name="decision" value="approve" class="primary" data-testid="approve">"Approve"</button>
-                        <button type="submit" name="decision" value="deny" data-testid="deny">"Deny"</button>
-                    </div>
-                </ActionForm>
-            })}
+            {d.can_decide.then(|| view! { <DecideForm id=id decide=decide comment_id="comment".to_owned()/> })}
         </section>
 
         {g.break_glass.then(|| view! {
@@ -272,7 +250,7 @@ fn GrantView(
                         <input type="hidden" name="id" value=id.to_string()/>
                         <div class="field">
                             <label for="review-comment">"Review"</label>
-                            <input id="review-comment" name="comment" type="text" required maxlength="500"/>
+                            <input id="review-comment" name="comment" type="text" required maxlength=ReviewComment::MAX_CHARS/>
                         </div>
                         <button type="submit" data-testid="review">"Record the review"</button>
                     </ActionForm>
@@ -300,7 +278,7 @@ fn GrantView(
                     <ActionForm action=revoke attr:class="inline">
                         <input type="hidden" name="id" value=id.to_string()/>
                         <label for="revoke-reason">"Reason"</label>
-                        <input id="revoke-reason" name="reason" type="text" required maxlength="500"/>
+                        <input id="revoke-reason" name="reason" type="text" required maxlength=Reason::MAX_CHARS/>
                         <button type="submit" class="danger" data-testid="revoke">"Revoke now"</button>
                     </ActionForm>
                 })}

@@ -1,16 +1,18 @@
 //! "My grants": every grant of the viewer with its state, updated live as the
-//! reaper and approvers move it (server-sent events), with the actions the state
-//! allows: cancel a request, "I'm done" on an active grant.
+//! reaper and approvers move it (server-sent events), with the actions the domain
+//! rule allows the viewer ([`GrantActions`]): cancel a request, "I'm done" on an
+//! active grant, extend it.
 
-use crate::api::{my_grants, CancelGrant, RevokeGrant};
-use crate::components::{use_refresh, ErrorNote, MaybeWhen, StateBadge, When};
-use crate::domain::{fmt_minutes, Grant, GrantState};
+use crate::api::{my_grants, CancelGrant, RevokeGrant, Viewer};
+use crate::components::{use_refresh, use_viewer, ErrorNote, MaybeWhen, StateBadge, When};
+use crate::domain::{fmt_minutes, ActionCtx, Grant, GrantActions};
 use leptos::form::ActionForm;
 use leptos::prelude::*;
 
 #[component]
 pub fn MyGrantsPage() -> impl IntoView {
     let refresh = use_refresh();
+    let viewer = use_viewer();
     let cancel = ServerAction::<CancelGrant>::new();
     let finish = ServerAction::<RevokeGrant>::new();
     let grants = Resource::new(
@@ -46,7 +48,9 @@ pub fn MyGrantsPage() -> impl IntoView {
                             "You have no grants yet. " <a href="/request">"Ask for access"</a> " to get one."
                         </p>
                     }.into_any(),
-                    Ok(list) => view! {
+                    Ok(list) => {
+                        let viewer = viewer.get().and_then(Result::ok).unwrap_or_default();
+                        view! {
                         <div class="table-wrap">
                             <table class="grants" data-testid="my-grants">
                                 <thead>
@@ -60,11 +64,12 @@ pub fn MyGrantsPage() -> impl IntoView {
                                     </tr>
                                 </thead>
                                 <tbody>
-                                    {list.into_iter().map(|g| row(g, cancel, finish)).collect_view()}
+                                    {list.into_iter().map(|g| row(&viewer, g, cancel, finish)).collect_view()}
                                 </tbody>
                             </table>
                         </div>
-                    }.into_any(),
+                    }.into_any()
+                    }
                 })}
             </Transition>
         </section>
@@ -72,6 +77,7 @@ pub fn MyGrantsPage() -> impl IntoView {
 }
 
 fn row(
+    viewer: &Viewer,
     g: Grant,
     cancel: ServerAction<CancelGrant>,
     finish: ServerAction<RevokeGrant>,
@@ -84,29 +90,32 @@ fn row(
         g.request.account_id,
         fmt_minutes(g.request.duration.minutes())
     );
-    let actions = match g.state {
-        GrantState::Pending | GrantState::Approved => Some(
-            view! {
-                <ActionForm action=cancel attr:class="inline">
-                    <input type="hidden" name="id" value=id.to_string()/>
-                    <button type="submit" data-testid="cancel">"Cancel"</button>
-                </ActionForm>
-            }
-            .into_any(),
-        ),
-        GrantState::Active => Some(
-            view! {
-                <ActionForm action=finish attr:class="inline">
-                    <input type="hidden" name="id" value=id.to_string()/>
-                    <input type="hidden" name="reason" value="the requester is done"/>
-                    <button type="submit" data-testid="done">"I'm done"</button>
-                </ActionForm>
-                " "
-                <a href=format!("{href}#extend")>"Extend…"</a>
-            }
-            .into_any(),
-        ),
-        _ => None,
+    // One's own grants: nobody decides or reviews them here.
+    let may = GrantActions::for_viewer(
+        &viewer.caller,
+        &g,
+        &ActionCtx {
+            policy: &viewer.policy,
+            decisions: &[],
+            named_by_policy: false,
+            approvers: &[],
+        },
+    );
+    let actions = view! {
+        {may.can_cancel.then(|| view! {
+            <ActionForm action=cancel attr:class="inline">
+                <input type="hidden" name="id" value=id.to_string()/>
+                <button type="submit" data-testid="cancel">"Cancel"</button>
+            </ActionForm>
+        })}
+        {may.can_finish.then(|| view! {
+            <ActionForm action=finish attr:class="inline">
+                <input type="hidden" name="id" value=id.to_string()/>
+                <input type="hidden" name="reason" value="the requester is done"/>
+                <button type="submit" data-testid="done">"I'm done"</button>
+            </ActionForm>
+        })}
+        {may.can_extend.then(|| view! { " " <a href=format!("{href}#extend")>"Extend…"</a> })}
     };
     view! {
         <tr data-grant=id.to_string() data-state=g.state.as_str()>

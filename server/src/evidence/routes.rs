@@ -4,12 +4,9 @@
 //! API's error shape `{ "error": { "code", "message" } }`: 401 before sign-in, 403
 //! for someone else's grant without an auditor or admin role, 404 for no such grant.
 
-use super::pack;
-use crate::access::AccessError;
-use crate::grants::GrantError;
-use crate::http::AppState;
-use crate::Services;
-use app::domain::{Caller, Denied, GrantId};
+use crate::services::evidence::EvidencePack;
+use crate::services::{Access, AccessError, GrantError};
+use app::domain::{Caller, Denied, GrantId, Operation};
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
@@ -18,7 +15,7 @@ use axum::routing::get;
 use axum::{Extension, Json, Router};
 
 /// The evidence routes, merged into [`crate::http::router`].
-pub fn router() -> Router<AppState> {
+pub fn router() -> Router<Access> {
     Router::new()
         .route("/grants/{id}/evidence.json", get(evidence_json))
         .route("/grants/{id}/evidence.html", get(evidence_html))
@@ -41,8 +38,8 @@ fn refusal(e: &AccessError) -> Response {
         AccessError::Grant(GrantError::NotFound(_)) => {
             error(StatusCode::NOT_FOUND, "not_found", "no such grant")
         }
-        AccessError::Grant(other) => {
-            tracing::error!(error = %other, "cannot read the grant for an evidence pack");
+        other => {
+            tracing::error!(error = %other, "cannot gather an evidence pack");
             error(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "internal",
@@ -52,11 +49,7 @@ fn refusal(e: &AccessError) -> Response {
     }
 }
 
-async fn prepare(
-    services: &Services,
-    caller: &Caller,
-    id: &str,
-) -> Result<pack::PackHeader, Response> {
+async fn prepare(access: &Access, caller: &Caller, id: &str) -> Result<EvidencePack, Response> {
     let id = match GrantId::parse(id) {
         Ok(id) => id,
         // Anonymous callers learn nothing, not even that the id is malformed.
@@ -65,32 +58,13 @@ async fn prepare(
         }
         Err(_) => return Err(error(StatusCode::NOT_FOUND, "not_found", "no such grant")),
     };
-    let grant = services
-        .evidence
-        .access()
-        .read(caller, id)
-        .await
-        .map_err(|e| refusal(&e))?;
-    let generated_for = match caller {
-        Caller::Person { id, name, .. } => format!("{name} ({id})"),
-        Caller::Anonymous => "anonymous".to_owned(),
+    let pack = async {
+        access
+            .reader(caller, Operation::ReadGrant)?
+            .evidence_pack(id)
+            .await
     };
-    pack::header(
-        services.store.as_ref(),
-        services.evidence.source(),
-        grant,
-        generated_for,
-        services.clock.now(),
-    )
-    .await
-    .map_err(|e| {
-        tracing::error!(error = %e, "cannot gather an evidence pack");
-        error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            "the evidence pack could not be made; try again",
-        )
-    })
+    pack.await.map_err(|e| refusal(&e))
 }
 
 fn caller_of(caller: Option<Extension<Caller>>) -> Caller {
@@ -98,16 +72,16 @@ fn caller_of(caller: Option<Extension<Caller>>) -> Caller {
 }
 
 async fn evidence_json(
-    State(services): State<Services>,
+    State(access): State<Access>,
     caller: Option<Extension<Caller>>,
     Path(id): Path<String>,
 ) -> Response {
     let caller = caller_of(caller);
-    let header = match prepare(&services, &caller, &id).await {
-        Ok(h) => h,
+    let pack = match prepare(&access, &caller, &id).await {
+        Ok(p) => p,
         Err(r) => return r,
     };
-    match pack::json_stream(services.store.clone(), &header) {
+    match pack.json() {
         Ok(stream) => (
             [
                 (header::CONTENT_TYPE, "application/json"),
@@ -128,13 +102,13 @@ async fn evidence_json(
 }
 
 async fn evidence_html(
-    State(services): State<Services>,
+    State(access): State<Access>,
     caller: Option<Extension<Caller>>,
     Path(id): Path<String>,
 ) -> Response {
     let caller = caller_of(caller);
-    let header = match prepare(&services, &caller, &id).await {
-        Ok(h) => h,
+    let pack = match prepare(&access, &caller, &id).await {
+        Ok(p) => p,
         Err(r) => return r,
     };
     (
@@ -142,7 +116,7 @@ async fn evidence_html(
             (header::CONTENT_TYPE, "text/html; charset=utf-8"),
             (header::CACHE_CONTROL, "no-store"),
         ],
-        Body::from_stream(pack::html_stream(services.store.clone(), &header)),
+        Body::from_stream(pack.html()),
     )
         .into_response()
 }

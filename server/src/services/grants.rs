@@ -1,6 +1,7 @@
 //! The grant service: the one place that turns a person's or the reaper's intent into
-//! a lifecycle decision ([`app::domain::decide`]) and a stored change. Server
-//! functions, API handlers and the reaper call it; it never talks HTTP.
+//! a lifecycle decision ([`app::domain::decide`]) and a stored change. The role
+//! handles ([`super::Access`]) call it after checking the caller; the reaper and the
+//! evidence collector call it as [`Actor::System`]. It never talks HTTP.
 
 use crate::clock::Clock;
 use crate::policy::{PolicyDecisionError, PolicyService};
@@ -115,6 +116,11 @@ impl GrantService {
 
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
+    }
+
+    /// The injected clock.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
     }
 
     /// The policy in force (requests are held to it).
@@ -243,7 +249,7 @@ impl GrantService {
     }
 
     /// Records `reviewer`'s review of a break-glass grant (once; never by its
-    /// requester). Authorization is the caller's ([`crate::access::GuardedGrants`]).
+    /// requester). Authorization is the caller's (the role handles of [`super::Access`]).
     pub async fn review(
         &self,
         id: GrantId,
