@@ -4,21 +4,21 @@
 //! method that decides, cancels, ends or asks for access, so code holding it
 //! cannot:
 //!
-//! ```compile_fail
+//! ```compile_fail,E0599
 //! # async fn f(access: &timebox_server::services::Access, caller: &app::domain::Caller, id: app::domain::GrantId) {
 //! let auditor = access.auditor(caller, app::domain::Operation::ReadAuditLog).unwrap();
 //! let _ = auditor.approve(id, None).await;
 //! # }
 //! ```
 //!
-//! ```compile_fail
+//! ```compile_fail,E0599
 //! # async fn f(access: &timebox_server::services::Access, caller: &app::domain::Caller, id: app::domain::GrantId) {
 //! let auditor = access.auditor(caller, app::domain::Operation::ReadAuditLog).unwrap();
 //! let _ = auditor.cancel(id, None).await;
 //! # }
 //! ```
 //!
-//! ```compile_fail
+//! ```compile_fail,E0599
 //! # async fn f(access: &timebox_server::services::Access, caller: &app::domain::Caller, id: app::domain::GrantId) {
 //! let auditor = access.auditor(caller, app::domain::Operation::ReadAuditLog).unwrap();
 //! let _ = auditor.revoke(id, None).await;
