@@ -302,43 +302,14 @@ mod tests {
     /// Which buttons each caller sees on a grant of owen's in each state, named by
     /// the policy (`named`) or not: d decide, c cancel, f finish, x extend, r
     /// revoke, v review. Columns as [`WHO`].
+    #[rustfmt::skip]
     const TABLE: &[(GrantState, bool, bool, [&str; 6])] = &[
-        (
-            GrantState::Pending,
-            false,
-            true,
-            ["", "", "d", "", "dc", "c"],
-        ),
-        (
-            GrantState::Pending,
-            false,
-            false,
-            ["", "", "", "", "c", "c"],
-        ),
-        (
-            GrantState::Approved,
-            false,
-            true,
-            ["", "", "", "", "c", "cx"],
-        ),
-        (
-            GrantState::Active,
-            false,
-            true,
-            ["", "", "r", "", "r", "fx"],
-        ),
-        (
-            GrantState::Active,
-            true,
-            true,
-            ["", "", "rv", "v", "rv", "fx"],
-        ),
-        (
-            GrantState::Active,
-            true,
-            false,
-            ["", "", "r", "v", "rv", "fx"],
-        ),
+        (GrantState::Pending, false, true, ["", "", "d", "", "dc", "c"]),
+        (GrantState::Pending, false, false, ["", "", "", "", "c", "c"]),
+        (GrantState::Approved, false, true, ["", "", "", "", "c", "cx"]),
+        (GrantState::Active, false, true, ["", "", "r", "", "r", "fx"]),
+        (GrantState::Active, true, true, ["", "", "rv", "v", "rv", "fx"]),
+        (GrantState::Active, true, false, ["", "", "r", "v", "rv", "fx"]),
         (GrantState::Revoked, true, false, ["", "", "", "v", "v", ""]),
         (GrantState::Denied, false, true, ["", "", "", "", "", ""]),
     ];

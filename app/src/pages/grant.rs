@@ -7,7 +7,8 @@ use crate::api::{
     get_grant_detail, CancelGrant, DecideGrant, ExtendGrant, GrantDetail, ReviewGrant, RevokeGrant,
 };
 use crate::components::{
-    use_refresh, ActivityMarks, DecideForm, ErrorNote, MaybeWhen, StateBadge, Timeline, When,
+    use_refresh, ActivityMarks, CancelForm, DecideForm, DoneForm, ErrorNote, MaybeWhen, StateBadge,
+    Table, Timeline, When,
 };
 use crate::domain::{
     fmt_minutes, format_human, EvidenceSummary, Grant, GrantWindows, PortalSession, Reason,
@@ -232,7 +233,7 @@ fn GrantView(
                     </ul>
                 }.into_any()
             }}
-            {d.can_decide.then(|| view! { <DecideForm id=id decide=decide comment_id="comment".to_owned()/> })}
+            {d.actions.can_decide.then(|| view! { <DecideForm id=id decide=decide comment_id="comment".to_owned()/> })}
         </section>
 
         {g.break_glass.then(|| view! {
@@ -245,7 +246,7 @@ fn GrantView(
                     }.into_any(),
                     _ => view! { <p class="warning">"Used without approval: a review is owed."</p> }.into_any(),
                 }}
-                {d.can_review.then(|| view! {
+                {d.actions.can_review.then(|| view! {
                     <ActionForm action=review attr:class="decide">
                         <input type="hidden" name="id" value=id.to_string()/>
                         <div class="field">
@@ -258,23 +259,12 @@ fn GrantView(
             </section>
         })}
 
-        {(d.can_cancel || d.can_revoke || d.can_finish || d.can_extend).then(|| view! {
+        {(d.actions.can_cancel || d.actions.can_revoke || d.actions.can_finish || d.actions.can_extend).then(|| view! {
             <section aria-labelledby="actions-title">
                 <h2 id="actions-title">"Actions"</h2>
-                {d.can_cancel.then(|| view! {
-                    <ActionForm action=cancel attr:class="inline">
-                        <input type="hidden" name="id" value=id.to_string()/>
-                        <button type="submit" data-testid="cancel">"Cancel this request"</button>
-                    </ActionForm>
-                })}
-                {d.can_finish.then(|| view! {
-                    <ActionForm action=revoke attr:class="inline">
-                        <input type="hidden" name="id" value=id.to_string()/>
-                        <input type="hidden" name="reason" value="the requester is done"/>
-                        <button type="submit" data-testid="done">"I'm done: revoke now"</button>
-                    </ActionForm>
-                })}
-                {d.can_revoke.then(|| view! {
+                {d.actions.can_cancel.then(|| view! { <CancelForm id=id cancel=cancel label="Cancel this request"/> })}
+                {d.actions.can_finish.then(|| view! { <DoneForm id=id revoke=revoke label="I'm done: revoke now"/> })}
+                {d.actions.can_revoke.then(|| view! {
                     <ActionForm action=revoke attr:class="inline">
                         <input type="hidden" name="id" value=id.to_string()/>
                         <label for="revoke-reason">"Reason"</label>
@@ -282,7 +272,7 @@ fn GrantView(
                         <button type="submit" class="danger" data-testid="revoke">"Revoke now"</button>
                     </ActionForm>
                 })}
-                {d.can_extend.then(|| view! {
+                {d.actions.can_extend.then(|| view! {
                     <ActionForm action=extend attr:class="extend" attr:id="extend">
                         <h3>"Ask for more time"</h3>
                         <input type="hidden" name="id" value=id.to_string()/>
@@ -357,10 +347,7 @@ fn GrantView(
             {(!d.events.is_empty()).then(|| view! {
                 <details>
                     <summary>{format!("Events ({} shown)", d.events.len())}</summary>
-                    <div class="table-wrap">
-                        <table class="events">
-                            <thead><tr><th scope="col">"When"</th><th scope="col">"Event"</th><th scope="col">"Region"</th><th scope="col">"Source IP"</th><th scope="col">"Error"</th></tr></thead>
-                            <tbody>
+                    <Table class="events" headers=&["When", "Event", "Region", "Source IP", "Error"]>
                                 {d.events.iter().map(|e| view! {
                                     <tr>
                                         <td><When at=e.event_time/></td>
@@ -370,9 +357,7 @@ fn GrantView(
                                         <td>{e.error_code.clone().unwrap_or_default()}</td>
                                     </tr>
                                 }).collect_view()}
-                            </tbody>
-                        </table>
-                    </div>
+                    </Table>
                 </details>
             })}
             <p>
@@ -399,10 +384,7 @@ fn GrantView(
                     </p>
                 }.into_any()
             }}
-            <div class="table-wrap">
-                <table class="audit">
-                    <thead><tr><th scope="col">"#"</th><th scope="col">"When"</th><th scope="col">"Who"</th><th scope="col">"What"</th><th scope="col">"Why"</th></tr></thead>
-                    <tbody>
+            <Table class="audit" headers=&["#", "When", "Who", "What", "Why"]>
                         {d.audit.iter().map(|e| view! {
                             <tr>
                                 <td>{e.seq}</td>
@@ -418,9 +400,7 @@ fn GrantView(
                                 <td>{e.reason.clone().unwrap_or_default()}</td>
                             </tr>
                         }).collect_view()}
-                    </tbody>
-                </table>
-            </div>
+            </Table>
         </section>
     }
 }

@@ -4,9 +4,11 @@
 //! active grant, extend it.
 
 use crate::api::{my_grants, CancelGrant, RevokeGrant, Viewer};
-use crate::components::{use_refresh, use_viewer, ErrorNote, MaybeWhen, StateBadge, When};
+use crate::components::{
+    listed, use_refresh, use_viewer, CancelForm, DoneForm, ErrorNote, MaybeWhen, StateBadge, Table,
+    When,
+};
 use crate::domain::{fmt_minutes, ActionCtx, Grant, GrantActions};
-use leptos::form::ActionForm;
 use leptos::prelude::*;
 
 #[component]
@@ -41,36 +43,22 @@ pub fn MyGrantsPage() -> impl IntoView {
             </p>
             {action_error}
             <Transition fallback=|| view! { <p class="muted">"Loading your grants…"</p> }>
-                {move || grants.get().map(|r| match r {
-                    Err(e) => view! { <ErrorNote error=e/> }.into_any(),
-                    Ok(list) if list.is_empty() => view! {
+                {move || grants.get().map(|r| listed(
+                    r,
+                    || view! {
                         <p class="empty" data-testid="no-grants">
                             "You have no grants yet. " <a href="/request">"Ask for access"</a> " to get one."
                         </p>
-                    }.into_any(),
-                    Ok(list) => {
+                    },
+                    |list| {
                         let viewer = viewer.get().and_then(Result::ok).unwrap_or_default();
                         view! {
-                        <div class="table-wrap">
-                            <table class="grants" data-testid="my-grants">
-                                <thead>
-                                    <tr>
-                                        <th scope="col">"Access"</th>
-                                        <th scope="col">"State"</th>
-                                        <th scope="col">"Requested"</th>
-                                        <th scope="col">"Ends"</th>
-                                        <th scope="col">"Real end"</th>
-                                        <th scope="col"><span class="sr-only">"Actions"</span></th>
-                                    </tr>
-                                </thead>
-                                <tbody>
-                                    {list.into_iter().map(|g| row(&viewer, g, cancel, finish)).collect_view()}
-                                </tbody>
-                            </table>
-                        </div>
-                    }.into_any()
-                    }
-                })}
+                            <Table class="grants" testid="my-grants" headers=&["Access", "State", "Requested", "Ends", "Real end"] last_hidden="Actions">
+                                {list.into_iter().map(|g| row(&viewer, g, cancel, finish)).collect_view()}
+                            </Table>
+                        }
+                    },
+                ))}
             </Transition>
         </section>
     }
@@ -102,19 +90,8 @@ fn row(
         },
     );
     let actions = view! {
-        {may.can_cancel.then(|| view! {
-            <ActionForm action=cancel attr:class="inline">
-                <input type="hidden" name="id" value=id.to_string()/>
-                <button type="submit" data-testid="cancel">"Cancel"</button>
-            </ActionForm>
-        })}
-        {may.can_finish.then(|| view! {
-            <ActionForm action=finish attr:class="inline">
-                <input type="hidden" name="id" value=id.to_string()/>
-                <input type="hidden" name="reason" value="the requester is done"/>
-                <button type="submit" data-testid="done">"I'm done"</button>
-            </ActionForm>
-        })}
+        {may.can_cancel.then(|| view! { <CancelForm id=id cancel=cancel label="Cancel"/> })}
+        {may.can_finish.then(|| view! { <DoneForm id=id revoke=finish label="I'm done"/> })}
         {may.can_extend.then(|| view! { " " <a href=format!("{href}#extend")>"Extend…"</a> })}
     };
     view! {

@@ -2,7 +2,7 @@
 //! oldest first, each with what an approver needs to decide well.
 
 use crate::api::{inbox, DecideGrant, InboxItem};
-use crate::components::{use_refresh, DecideForm, ErrorNote, When};
+use crate::components::{listed, use_refresh, DecideForm, ErrorNote, When};
 use crate::domain::fmt_minutes;
 use crate::pages::grant::{windows_of, WindowSentence};
 use leptos::prelude::*;
@@ -18,13 +18,11 @@ pub fn InboxPage() -> impl IntoView {
             <p class="hint">"Oldest first. Your own requests never appear here: someone else must decide them."</p>
             {move || decide.value().get().and_then(Result::err).map(|e| view! { <ErrorNote error=e/> })}
             <Transition fallback=|| view! { <p class="muted">"Loading requests…"</p> }>
-                {move || items.get().map(|r| match r {
-                    Err(e) => view! { <ErrorNote error=e/> }.into_any(),
-                    Ok(list) if list.is_empty() => view! {
-                        <p class="empty" data-testid="inbox-empty">"Nothing is waiting for you."</p>
-                    }.into_any(),
-                    Ok(list) => list.into_iter().map(|i| view! { <Item item=i decide=decide/> }).collect_view().into_any(),
-                })}
+                {move || items.get().map(|r| listed(
+                    r,
+                    || view! { <p class="empty" data-testid="inbox-empty">"Nothing is waiting for you."</p> },
+                    |list| list.into_iter().map(|i| view! { <Item item=i decide=decide/> }).collect_view(),
+                ))}
             </Transition>
         </section>
     }

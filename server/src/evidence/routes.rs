@@ -4,21 +4,23 @@
 //! API's error shape `{ "error": { "code", "message" } }`: 401 before sign-in, 403
 //! for someone else's grant without an auditor or admin role, 404 for no such grant.
 
-use crate::services::evidence::EvidencePack;
+use super::pack::{self, PackHeader};
 use crate::services::{Access, AccessError, GrantError};
+use crate::store::Store;
 use app::domain::{Caller, Denied, GrantId, Operation};
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::{MatchedPath, Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Extension, Json, Router};
+use std::sync::Arc;
 
 /// The evidence routes, merged into [`crate::http::router`].
 pub fn router() -> Router<Access> {
     Router::new()
-        .route("/grants/{id}/evidence.json", get(evidence_json))
-        .route("/grants/{id}/evidence.html", get(evidence_html))
+        .route("/grants/{id}/evidence.json", get(evidence))
+        .route("/grants/{id}/evidence.html", get(evidence))
 }
 
 fn error(status: StatusCode, code: &str, message: &str) -> Response {
@@ -49,7 +51,12 @@ fn refusal(e: &AccessError) -> Response {
     }
 }
 
-async fn prepare(access: &Access, caller: &Caller, id: &str) -> Result<EvidencePack, Response> {
+/// The pack's header, and the store its events stream from.
+async fn prepare(
+    access: &Access,
+    caller: &Caller,
+    id: &str,
+) -> Result<(PackHeader, Arc<dyn Store>), Response> {
     let id = match GrantId::parse(id) {
         Ok(id) => id,
         // Anonymous callers learn nothing, not even that the id is malformed.
@@ -64,59 +71,55 @@ async fn prepare(access: &Access, caller: &Caller, id: &str) -> Result<EvidenceP
             .evidence_pack(id)
             .await
     };
-    pack.await.map_err(|e| refusal(&e))
+    let source = pack.await.map_err(|e| refusal(&e))?;
+    let header = pack::header(
+        source.store.as_ref(),
+        source.source,
+        source.grant,
+        source.generated_for,
+        source.now,
+    )
+    .await
+    .map_err(|e| refusal(&AccessError::from(e)))?;
+    Ok((header, source.store))
 }
 
-fn caller_of(caller: Option<Extension<Caller>>) -> Caller {
-    caller.map_or(Caller::Anonymous, |Extension(c)| c)
-}
-
-async fn evidence_json(
+/// Both files of the pack: the route says which.
+async fn evidence(
     State(access): State<Access>,
     caller: Option<Extension<Caller>>,
     Path(id): Path<String>,
+    route: MatchedPath,
 ) -> Response {
-    let caller = caller_of(caller);
-    let pack = match prepare(&access, &caller, &id).await {
+    let caller = caller.map_or(Caller::Anonymous, |Extension(c)| c);
+    let (header, store) = match prepare(&access, &caller, &id).await {
         Ok(p) => p,
         Err(r) => return r,
     };
-    match pack.json() {
-        Ok(stream) => (
-            [
-                (header::CONTENT_TYPE, "application/json"),
-                (header::CACHE_CONTROL, "no-store"),
-            ],
-            Body::from_stream(stream),
-        )
-            .into_response(),
-        Err(e) => {
-            tracing::error!(error = %e, "cannot serialise an evidence pack");
-            error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
-                "the evidence pack could not be made; try again",
-            )
+    let (content_type, body) = if route.as_str().ends_with(".json") {
+        match pack::json_stream(store, &header) {
+            Ok(stream) => ("application/json", Body::from_stream(stream)),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot serialise an evidence pack");
+                return error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "the evidence pack could not be made; try again",
+                );
+            }
         }
-    }
-}
-
-async fn evidence_html(
-    State(access): State<Access>,
-    caller: Option<Extension<Caller>>,
-    Path(id): Path<String>,
-) -> Response {
-    let caller = caller_of(caller);
-    let pack = match prepare(&access, &caller, &id).await {
-        Ok(p) => p,
-        Err(r) => return r,
+    } else {
+        (
+            "text/html; charset=utf-8",
+            Body::from_stream(pack::html_stream(store, &header)),
+        )
     };
     (
         [
-            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CONTENT_TYPE, content_type),
             (header::CACHE_CONTROL, "no-store"),
         ],
-        Body::from_stream(pack.html()),
+        body,
     )
         .into_response()
 }

@@ -16,21 +16,26 @@ use app::domain::{
 };
 use std::sync::Arc;
 
+/// Lists that are not paged (my grants, active now, the admin's active grants) show
+/// at most this many.
+pub(super) const LIST_LIMIT: u32 = 200;
+
 /// Why a handle could not do what it was asked. The web layer maps each to a status
 /// and a safe message (`super::errors`).
 #[derive(Debug, thiserror::Error)]
 pub enum AccessError {
-    /// The caller may not (logged and counted where it was decided).
-    #[error(transparent)]
-    Denied(#[from] Denied),
-    #[error(transparent)]
-    Grant(#[from] GrantError),
-    /// A value the caller gave is wrong; the error names the field.
-    #[error(transparent)]
-    Field(#[from] FieldError),
     /// Identity Center could not be asked; the detail was logged where it failed.
     #[error("{0}")]
     Unavailable(String),
+    /// A value the caller gave is wrong; the error names the field.
+    #[error(transparent)]
+    Field(#[from] FieldError),
+    /// The caller may not (logged and counted where it was decided).
+    #[error(transparent)]
+    Denied(#[from] Denied),
+    /// What the grant service refused or failed with.
+    #[error(transparent)]
+    Grant(#[from] GrantError),
 }
 
 impl From<StoreError> for AccessError {
@@ -38,6 +43,55 @@ impl From<StoreError> for AccessError {
         AccessError::Grant(e.into())
     }
 }
+
+/// What a handle's method answers.
+pub type Answer<T> = Result<T, AccessError>;
+
+/// What a lifecycle step on a grant answers.
+pub type Acted = Answer<Applied>;
+
+/// Declares a role's handle: the struct holding the person, its [`Handle`] impl
+/// (who holds it, what it offers), its getter on [`Access`] and its reader.
+macro_rules! role_handle {
+    ($(#[$doc:meta])* $name:ident, $getter:ident, holders: $holders:ident, offers: $offers:expr) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy)]
+        pub struct $name<'a> {
+            p: $crate::services::access::Person<'a>,
+        }
+
+        impl<'a> $crate::services::access::Handle<'a> for $name<'a> {
+            const HOLDERS: app::domain::Operation = app::domain::Operation::$holders;
+            const OPERATIONS: &'static [app::domain::Operation] = $offers;
+
+            fn new(p: $crate::services::access::Person<'a>) -> Self {
+                Self { p }
+            }
+        }
+
+        impl<'a> $name<'a> {
+            /// What the person reads: their own grants, and everybody's where their
+            /// roles allow.
+            pub fn reader(&self) -> $crate::services::Reader<'a> {
+                <$crate::services::Reader<'a> as $crate::services::access::Handle<'a>>::new(
+                    self.p,
+                )
+            }
+        }
+
+        impl $crate::services::Access {
+            #[doc = concat!("The ", stringify!($getter), "'s handle ([`Access::handle`]).")]
+            pub fn $getter<'a>(
+                &'a self,
+                caller: &'a app::domain::Caller,
+                op: app::domain::Operation,
+            ) -> Result<$name<'a>, $crate::services::AccessError> {
+                self.handle(caller, op)
+            }
+        }
+    };
+}
+pub(super) use role_handle;
 
 /// What the handles are built from.
 #[derive(Debug, Clone)]
@@ -129,45 +183,13 @@ impl Access {
         }
     }
 
-    /// What every role reads: own grants, or everybody's for approvers, auditors and
-    /// admins.
+    /// The reader's handle: what every role reads (own grants, or everybody's for
+    /// approvers, auditors and admins).
     pub fn reader<'a>(
         &'a self,
         caller: &'a Caller,
         op: Operation,
     ) -> Result<super::Reader<'a>, AccessError> {
-        self.handle(caller, op)
-    }
-
-    pub fn requester<'a>(
-        &'a self,
-        caller: &'a Caller,
-        op: Operation,
-    ) -> Result<super::Requester<'a>, AccessError> {
-        self.handle(caller, op)
-    }
-
-    pub fn approver<'a>(
-        &'a self,
-        caller: &'a Caller,
-        op: Operation,
-    ) -> Result<super::Approver<'a>, AccessError> {
-        self.handle(caller, op)
-    }
-
-    pub fn auditor<'a>(
-        &'a self,
-        caller: &'a Caller,
-        op: Operation,
-    ) -> Result<super::Auditor<'a>, AccessError> {
-        self.handle(caller, op)
-    }
-
-    pub fn admin<'a>(
-        &'a self,
-        caller: &'a Caller,
-        op: Operation,
-    ) -> Result<super::Admin<'a>, AccessError> {
         self.handle(caller, op)
     }
 
@@ -370,8 +392,8 @@ impl<'a> Person<'a> {
         id: GrantId,
         action: GrantAction,
         own_only: bool,
-        reason: Option<String>,
-    ) -> Result<Applied, AccessError> {
+        reason: Option<impl Into<String>>,
+    ) -> Acted {
         let grant = self.core.grant(id).await?;
         if own_only {
             self.only_own(action.operation(), &grant)?;
@@ -396,7 +418,7 @@ impl<'a> Person<'a> {
                 id,
                 step,
                 &actor,
-                reason,
+                reason.map(Into::into),
                 GrantPatch::default(),
                 serde_json::json!({}),
             )

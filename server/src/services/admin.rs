@@ -4,32 +4,20 @@
 //! [`Admin::auditor`], [`Admin::reader`]); the rule still never lets them decide
 //! their own request.
 
-use super::access::{AccessError, Handle, Person};
-use super::grants::Applied;
-use super::{status, Approver, Auditor, Reader, Requester};
+use super::access::{role_handle, AccessError, Acted, Handle};
+use super::{status, Approver, Auditor, Requester};
 use app::api::{AdminStatus, CatalogStatus, PoliciesView, PolicyQuery};
 use app::domain::{GrantAction, GrantId, Operation, Reason};
 
-/// Acts for an admin.
-#[derive(Debug, Clone, Copy)]
-pub struct Admin<'a> {
-    p: Person<'a>,
-}
-
-impl<'a> Handle<'a> for Admin<'a> {
-    const HOLDERS: Operation = Operation::ReadAdminStatus;
-    const OPERATIONS: &'static [Operation] = &Operation::ALL;
-
-    fn new(p: Person<'a>) -> Self {
-        Self { p }
-    }
-}
+role_handle!(
+    /// Acts for an admin.
+    Admin,
+    admin,
+    holders: ReadAdminStatus,
+    offers: &Operation::ALL
+);
 
 impl<'a> Admin<'a> {
-    pub fn reader(&self) -> Reader<'a> {
-        Reader::new(self.p)
-    }
-
     pub fn requester(&self) -> Requester<'a> {
         Requester::new(self.p)
     }
@@ -61,13 +49,7 @@ impl<'a> Admin<'a> {
     }
 
     /// Withdraws anyone's request before it starts.
-    pub async fn cancel(
-        &self,
-        id: GrantId,
-        reason: Option<Reason>,
-    ) -> Result<Applied, AccessError> {
-        self.p
-            .act(id, GrantAction::Cancel, false, reason.map(String::from))
-            .await
+    pub async fn cancel(&self, id: GrantId, reason: Option<Reason>) -> Acted {
+        self.p.act(id, GrantAction::Cancel, false, reason).await
     }
 }

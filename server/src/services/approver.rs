@@ -3,21 +3,17 @@
 //! else's grant early, and reviewing break-glass use the policy names one for. What
 //! every role reads, and everybody's grants, through its [`reader`](Approver::reader).
 
-use super::access::{AccessError, Handle, Person};
-use super::grants::Applied;
-use super::{inbox, Reader};
+use super::access::{role_handle, AccessError, Acted, Answer};
+use super::inbox;
 use app::api::InboxItem;
 use app::domain::{Comment, Grant, GrantAction, GrantId, Operation, Reason, ReviewComment};
 
-/// Acts for a person who decides requests (approvers and admins).
-#[derive(Debug, Clone, Copy)]
-pub struct Approver<'a> {
-    p: Person<'a>,
-}
-
-impl<'a> Handle<'a> for Approver<'a> {
-    const HOLDERS: Operation = Operation::DenyGrant;
-    const OPERATIONS: &'static [Operation] = &[
+role_handle!(
+    /// Acts for a person who decides requests (approvers and admins).
+    Approver,
+    approver,
+    holders: DenyGrant,
+    offers: &[
         Operation::ApproveGrant,
         Operation::DenyGrant,
         Operation::RevokeGrantEarly,
@@ -27,50 +23,18 @@ impl<'a> Handle<'a> for Approver<'a> {
         Operation::ListOwnGrants,
         Operation::ListAllGrants,
         Operation::ListActiveGrants,
-    ];
+    ]
+);
 
-    fn new(p: Person<'a>) -> Self {
-        Self { p }
-    }
-}
-
-impl<'a> Approver<'a> {
-    /// What the person reads: everybody's grants.
-    pub fn reader(&self) -> Reader<'a> {
-        Reader::new(self.p)
-    }
-
+impl Approver<'_> {
     /// Approves someone else's pending request (an MFA sign-in when configured).
-    pub async fn approve(
-        &self,
-        id: GrantId,
-        comment: Option<Comment>,
-    ) -> Result<Applied, AccessError> {
-        self.p
-            .act(id, GrantAction::Approve, false, comment.map(String::from))
-            .await
+    pub async fn approve(&self, id: GrantId, comment: Option<Comment>) -> Acted {
+        self.p.act(id, GrantAction::Approve, false, comment).await
     }
 
     /// Denies someone else's pending request.
-    pub async fn deny(
-        &self,
-        id: GrantId,
-        comment: Option<Comment>,
-    ) -> Result<Applied, AccessError> {
-        self.p
-            .act(id, GrantAction::Deny, false, comment.map(String::from))
-            .await
-    }
-
-    /// Ends an active grant now (someone else's, or one's own).
-    pub async fn revoke(
-        &self,
-        id: GrantId,
-        reason: Option<Reason>,
-    ) -> Result<Applied, AccessError> {
-        self.p
-            .act(id, GrantAction::EndEarly, false, reason.map(String::from))
-            .await
+    pub async fn deny(&self, id: GrantId, comment: Option<Comment>) -> Acted {
+        self.p.act(id, GrantAction::Deny, false, comment).await
     }
 
     /// The pending requests the person may decide now, oldest first.
@@ -89,12 +53,13 @@ impl<'a> Approver<'a> {
         inbox::items(&self.p).await
     }
 
+    /// Ends an active grant now (someone else's, or one's own).
+    pub async fn revoke(&self, id: GrantId, reason: Option<Reason>) -> Acted {
+        self.p.act(id, GrantAction::EndEarly, false, reason).await
+    }
+
     /// Records the review of a break-glass grant whose policy names the person.
-    pub async fn review(
-        &self,
-        id: GrantId,
-        comment: Option<ReviewComment>,
-    ) -> Result<Grant, AccessError> {
+    pub async fn review(&self, id: GrantId, comment: Option<ReviewComment>) -> Answer<Grant> {
         self.p.review(id, comment).await
     }
 }

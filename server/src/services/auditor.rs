@@ -34,23 +34,19 @@
 //! # }
 //! ```
 
-use super::access::{AccessError, Handle, Person};
-use super::Reader;
+use super::access::{role_handle, AccessError, Answer};
 use crate::store::{AuditEvent, ChainVerification};
 use app::domain::{Grant, GrantId, Operation, ReviewComment};
 
 /// Audit events one call returns at most.
 const PAGE: u32 = 200;
 
-/// Acts for a person who audits (auditors and admins).
-#[derive(Debug, Clone, Copy)]
-pub struct Auditor<'a> {
-    p: Person<'a>,
-}
-
-impl<'a> Handle<'a> for Auditor<'a> {
-    const HOLDERS: Operation = Operation::ReadAuditLog;
-    const OPERATIONS: &'static [Operation] = &[
+role_handle!(
+    /// Acts for a person who audits (auditors and admins).
+    Auditor,
+    auditor,
+    holders: ReadAuditLog,
+    offers: &[
         Operation::ReadAuditLog,
         Operation::VerifyAuditChain,
         Operation::ReviewGrant,
@@ -58,19 +54,10 @@ impl<'a> Handle<'a> for Auditor<'a> {
         Operation::ListOwnGrants,
         Operation::ListAllGrants,
         Operation::ListActiveGrants,
-    ];
+    ]
+);
 
-    fn new(p: Person<'a>) -> Self {
-        Self { p }
-    }
-}
-
-impl<'a> Auditor<'a> {
-    /// What the person reads: everybody's grants, with their evidence.
-    pub fn reader(&self) -> Reader<'a> {
-        Reader::new(self.p)
-    }
-
+impl Auditor<'_> {
     /// The audit log after `after_seq`, oldest first, a page at a time.
     pub async fn audit_log(&self, after_seq: i64) -> Result<Vec<AuditEvent>, AccessError> {
         self.p.allow(Operation::ReadAuditLog)?;
@@ -89,11 +76,7 @@ impl<'a> Auditor<'a> {
     }
 
     /// Records the review of someone else's break-glass grant.
-    pub async fn review(
-        &self,
-        id: GrantId,
-        comment: Option<ReviewComment>,
-    ) -> Result<Grant, AccessError> {
+    pub async fn review(&self, id: GrantId, comment: Option<ReviewComment>) -> Answer<Grant> {
         self.p.review(id, comment).await
     }
 }

@@ -9,6 +9,8 @@ use crate::store::AuditEvent;
 use app::api::{ApprovalView, AuditEntry, ChainCheck, GrantDetail, OtherPath};
 use app::domain::Grant;
 
+/// Activity events shown on a grant's page (the evidence pack has them all).
+const GRANT_PAGE_EVENTS: u32 = 100;
 /// Audit events of one grant shown at most (a grant has a handful).
 const AUDIT_LIMIT: u32 = 1000;
 
@@ -17,7 +19,6 @@ pub(super) async fn detail(p: &Person<'_>, grant: Grant) -> Result<GrantDetail, 
     let store = p.core.store();
     let id = grant.id;
     let facts = p.facts(&grant, true).await?;
-    let actions = p.actions(&grant, &facts);
     let events = store.audit_events(Some(id), 0, AUDIT_LIMIT).await?;
     let chain = check_grant_chain(p, &events).await?;
     let other_paths = store
@@ -33,6 +34,7 @@ pub(super) async fn detail(p: &Person<'_>, grant: Grant) -> Result<GrantDetail, 
         })
         .collect();
     let found = evidence::of_grant(p.core, id).await?;
+    let first_events = evidence::events(p.core, id, None, GRANT_PAGE_EVENTS).await?;
     let permission_set_session_seconds = match grant.permission_set_session {
         Some(s) => Some(s.as_duration().num_seconds()),
         None => session_seconds_of(p, grant.request.permission_set.as_str()).await?,
@@ -42,12 +44,7 @@ pub(super) async fn detail(p: &Person<'_>, grant: Grant) -> Result<GrantDetail, 
         portal_session_seconds: grant
             .portal_session
             .map_or(p.core.portal_seconds(), |s| s.as_duration().num_seconds()),
-        can_decide: actions.can_decide,
-        can_cancel: actions.can_cancel,
-        can_finish: actions.can_finish,
-        can_extend: actions.can_extend,
-        can_revoke: actions.can_revoke,
-        can_review: actions.can_review,
+        actions: p.actions(&grant, &facts),
         audit: events
             .into_iter()
             .map(|e| AuditEntry {
@@ -67,7 +64,7 @@ pub(super) async fn detail(p: &Person<'_>, grant: Grant) -> Result<GrantDetail, 
         chain,
         other_paths,
         evidence: found.summary,
-        events: found.events,
+        events: first_events,
         investigation: found.investigation,
     })
 }

@@ -128,12 +128,8 @@ impl GrantService {
         &self.policy
     }
 
-    /// Records a new request as the policy decides it: the deciding policy (see
-    /// docs/policy.md) sets `approvals_required` (any value given is replaced), the
-    /// pending request's expiry and the per-person cap; a request it does not allow is
-    /// refused with [`GrantError::Policy`] naming the field. A policy with automatic
-    /// approval approves the request in the same call (`auto_approve` by the system).
-    /// `groups` are the requester's groups (from their sign-in).
+    /// Records a new request as the policy decides it ([`GrantService::submit`]
+    /// without break-glass).
     pub async fn request(
         &self,
         request: GrantRequest,
@@ -142,18 +138,17 @@ impl GrantService {
         self.submit(request, groups, false).await
     }
 
-    /// Asks for break-glass access: only break-glass policies apply; the grant is
-    /// approved at once, starts now (any requested start is dropped), and owes a
-    /// review afterwards.
-    pub async fn request_break_glass(
-        &self,
-        request: GrantRequest,
-        groups: &[String],
-    ) -> Result<Grant, GrantError> {
-        self.submit(request, groups, true).await
-    }
-
-    async fn submit(
+    /// Records a new request as the policy decides it: the deciding policy (see
+    /// docs/policy.md) sets `approvals_required` (any value given is replaced), the
+    /// pending request's expiry and the per-person cap; a request it does not allow is
+    /// refused with [`GrantError::Policy`] naming the field. A policy with automatic
+    /// approval approves the request in the same call (`auto_approve` by the system).
+    /// `groups` are the requester's groups (from their sign-in).
+    ///
+    /// With `break_glass`, only break-glass policies apply; the grant is approved at
+    /// once, starts now (any requested start is dropped), and owes a review
+    /// afterwards.
+    pub async fn submit(
         &self,
         mut request: GrantRequest,
         groups: &[String],

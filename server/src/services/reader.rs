@@ -3,18 +3,12 @@
 //! anyone's for approvers, auditors and admins); their own grants; the grants active
 //! now; and, for approvers, auditors and admins, everybody's grants (the history).
 
-use super::access::{AccessError, Handle, Person};
-use super::evidence::{self, EvidencePack};
+use super::access::{AccessError, Handle, Person, LIST_LIMIT};
+use super::evidence::{self, Evidence, PackSource};
 use super::history;
 use crate::store::{ActivityCursor, GrantFilter};
 use app::api::{ActiveItem, GrantDetail, HistoryPage, HistoryQuery};
-use app::domain::{
-    authorize, ActivityEvent, Caller, EvidenceSummary, Grant, GrantId, InvestigationSummary,
-    Operation,
-};
-
-/// Lists that are not paged (my grants, active now) show at most this many.
-pub(super) const LIST_LIMIT: u32 = 200;
+use app::domain::{authorize, ActivityEvent, Caller, Grant, GrantId, Operation};
 
 /// Reads grants for a signed-in person with any role.
 #[derive(Debug, Clone, Copy)]
@@ -58,13 +52,10 @@ impl Reader<'_> {
         super::detail::detail(&self.p, grant).await
     }
 
-    /// What grant `id`'s activity says, once it has been collected.
-    pub async fn evidence_summary(
-        &self,
-        id: GrantId,
-    ) -> Result<Option<EvidenceSummary>, AccessError> {
+    /// What grant `id`'s activity says and its investigation, once collected.
+    pub async fn evidence(&self, id: GrantId) -> Result<Evidence, AccessError> {
         self.read(id).await?;
-        evidence::summary(self.p.core, id).await
+        evidence::of_grant(self.p.core, id).await
     }
 
     /// A page of grant `id`'s events in time order, after `after`.
@@ -78,23 +69,14 @@ impl Reader<'_> {
         evidence::events(self.p.core, id, after, limit).await
     }
 
-    /// The Detective investigation of grant `id`'s role, once one was started.
-    pub async fn investigation(
-        &self,
-        id: GrantId,
-    ) -> Result<Option<InvestigationSummary>, AccessError> {
-        self.read(id).await?;
-        evidence::investigation(self.p.core, id).await
-    }
-
-    /// Grant `id`'s evidence pack, made for this person.
-    pub async fn evidence_pack(&self, id: GrantId) -> Result<EvidencePack, AccessError> {
+    /// What grant `id`'s evidence pack is made from, for this person.
+    pub async fn evidence_pack(&self, id: GrantId) -> Result<PackSource, AccessError> {
         let grant = self.read(id).await?;
         let generated_for = match self.p.caller {
             Caller::Person { id, name, .. } => format!("{name} ({id})"),
             Caller::Anonymous => "anonymous".to_owned(),
         };
-        EvidencePack::gather(self.p.core, grant, generated_for).await
+        Ok(PackSource::new(self.p.core, grant, generated_for))
     }
 
     /// The person's own grants, newest first.

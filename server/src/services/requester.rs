@@ -3,40 +3,27 @@
 //! own grants only: withdraw a request, end an active grant ("I'm done"), ask to
 //! extend it. What every role reads is its [`reader`](Requester::reader).
 
-use super::access::{AccessError, Handle, Person};
-use super::grants::Applied;
-use super::{catalog, Reader};
+use super::access::{role_handle, AccessError, Acted};
+use super::catalog;
 use app::api::{OtherPath, RequestForm, RequestOptions};
 use app::domain::{Denied, Grant, GrantAction, GrantId, GrantRequest, Operation, Reason};
 
-/// Acts for a person who may ask for access (requesters and admins).
-#[derive(Debug, Clone, Copy)]
-pub struct Requester<'a> {
-    p: Person<'a>,
-}
-
-impl<'a> Handle<'a> for Requester<'a> {
-    const HOLDERS: Operation = Operation::RequestGrant;
-    const OPERATIONS: &'static [Operation] = &[
+role_handle!(
+    /// Acts for a person who may ask for access (requesters and admins).
+    Requester,
+    requester,
+    holders: RequestGrant,
+    offers: &[
         Operation::RequestGrant,
         Operation::CancelGrant,
         Operation::RevokeGrantEarly,
         Operation::ReadGrant,
         Operation::ListOwnGrants,
         Operation::ListActiveGrants,
-    ];
+    ]
+);
 
-    fn new(p: Person<'a>) -> Self {
-        Self { p }
-    }
-}
-
-impl<'a> Requester<'a> {
-    /// What the person reads (their own grants, and what their other roles allow).
-    pub fn reader(&self) -> Reader<'a> {
-        Reader::new(self.p)
-    }
-
+impl Requester<'_> {
     /// Accounts, permission sets and what the policy lets the person ask for.
     pub async fn request_options(&self) -> Result<RequestOptions, AccessError> {
         self.p.allow(Operation::RequestGrant)?;
@@ -77,14 +64,14 @@ impl<'a> Requester<'a> {
             .await?)
     }
 
-    /// Asks for break-glass access (see [`super::GrantService::request_break_glass`]).
+    /// Asks for break-glass access (see [`super::GrantService::submit`]).
     pub async fn ask_break_glass(&self, request: GrantRequest) -> Result<Grant, AccessError> {
         self.own_request(&request)?;
         Ok(self
             .p
             .core
             .grants
-            .request_break_glass(request, self.p.caller.groups())
+            .submit(request, self.p.caller.groups(), true)
             .await?)
     }
 
@@ -103,25 +90,13 @@ impl<'a> Requester<'a> {
     }
 
     /// Withdraws one of the person's requests before it starts.
-    pub async fn cancel(
-        &self,
-        id: GrantId,
-        reason: Option<Reason>,
-    ) -> Result<Applied, AccessError> {
-        self.p
-            .act(id, GrantAction::Cancel, true, reason.map(String::from))
-            .await
+    pub async fn cancel(&self, id: GrantId, reason: Option<Reason>) -> Acted {
+        self.p.act(id, GrantAction::Cancel, true, reason).await
     }
 
     /// Ends one of the person's active grants now ("I'm done").
-    pub async fn finish(
-        &self,
-        id: GrantId,
-        reason: Option<Reason>,
-    ) -> Result<Applied, AccessError> {
-        self.p
-            .act(id, GrantAction::EndEarly, true, reason.map(String::from))
-            .await
+    pub async fn finish(&self, id: GrantId, reason: Option<Reason>) -> Acted {
+        self.p.act(id, GrantAction::EndEarly, true, reason).await
     }
 
     /// Asks for more time on one of the person's approved or active grants: a new

@@ -2,9 +2,8 @@
 //! their tail (every role), and the admin's view: the catalog, the reaper's health,
 //! drift reports, the policies in force and the catalog sync on request.
 
-use super::access::{AccessError, Core};
+use super::access::{AccessError, Core, LIST_LIMIT};
 use super::catalog::CatalogSnapshot;
-use super::reader::LIST_LIMIT;
 use crate::store::GrantFilter;
 use app::api::{
     ActiveItem, AdminStatus, CatalogStatus, DriftReport, PoliciesView, PolicyQuery, ReaperProblem,

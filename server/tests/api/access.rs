@@ -95,7 +95,7 @@ fn answer<T>(r: Result<T, AccessError>) -> char {
 async fn owens_grant(service: &GrantService, op: Operation) -> GrantId {
     if op == Operation::ReviewGrant {
         return service
-            .request_break_glass(request("owen", 1), &[])
+            .submit(request("owen", 1), &[], true)
             .await
             .unwrap()
             .id;

@@ -1502,10 +1502,8 @@ async fn the_evidence_service_answers_behind_read_grant(db: &TestDb) {
             c: &Caller,
             id: app::domain::GrantId,
         ) -> Result<Option<app::domain::EvidenceSummary>, AccessError> {
-            self.0
-                .reader(c, Operation::ReadGrant)?
-                .evidence_summary(id)
-                .await
+            let reader = self.0.reader(c, Operation::ReadGrant)?;
+            Ok(reader.evidence(id).await?.summary)
         }
         async fn events(
             &self,
@@ -1524,10 +1522,8 @@ async fn the_evidence_service_answers_behind_read_grant(db: &TestDb) {
             c: &Caller,
             id: app::domain::GrantId,
         ) -> Result<Option<app::domain::InvestigationSummary>, AccessError> {
-            self.0
-                .reader(c, Operation::ReadGrant)?
-                .investigation(id)
-                .await
+            let reader = self.0.reader(c, Operation::ReadGrant)?;
+            Ok(reader.evidence(id).await?.investigation)
         }
     }
     let service = Evidence(access);

@@ -161,7 +161,7 @@ impl People {
     /// Whether the grant page offers `c` to decide `grant`.
     async fn may_decide(&self, c: &Caller, grant: &Grant) -> bool {
         let reader = self.0.reader(c, Operation::ReadGrant).unwrap();
-        reader.detail(grant.id).await.unwrap().can_decide
+        reader.detail(grant.id).await.unwrap().actions.can_decide
     }
 }
 
