@@ -1,6 +1,6 @@
 //! The history benchmark (not a timed test): seeds N grants (default a million) into
 //! a fresh database, then times the call behind both the history page and the API's
-//! list endpoint (`Dashboard::history`: authorization, filter parsing, the keyset
+//! list endpoint (`Dashboard::history`: the reader's handle, filter parsing, the keyset
 //! query, and encoding the page as JSON) for filtered pages of 50 rows, and prints
 //! p50/p99/max per kind of filter.
 //!
@@ -29,7 +29,7 @@ use chrono::{DateTime, Duration as ChronoDuration, Utc};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use timebox_server::clock::SystemClock;
-use timebox_server::dashboard::Dashboard;
+use timebox_server::services::Dashboard;
 use timebox_server::store::{PostgresStore, SqliteStore};
 
 const USERS: usize = 500;
@@ -223,10 +223,10 @@ async fn main() {
     let mut config = timebox_server::config::Config::default();
     config.database.url = url.clone();
     config.database.max_connections = 4;
-    let services = timebox_server::Services::start(config, Arc::new(SystemClock))
+    let wiring = timebox_server::Wiring::start(config, Arc::new(SystemClock))
         .await
         .expect("services");
-    let dashboard = Dashboard::new(services);
+    let dashboard = Dashboard::new(wiring.access());
     let auditor = Caller::Person {
         id: PersonId::parse("audrey").unwrap(),
         name: "Audrey".into(),

@@ -30,11 +30,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use timebox_server::aws::{Calls, Pacer};
 use timebox_server::clock::SystemClock;
-use timebox_server::grants::GrantService;
 use timebox_server::identity_center::sdk::{Clients, SdkIdentityCenter};
 use timebox_server::identity_center::{IdentityCenter, UserMatch};
 use timebox_server::metrics::Metrics;
 use timebox_server::reaper::{Reaper, ReaperSettings};
+use timebox_server::services::grants::GrantService;
 use timebox_server::store::{GrantAws, GrantPatch};
 
 struct Args {

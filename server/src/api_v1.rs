@@ -9,9 +9,7 @@
 //! State-changing calls (POST) must carry `Origin: <server.public_url>` like the
 //! browser does (the cross-site check in [`crate::auth::guard`]).
 
-use crate::dashboard::Dashboard;
-use crate::grants::GrantChange;
-use crate::Services;
+use crate::services::{Access, Dashboard, GrantChange};
 use app::api::backend::Backend;
 use app::api::{given, ApiError, HistoryQuery, RequestForm};
 use app::domain::{authorize, Caller, Grant, Operation};
@@ -31,7 +29,9 @@ use std::convert::Infallible;
 #[derive(Debug, Clone)]
 pub struct ApiState {
     pub dashboard: Dashboard,
-    pub services: Services,
+    /// For the live event stream.
+    pub access: Access,
+    pub public_url: String,
 }
 
 /// An [`ApiError`] as an HTTP response.
@@ -120,10 +120,11 @@ fn query_rejection(e: QueryRejection) -> ApiError {
     )
 }
 
-pub fn router(services: Services, dashboard: Dashboard) -> Router {
+pub fn router(access: Access, dashboard: Dashboard, public_url: String) -> Router {
     let state = ApiState {
         dashboard,
-        services,
+        access,
+        public_url,
     };
     Router::new()
         .route("/api/v1/openapi.json", get(openapi))
@@ -503,8 +504,8 @@ async fn events(State(s): State<ApiState>, Who(c): Who) -> ApiResult<Response> {
     if !c.is_signed_in() {
         return Err(ApiError::new("sign_in_required", "sign in first").into());
     }
-    let policy = s.services.auth.policy();
-    let rx = s.services.grants.subscribe();
+    let policy = s.access.policy();
+    let rx = s.access.subscribe();
     let stream = futures_util::stream::unfold((rx, c, policy), |(mut rx, c, policy)| async move {
         loop {
             match rx.recv().await {
@@ -541,7 +542,7 @@ fn visible(policy: &app::domain::AccessPolicy, c: &Caller, change: &GrantChange)
 
 /// The OpenAPI 3.1 document of this API.
 async fn openapi(State(s): State<ApiState>) -> Json<serde_json::Value> {
-    Json(openapi_document(&s.services.config.server.public_url))
+    Json(openapi_document(&s.public_url))
 }
 
 /// Filters shared by the history and its export.

@@ -8,7 +8,11 @@
 
 use crate::auth::caller::resolve_caller;
 use crate::auth::guard::{refuse_cross_site, security_headers, CspNonce, GuardSettings};
-use crate::Services;
+use crate::auth::Auth;
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::services::{Access, Dashboard};
+use crate::store::Store;
 use app::api::backend::SharedBackend;
 use app::domain::Caller;
 use app::{shell, App};
@@ -24,47 +28,80 @@ use leptos_axum::{generate_route_list, LeptosRoutes};
 use serde_json::json;
 use std::sync::Arc;
 
-/// State for the routes: the services, the dashboard's backend (built once, shared by
-/// pages, server functions and `/api/v1`), and Leptos's options for the page handlers.
+/// What the routes are given at start-up (and nothing else).
+#[derive(Debug, Clone)]
+pub struct Web {
+    /// The role-scoped handles: the dashboard's backend, the JSON API and the
+    /// evidence routes act through them.
+    pub access: Access,
+    /// Sign-in, sessions and the caller of each request.
+    pub auth: Auth,
+    /// `/readyz` and `/metrics`.
+    pub health: Health,
+    pub config: Arc<Config>,
+}
+
+/// What the health checks and the metrics page read.
+#[derive(Debug, Clone)]
+pub struct Health {
+    store: Arc<dyn Store>,
+    metrics: Arc<Metrics>,
+}
+
+impl Health {
+    pub fn new(store: Arc<dyn Store>, metrics: Arc<Metrics>) -> Self {
+        Self { store, metrics }
+    }
+}
+
+/// State for the routes: the sign-in (for the Leptos context), the dashboard's backend
+/// (built once, shared by pages, server functions and `/api/v1`), the health checks,
+/// and Leptos's options for the page handlers.
 #[derive(Debug, Clone, axum::extract::FromRef)]
 pub struct AppState {
-    pub services: Services,
+    pub auth: Auth,
     pub backend: SharedBackend,
+    pub health: Health,
     pub leptos_options: LeptosOptions,
 }
 
-pub fn leptos_options(services: &Services) -> LeptosOptions {
+pub fn leptos_options(config: &Config) -> LeptosOptions {
     LeptosOptions::builder()
         .output_name("timebox")
-        .site_root(services.config.server.site_root.as_str())
+        .site_root(config.server.site_root.as_str())
         .site_pkg_dir("pkg")
-        .site_addr(services.config.server.bind)
+        .site_addr(config.server.bind)
         .build()
 }
 
-pub fn router(services: Services) -> Router {
-    let leptos_options = leptos_options(&services);
+pub fn router(web: Web) -> Router {
+    let Web {
+        access,
+        auth,
+        health,
+        config,
+    } = web;
+    let leptos_options = leptos_options(&config);
     let routes = generate_route_list(App);
-    let dashboard = crate::dashboard::Dashboard::new(services.clone());
+    let dashboard = Dashboard::new(access.clone());
     let backend: SharedBackend = Arc::new(dashboard.clone());
     let state = AppState {
-        services: services.clone(),
+        auth: auth.clone(),
         backend: backend.clone(),
+        health,
         leptos_options: leptos_options.clone(),
     };
-    let context = (services.clone(), backend);
-    let auth = services.auth.clone();
+    let context = (auth.clone(), backend);
     let guard = Arc::new(GuardSettings::new(
-        &services.config.server.public_url,
+        &config.server.public_url,
         auth.oidc.iter().map(|o| o.issuer_origin()).collect(),
     ));
-    let sessions = auth.sessions.layer(&services.config.session);
+    let sessions = auth.sessions.layer(&config.session);
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/api/{*fn_name}", post(server_functions))
         .route("/metrics", get(metrics))
-        .merge(crate::evidence::routes::router())
         .leptos_routes_with_context(
             &state,
             routes,
@@ -76,7 +113,12 @@ pub fn router(services: Services) -> Router {
         )
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
         .with_state(state)
-        .merge(crate::api_v1::router(services.clone(), dashboard))
+        .merge(crate::evidence::routes::router().with_state(access.clone()))
+        .merge(crate::api_v1::router(
+            access,
+            dashboard,
+            config.server.public_url.clone(),
+        ))
         .merge(crate::auth::routes::router().with_state(auth.clone()))
         .layer(axum::middleware::from_fn_with_state(auth, resolve_caller))
         .layer(sessions)
@@ -102,17 +144,16 @@ pub fn router(services: Services) -> Router {
         )
 }
 
-/// What every page and server function finds in its Leptos context: the services,
+/// What every page and server function finds in its Leptos context: the backend,
 /// the viewer (the caller resolved for this request) and this response's CSP nonce.
-fn provide_request_context(services: &Services, backend: &SharedBackend) {
-    provide_context(services.clone());
+fn provide_request_context(auth: &Auth, backend: &SharedBackend) {
     provide_context(backend.clone());
     let parts = use_context::<axum::http::request::Parts>();
     let caller = parts
         .as_ref()
         .and_then(|p| p.extensions.get::<Caller>().cloned())
         .unwrap_or(Caller::Anonymous);
-    provide_context(services.auth.viewer(&caller));
+    provide_context(auth.viewer(&caller));
     provide_context(caller);
     if let Some(CspNonce(nonce)) = parts.as_ref().and_then(|p| p.extensions.get::<CspNonce>()) {
         // The same nonce as the Content-Security-Policy header of this response.
@@ -122,12 +163,12 @@ fn provide_request_context(services: &Services, backend: &SharedBackend) {
 
 /// Leptos server functions (`/api/<name>`), with the same context as the pages.
 async fn server_functions(
-    State(services): State<Services>,
+    State(auth): State<Auth>,
     State(backend): State<SharedBackend>,
     request: Request<Body>,
 ) -> Response {
     leptos_axum::handle_server_fns_with_context(
-        move || provide_request_context(&services, &backend),
+        move || provide_request_context(&auth, &backend),
         request,
     )
     .await
@@ -141,8 +182,8 @@ async fn healthz() -> impl IntoResponse {
 
 /// The database answers. 503 with the reason otherwise, so a load balancer stops
 /// sending traffic to this replica.
-async fn readyz(State(services): State<Services>) -> Response {
-    match services.store.ping().await {
+async fn readyz(State(health): State<Health>) -> Response {
+    match health.store.ping().await {
         Ok(()) => Json(json!({ "status": "ready", "database": "ok" })).into_response(),
         Err(e) => {
             tracing::warn!(error = %e, "readiness check failed: database unreachable");
@@ -160,9 +201,9 @@ async fn readyz(State(services): State<Services>) -> Response {
 
 /// Prometheus metrics. Grants by state are counted at scrape time, so they are right
 /// even on a replica whose reaper is off.
-async fn metrics(State(services): State<Services>) -> Response {
-    match services.store.grant_counts().await {
-        Ok(counts) => services.metrics.set_grant_counts(&counts),
+async fn metrics(State(health): State<Health>) -> Response {
+    match health.store.grant_counts().await {
+        Ok(counts) => health.metrics.set_grant_counts(&counts),
         Err(e) => tracing::warn!(error = %e, "cannot count grants for /metrics"),
     }
     (
@@ -170,7 +211,7 @@ async fn metrics(State(services): State<Services>) -> Response {
             axum::http::header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        services.metrics.render(),
+        health.metrics.render(),
     )
         .into_response()
 }

@@ -6,9 +6,9 @@
 //! - [`auth`]: OpenID Connect sign-in, sessions, the per-request caller, and the
 //!   cross-site and header checks every request passes;
 //! - [`store`]: the repository trait and its SQLite/PostgreSQL backends;
-//! - [`grants`]: the grant service (lifecycle decisions + stored changes);
-//! - [`access`]: the grant service as people reach it, behind `authorize`;
-//! - [`dashboard`]: what the pages and the JSON API ask for, over `access`;
+//! - [`services`]: what people may do, as role-scoped handles (a requester's,
+//!   approver's, auditor's, admin's) over the grant service, and the dashboard's
+//!   backend over them;
 //! - [`api_v1`]: the JSON API (`/api/v1`) and its OpenAPI document;
 //! - [`clock`]: the injected clock;
 //! - [`http`]: routes, health checks, `/metrics` and the Leptos handler;
@@ -28,21 +28,19 @@
 // the default depth.
 #![recursion_limit = "256"]
 
-pub mod access;
 pub mod api_v1;
 pub mod auth;
 pub mod aws;
 pub mod clock;
 pub mod config;
-pub mod dashboard;
 pub mod evidence;
-pub mod grants;
 pub mod http;
 pub mod identity_center;
 pub mod metrics;
 pub mod notify;
 pub mod policy;
 pub mod reaper;
+pub mod services;
 pub mod store;
 pub mod telemetry;
 
@@ -77,28 +75,28 @@ pub enum StartError {
     Serve(std::io::Error),
 }
 
-/// Everything the request handlers share.
+/// Timebox wired at start-up. Only start-up code sees its parts: the routes receive
+/// [`http::Web`] (the handle factory, sign-in, health, configuration), and each job
+/// the parts it works with.
 #[derive(Debug, Clone)]
-pub struct Services {
-    pub config: Arc<Config>,
-    pub store: Arc<dyn store::Store>,
-    pub clock: Arc<dyn Clock>,
-    pub grants: grants::GrantService,
+pub struct Wiring {
+    config: Arc<Config>,
+    store: Arc<dyn store::Store>,
+    clock: Arc<dyn Clock>,
+    grants: services::GrantService,
     /// Sign-in, sessions and the caller of each request.
-    pub auth: auth::Auth,
-    /// The grant operations people may call, each checked against the caller.
-    pub access: access::GuardedGrants,
-    pub metrics: Arc<metrics::Metrics>,
-    pub identity_center: Arc<dyn identity_center::IdentityCenter>,
+    auth: auth::Auth,
+    /// The role-scoped handles people act through.
+    access: services::Access,
+    metrics: Arc<metrics::Metrics>,
+    identity_center: Arc<dyn identity_center::IdentityCenter>,
     /// The configured notification channels.
-    pub channels: notify::channels::Channels,
+    channels: notify::channels::Channels,
     /// The policy file in force: entitlements, "who can request what", reload status.
-    pub policy: policy::PolicyService,
-    /// Each grant's evidence as people read it (summary, events, investigation).
-    pub evidence: evidence::EvidenceService,
+    policy: policy::PolicyService,
     /// Where the reaper collects activity and starts investigations; `None` when
     /// `evidence.source = "none"`.
-    pub evidence_sources: Option<EvidenceSources>,
+    evidence_sources: Option<EvidenceSources>,
 }
 
 /// The activity source and the Detective client the reaper's evidence step uses.
@@ -108,7 +106,7 @@ pub struct EvidenceSources {
     pub detective: Option<Arc<dyn evidence::detective::Investigations>>,
 }
 
-impl Services {
+impl Wiring {
     /// Opens (and migrates) the database and wires the services.
     pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<Self, StartError> {
         // The URL may carry a password (inline or from database.password[_file]):
@@ -126,10 +124,9 @@ impl Services {
         tracing::info!(database = %redacted, "database ready");
         let policy =
             policy::PolicyService::start(&config.policy, store.clone(), clock.clone()).await?;
-        let grants = grants::GrantService::new(store.clone(), clock.clone(), policy.clone());
+        let grants = services::GrantService::new(store.clone(), clock.clone(), policy.clone());
         let config = Arc::new(config);
         let auth = auth::Auth::start(config.clone(), clock.clone()).await?;
-        let access = access::GuardedGrants::new(grants.clone(), auth.policy());
         let metrics = Arc::new(metrics::Metrics::new());
         // Builds the clients only (region, credentials and endpoints from the chain
         // and `[aws]`); nothing is called until the reaper's first tick.
@@ -148,11 +145,13 @@ impl Services {
                     activity,
                     detective,
                 });
-        let evidence = evidence::EvidenceService::new(
-            store.clone(),
-            access.clone(),
-            config.evidence.source.as_str(),
-        );
+        let access = services::Access::new(services::AccessParts {
+            grants: grants.clone(),
+            policy: auth.policy(),
+            config: config.clone(),
+            identity_center: identity_center.clone(),
+            metrics: metrics.clone(),
+        });
         let channels = notify::channels::Channels::from_config(&config)?;
         Ok(Self {
             config,
@@ -164,27 +163,25 @@ impl Services {
             metrics,
             identity_center,
             policy,
-            evidence,
             evidence_sources,
             channels,
         })
     }
 
-    /// Re-reads the catalog from Identity Center now (the "refresh" button of the
-    /// dashboard; the reaper also refreshes it every `identity_center.catalog_refresh`).
-    pub async fn sync_catalog(
-        &self,
-    ) -> Result<identity_center::catalog::SyncReport, identity_center::catalog::CatalogError> {
-        let report = identity_center::catalog::sync(
-            self.identity_center.as_ref(),
-            self.store.as_ref(),
-            self.clock.now(),
-        )
-        .await?;
-        if let Err(e) = self.policy.recheck_catalog().await {
-            tracing::warn!(error = %e, "could not check the policy against the new catalog");
+    /// The handle factory (for start-up code that drives the services directly, such
+    /// as a benchmark).
+    pub fn access(&self) -> services::Access {
+        self.access.clone()
+    }
+
+    /// What the routes need: the handle factory, sign-in, health and configuration.
+    pub fn web(&self) -> http::Web {
+        http::Web {
+            access: self.access.clone(),
+            auth: self.auth.clone(),
+            health: http::Health::new(self.store.clone(), self.metrics.clone()),
+            config: self.config.clone(),
         }
-        Ok(report)
     }
 
     /// The reaper over these services.
@@ -210,7 +207,7 @@ impl Services {
     }
 }
 
-impl Services {
+impl Wiring {
     /// The notification worker over these services: recipients from configuration
     /// and the identity store.
     pub fn notify_worker(&self) -> notify::NotifyWorker {
@@ -237,7 +234,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), StartError> {
     let addr = config.server.bind;
-    let services = Services::start(config, Arc::new(SystemClock)).await?;
+    let services = Wiring::start(config, Arc::new(SystemClock)).await?;
     let listener = TcpListener::bind(addr)
         .await
         .map_err(|source| StartError::Bind { addr, source })?;
@@ -271,7 +268,7 @@ pub async fn run(
 
 /// Serves on an already bound listener (tests bind port 0 and read the address).
 pub async fn serve(
-    services: Services,
+    services: Wiring,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), StartError> {
@@ -281,7 +278,7 @@ pub async fn serve(
         .auth
         .sessions
         .spawn_purge(std::time::Duration::from_secs(5 * 60));
-    let router = http::router(services)
+    let router = http::router(services.web())
         // The client address is needed to rate-limit failed sign-ins.
         .into_make_service_with_connect_info::<std::net::SocketAddr>();
     let local = listener.local_addr().map_err(StartError::Serve)?;

@@ -33,6 +33,9 @@ pub struct Metrics {
     pub notification_outbox_depth: IntGauge,
     /// Age of the oldest undelivered notification, in seconds (0 when none).
     pub notification_oldest_undelivered: Gauge,
+    /// Refused operations, by operation and reason code (every refusal is also
+    /// logged with the caller and the grant).
+    pub refusals: IntCounterVec,
 }
 
 impl Metrics {
@@ -116,6 +119,14 @@ impl Metrics {
             "Age of the oldest undelivered notification (0 when none)",
         )
         .expect("metric");
+        let refusals = IntCounterVec::new(
+            Opts::new(
+                "timebox_refusals_total",
+                "Operations refused to a caller, by operation and reason",
+            ),
+            &["operation", "reason"],
+        )
+        .expect("metric");
         for c in [
             Box::new(reaper_lag.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(reaper_queue_depth.clone()),
@@ -128,6 +139,7 @@ impl Metrics {
             Box::new(notifications_abandoned.clone()),
             Box::new(notification_outbox_depth.clone()),
             Box::new(notification_oldest_undelivered.clone()),
+            Box::new(refusals.clone()),
         ] {
             registry.register(c).expect("unique metric names");
         }
@@ -144,6 +156,7 @@ impl Metrics {
             notifications_abandoned,
             notification_outbox_depth,
             notification_oldest_undelivered,
+            refusals,
         }
     }
 

@@ -21,11 +21,11 @@
 //!   forever. Every failure is stored on the grant's AWS row, counted and logged.
 
 use crate::clock::Clock;
-use crate::grants::{GrantError, GrantService};
 use crate::identity_center::{
     catalog, Assignment, IcError, IdentityCenter, IdentityError, OperationStatus, UserMatch,
 };
 use crate::metrics::Metrics;
+use crate::services::grants::{GrantError, GrantService};
 use crate::store::{GrantAws, GrantFilter, GrantPatch, NewAuditEvent, Store, StoreError};
 use app::domain::{
     Action, Actor, Grant, GrantState, PortalSession, RevokeCause, SessionDuration, WindowInputs,

@@ -3,7 +3,7 @@
 //! caller that asked.
 
 use crate::domain::{
-    ActivityEvent, EvidenceSummary, ExplainRow, FieldError, Grant, GrantState,
+    ActivityEvent, EvidenceSummary, ExplainRow, FieldError, Grant, GrantActions, GrantState,
     InvestigationSummary, Policy, ReloadStatus,
 };
 use chrono::{DateTime, Utc};
@@ -239,14 +239,10 @@ pub struct GrantDetail {
     pub other_paths: Vec<OtherPath>,
     pub portal_session_seconds: i64,
     pub permission_set_session_seconds: Option<i64>,
-    /// What this viewer may do with it now.
-    pub can_decide: bool,
-    pub can_cancel: bool,
-    pub can_finish: bool,
-    pub can_extend: bool,
-    pub can_revoke: bool,
-    /// A break-glass grant that owes a review this viewer may record.
-    pub can_review: bool,
+    /// What this viewer may do with it now (`can_decide`, `can_cancel`, … at the
+    /// top level of the JSON), by the domain rule.
+    #[serde(flatten)]
+    pub actions: GrantActions,
     /// What CloudTrail showed, once activity was collected.
     pub evidence: Option<EvidenceSummary>,
     /// The first events (the evidence pack has them all).

@@ -1,10 +1,14 @@
 //! Pieces shared by several pages.
 
+mod forms;
 mod live;
+mod table;
 mod timeline;
 mod viewer;
 
+pub use forms::{CancelForm, DecideForm, DoneForm};
 pub use live::{format_at, provide_live, use_refresh, LocalOffset, MaybeWhen, When};
+pub use table::Table;
 pub use timeline::{ActivityMarks, Timeline};
 pub use viewer::{provide_viewer, role_name_of, use_viewer, SignedInAs, ViewerResource};
 
@@ -80,6 +84,32 @@ pub fn ErrorNote(error: ApiError) -> impl IntoView {
             {error.to_string()}
             {hint}
         </p>
+    }
+}
+
+/// What a page shows of a list it loaded: the error, `empty` when there is nothing,
+/// else `list` of the items.
+pub fn listed<T, E: IntoView + 'static, L: IntoView + 'static>(
+    loaded: Result<Vec<T>, ApiError>,
+    empty: impl FnOnce() -> E,
+    list: impl FnOnce(Vec<T>) -> L,
+) -> AnyView {
+    match loaded {
+        Err(e) => view! { <ErrorNote error=e/> }.into_any(),
+        Ok(items) => or_empty(items, empty, list),
+    }
+}
+
+/// `empty` when there are no `items`, else `list` of them.
+pub fn or_empty<T, E: IntoView + 'static, L: IntoView + 'static>(
+    items: Vec<T>,
+    empty: impl FnOnce() -> E,
+    list: impl FnOnce(Vec<T>) -> L,
+) -> AnyView {
+    if items.is_empty() {
+        empty().into_any()
+    } else {
+        list(items).into_any()
     }
 }
 

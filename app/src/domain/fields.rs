@@ -206,10 +206,68 @@ impl PersonId {
     }
 }
 
+/// Characters that change how the text around them reads without being seen:
+/// bidirectional embeddings, overrides and isolates (U+202A–U+202E, U+2066–U+2069)
+/// and zero-width characters (U+200B–U+200D, U+2060, U+FEFF). A justification with
+/// U+202E can read backwards in an approver's inbox; text people decide on has none.
+fn is_hidden_formatting(c: char) -> bool {
+    matches!(
+        c,
+        '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200B}'..='\u{200D}' | '\u{2060}' | '\u{FEFF}'
+    )
+}
+
+/// Checks text a person typed for others to read: trimmed, between `min` and `max`
+/// characters, no control characters but line breaks and tabs, no hidden formatting
+/// ([`is_hidden_formatting`]). The error names `field`.
+fn free_text(
+    field: &'static str,
+    input: &str,
+    min: usize,
+    max: usize,
+) -> Result<String, FieldError> {
+    let s = input.trim();
+    let n = s.chars().count();
+    let min = min.max(1);
+    if n == 0 {
+        return Err(FieldError::new(field, "is required"));
+    }
+    if n < min {
+        return Err(FieldError::new(
+            field,
+            format!("must be at least {min} characters (has {n})"),
+        ));
+    }
+    if n > max {
+        return Err(FieldError::new(
+            field,
+            format!("must be at most {max} characters (has {n})"),
+        ));
+    }
+    if s.chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\t' && c != '\r')
+    {
+        return Err(FieldError::new(
+            field,
+            "must not contain control characters",
+        ));
+    }
+    if let Some(c) = s.chars().find(|c| is_hidden_formatting(*c)) {
+        return Err(FieldError::new(
+            field,
+            format!(
+                "must not contain invisible or text-direction characters (found U+{:04X})",
+                u32::from(c)
+            ),
+        ));
+    }
+    Ok(s.to_owned())
+}
+
 string_newtype!(
     /// Why the access is needed. Trimmed; between [`Justification::MIN_CHARS`] (or the
     /// policy's own minimum) and [`Justification::MAX_CHARS`] characters; no control
-    /// characters except line breaks and tabs.
+    /// characters except line breaks and tabs, no invisible or text-direction ones.
     Justification
 );
 
@@ -223,35 +281,52 @@ impl Justification {
 
     /// Policy may ask for a longer justification than the global minimum.
     pub fn parse_with_min(input: &str, min_chars: usize) -> Result<Self, FieldError> {
-        let s = input.trim();
-        let n = s.chars().count();
-        let min = min_chars.max(1);
-        if n == 0 {
-            return Err(FieldError::new("justification", "is required"));
-        }
-        if n < min {
-            return Err(FieldError::new(
-                "justification",
-                format!("must be at least {min} characters (has {n})"),
-            ));
-        }
-        if n > Self::MAX_CHARS {
-            return Err(FieldError::new(
-                "justification",
-                format!("must be at most {} characters (has {n})", Self::MAX_CHARS),
-            ));
-        }
-        if s.chars()
-            .any(|c| c.is_control() && c != '\n' && c != '\t' && c != '\r')
-        {
-            return Err(FieldError::new(
-                "justification",
-                "must not contain control characters",
-            ));
-        }
-        Ok(Self(s.to_owned()))
+        free_text("justification", input, min_chars, Self::MAX_CHARS).map(Self)
     }
 }
+
+/// A short free text a person adds to a decision, with the same checks as a
+/// justification ([`free_text`]) and at most `MAX_CHARS` characters. Blank means
+/// "none" ([`Comment::parse_optional`]).
+macro_rules! note_newtype {
+    ($(#[$meta:meta])* $name:ident, $field:literal) => {
+        string_newtype!($(#[$meta])* $name);
+
+        impl $name {
+            pub const MAX_CHARS: usize = 1000;
+
+            pub fn parse(input: &str) -> Result<Self, FieldError> {
+                free_text($field, input, 1, Self::MAX_CHARS).map(Self)
+            }
+
+            /// `None` for no text or only spaces.
+            pub fn parse_optional(input: Option<&str>) -> Result<Option<Self>, FieldError> {
+                match input.map(str::trim) {
+                    None | Some("") => Ok(None),
+                    Some(s) => Self::parse(s).map(Some),
+                }
+            }
+        }
+    };
+}
+
+note_newtype!(
+    /// An approver's comment on approving or denying a request (field `comment`).
+    Comment,
+    "comment"
+);
+
+note_newtype!(
+    /// Why a request is withdrawn or a grant is ended early (field `reason`).
+    Reason,
+    "reason"
+);
+
+note_newtype!(
+    /// What the review of a break-glass use found (field `comment`).
+    ReviewComment,
+    "comment"
+);
 
 string_newtype!(
     /// A change or incident ticket, e.g. `INC-1234` or `CHG0012345`: 1–64 characters
@@ -487,6 +562,53 @@ mod tests {
         assert!(Justification::parse("bell \u{7} is not fine at all").is_err());
         assert!(Justification::parse_with_min("short but ok", 5).is_ok());
         assert!(Justification::parse_with_min("needs thirty characters", 30).is_err());
+    }
+
+    #[test]
+    fn free_text_refuses_hidden_formatting_and_controls() {
+        // A right-to-left override makes "txt.exe" read as "exe.txt".
+        let e = Justification::parse("need the \u{202E}exe.txt file now").unwrap_err();
+        assert_eq!(e.field, "justification");
+        assert!(e.message.contains("U+202E"), "{e}");
+        for hidden in [
+            '\u{202A}', '\u{202D}', '\u{2066}', '\u{2069}', '\u{200B}', '\u{200D}', '\u{2060}',
+            '\u{FEFF}',
+        ] {
+            let text = format!("looks fine{hidden} but is not");
+            assert!(Justification::parse(&text).is_err(), "{hidden:?}");
+            assert_eq!(Comment::parse(&text).unwrap_err().field, "comment");
+            assert_eq!(Reason::parse(&text).unwrap_err().field, "reason");
+            assert_eq!(ReviewComment::parse(&text).unwrap_err().field, "comment");
+        }
+        assert!(Comment::parse("nul \u{0} inside")
+            .unwrap_err()
+            .message
+            .contains("control"));
+        assert!(Reason::parse("escape \u{1b}[31m red").is_err());
+        // Ordinary text, accents, other scripts and line breaks are fine.
+        assert!(Comment::parse("ok für heute, line one\nline two\tdone — 好").is_ok());
+        assert!(Justification::parse("ليس مشكلة: عربي مع English").is_ok());
+    }
+
+    #[test]
+    fn notes_are_bounded_and_blank_means_none() {
+        assert_eq!(Comment::parse_optional(None), Ok(None));
+        assert_eq!(Comment::parse_optional(Some("   ")), Ok(None));
+        assert_eq!(
+            Reason::parse_optional(Some("  the requester is done "))
+                .unwrap()
+                .unwrap()
+                .as_str(),
+            "the requester is done"
+        );
+        assert!(Comment::parse(&"x".repeat(Comment::MAX_CHARS)).is_ok());
+        let e = Comment::parse(&"x".repeat(Comment::MAX_CHARS + 1)).unwrap_err();
+        assert_eq!(e.field, "comment");
+        assert!(e.message.contains("at most 1000"), "{e}");
+        // Two MiB are refused by their length, not stored.
+        assert!(ReviewComment::parse(&"y".repeat(2 << 20)).is_err());
+        let e: Result<Reason, _> = serde_json::from_str("\"bidi \\u202e here\"");
+        assert!(e.is_err());
     }
 
     #[test]

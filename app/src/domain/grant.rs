@@ -49,6 +49,13 @@ pub struct GrantRequest {
     pub approvals_required: u32,
 }
 
+/// A grant's windows, and whether they are a preview of a grant still to start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GrantWindows {
+    pub windows: Windows,
+    pub preview: bool,
+}
+
 /// A stored grant.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Grant {
@@ -98,6 +105,49 @@ impl Grant {
         self.review_required && self.reviewed_at.is_none()
     }
 
+    /// Whether the grant has still to start: pending or approved, never active yet.
+    /// Its windows are then a preview ([`Grant::windows_or_preview`]).
+    pub fn awaits_start(&self) -> bool {
+        self.activated_at.is_none()
+            && matches!(self.state, GrantState::Pending | GrantState::Approved)
+    }
+
+    /// The windows as far as they are known: the stored ones once the grant has been
+    /// active; for a grant still to start, a preview as if it started at its
+    /// requested start (or `now`, if that has passed) with `portal_session` and the
+    /// permission set's session as synced; otherwise `None`. The grant page and the
+    /// notifications show the same preview.
+    pub fn windows_or_preview(
+        &self,
+        now: DateTime<Utc>,
+        portal_session: Option<PortalSession>,
+        permission_set_session: Option<SessionDuration>,
+    ) -> Option<GrantWindows> {
+        if let Some(Ok(windows)) = self.windows() {
+            return Some(GrantWindows {
+                windows,
+                preview: false,
+            });
+        }
+        if !self.awaits_start() {
+            return None;
+        }
+        let start = self.request.requested_start.map_or(now, |s| s.max(now));
+        Windows::compute(&WindowInputs {
+            activated_at: start,
+            revoked_at: None,
+            planned_end: start + self.request.duration.as_duration(),
+            portal_session: portal_session?,
+            permission_set_session: permission_set_session?,
+            observed: None,
+        })
+        .ok()
+        .map(|windows| GrantWindows {
+            windows,
+            preview: true,
+        })
+    }
+
     /// The windows, once the grant has been active. `None` before activation.
     pub fn windows(&self) -> Option<Result<Windows, WindowError>> {
         let activated_at = self.activated_at?;
@@ -110,5 +160,106 @@ impl Grant {
             permission_set_session: self.permission_set_session?,
             observed: None,
         }))
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    /// 2026-11-28 09:00 UTC, the tests' "now".
+    pub(crate) fn nine() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 28, 9, 0, 0)
+            .single()
+            .expect("time")
+    }
+
+    /// owen's one-hour request for AdministratorAccess under policy `prod`, in
+    /// `state`, created at [`nine`].
+    pub(crate) fn sample(state: GrantState) -> Grant {
+        Grant {
+            id: GrantId(Uuid::nil()),
+            request: GrantRequest {
+                requester: PersonId::parse("owen").expect("id"),
+                account_id: AccountId::parse("111122223333").expect("account"),
+                permission_set: PermissionSetName::parse("AdministratorAccess").expect("ps"),
+                justification: Justification::parse("rotate the leaked key").expect("why"),
+                ticket: None,
+                duration: GrantDuration::from_minutes(60, None).expect("duration"),
+                requested_start: None,
+                approvals_required: 1,
+            },
+            state,
+            created_at: nine(),
+            updated_at: nine(),
+            activated_at: None,
+            ends_at: None,
+            revoked_at: None,
+            permission_set_session: None,
+            portal_session: None,
+            real_end: None,
+            failure_reason: None,
+            version: 1,
+            policy: Some("prod".into()),
+            break_glass: false,
+            expires_at: None,
+            review_required: false,
+            reviewed_by: None,
+            reviewed_at: None,
+            review_comment: None,
+        }
+    }
+
+    #[test]
+    fn a_request_still_to_start_previews_its_windows() {
+        let portal = PortalSession::from_seconds(8 * 3600).ok();
+        let session = SessionDuration::from_duration(chrono::Duration::hours(1)).ok();
+        let now = nine();
+        let g = sample(GrantState::Pending);
+        let w = g.windows_or_preview(now, portal, session).expect("preview");
+        assert!(w.preview);
+        assert_eq!(w.windows.granted.start, now);
+        // portal 8h + session 1h + grant 1h
+        assert_eq!(w.windows.real.end, now + chrono::Duration::hours(10));
+        // A requested start is kept; one that has passed starts now.
+        let later = now + chrono::Duration::hours(2);
+        let mut asked = sample(GrantState::Approved);
+        asked.request.requested_start = Some(later);
+        let w = asked
+            .windows_or_preview(now, portal, session)
+            .expect("preview");
+        assert_eq!(w.windows.granted.start, later);
+        asked.request.requested_start = Some(now - chrono::Duration::hours(2));
+        let w = asked
+            .windows_or_preview(now, portal, session)
+            .expect("preview");
+        assert_eq!(w.windows.granted.start, now);
+        // Without the permission set's session there is nothing to preview.
+        assert_eq!(g.windows_or_preview(now, portal, None), None);
+        // A grant that will not start has no preview.
+        for state in [
+            GrantState::Denied,
+            GrantState::Cancelled,
+            GrantState::Expired,
+        ] {
+            assert_eq!(sample(state).windows_or_preview(now, portal, session), None);
+        }
+    }
+
+    #[test]
+    fn an_active_grant_shows_its_stored_windows() {
+        let now = nine();
+        let mut g = sample(GrantState::Active);
+        g.activated_at = Some(now);
+        g.ends_at = Some(now + chrono::Duration::hours(1));
+        g.portal_session = PortalSession::from_seconds(3600).ok();
+        g.permission_set_session = SessionDuration::from_duration(chrono::Duration::hours(2)).ok();
+        // The stored sessions count, not the ones passed for a preview.
+        let w = g
+            .windows_or_preview(now + chrono::Duration::minutes(5), None, None)
+            .expect("stored");
+        assert!(!w.preview);
+        assert_eq!(w.windows.real.end, now + chrono::Duration::hours(4));
     }
 }

@@ -3,6 +3,7 @@
 //! the same in the browser (the request form's preview) and on the server.
 
 pub mod access;
+pub mod actions;
 pub mod evidence;
 pub mod fields;
 pub mod grant;
@@ -12,15 +13,16 @@ pub mod session_duration;
 pub mod window;
 
 pub use access::{authorize, AccessPolicy, Caller, Denied, Operation};
+pub use actions::{ActionCtx, ActionRefusal, DecisionSoFar, GrantAction, GrantActions};
 pub use evidence::{
     ActivityEvent, ActivityFlag, ConsoleLinks, EvidenceSummary, Indicator, InvestigationSeverity,
     InvestigationStatus, InvestigationSummary, IpHistory, SummaryBuilder,
 };
 pub use fields::{
-    fmt_minutes, AccountId, FieldError, GrantDuration, Justification, PermissionSetArn,
-    PermissionSetName, PersonId, TicketRef, UserName,
+    fmt_minutes, AccountId, Comment, FieldError, GrantDuration, Justification, PermissionSetArn,
+    PermissionSetName, PersonId, Reason, ReviewComment, TicketRef, UserName,
 };
-pub use grant::{Grant, GrantId, GrantRequest};
+pub use grant::{Grant, GrantId, GrantRequest, GrantWindows};
 pub use lifecycle::{
     decide, Action, Actor, ApprovalProgress, GrantState, Outcome, Refusal, RevokeCause, Role,
     RoleSet, TransitionCtx,

@@ -2,7 +2,7 @@
 //! sessions may still be alive (the tail), until when.
 
 use crate::api::{active_now, ActiveItem};
-use crate::components::{use_refresh, ErrorNote, MaybeWhen, StateBadge};
+use crate::components::{listed, use_refresh, MaybeWhen, StateBadge, Table};
 use crate::domain::format_human;
 use chrono::Utc;
 use leptos::prelude::*;
@@ -16,23 +16,15 @@ pub fn ActivePage() -> impl IntoView {
             <h1 id="active-title">"Active now"</h1>
             <p class="hint">"Grants in force, then revoked grants whose sessions may still be used (the tail)."</p>
             <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
-                {move || items.get().map(|r| match r {
-                    Err(e) => view! { <ErrorNote error=e/> }.into_any(),
-                    Ok(list) if list.is_empty() => view! {
-                        <p class="empty" data-testid="active-empty">"Nobody holds elevated access right now."</p>
-                    }.into_any(),
-                    Ok(list) => view! {
-                        <div class="table-wrap">
-                            <table data-testid="active">
-                                <thead><tr>
-                                    <th scope="col">"Who"</th><th scope="col">"Access"</th><th scope="col">"State"</th>
-                                    <th scope="col">"Ends"</th><th scope="col">"Left"</th><th scope="col">"Sessions may live until"</th>
-                                </tr></thead>
-                                <tbody>{list.into_iter().map(row).collect_view()}</tbody>
-                            </table>
-                        </div>
-                    }.into_any(),
-                })}
+                {move || items.get().map(|r| listed(
+                    r,
+                    || view! { <p class="empty" data-testid="active-empty">"Nobody holds elevated access right now."</p> },
+                    |list| view! {
+                        <Table testid="active" headers=&["Who", "Access", "State", "Ends", "Left", "Sessions may live until"]>
+                            {list.into_iter().map(row).collect_view()}
+                        </Table>
+                    },
+                ))}
             </Transition>
         </section>
     }

@@ -3,7 +3,7 @@
 //! active grant.
 
 use crate::api::{get_admin_status, AdminStatus, RevokeGrant, SyncCatalog};
-use crate::components::{use_refresh, ErrorNote, MaybeWhen, When};
+use crate::components::{or_empty, use_refresh, ErrorNote, MaybeWhen, When};
 use leptos::form::ActionForm;
 use leptos::prelude::*;
 
@@ -56,13 +56,10 @@ fn AdminView(
                 {format!("{} grant(s) due now; the oldest has waited {} s.", s.reaper.queue_depth, s.reaper.lag_seconds)}
                 " Prometheus: " <a href="/metrics" rel="external">"/metrics"</a>
             </p>
-            {if s.reaper.problems.is_empty() {
-                view! { <p class="ok-note">"No grant is failing."</p> }.into_any()
-            } else {
-                view! {
+            {or_empty(s.reaper.problems, || view! { <p class="ok-note">"No grant is failing."</p> }, |problems| view! {
                     <table>
                         <thead><tr><th scope="col">"Grant"</th><th scope="col">"State"</th><th scope="col">"Attempts"</th><th scope="col">"Last error"</th><th scope="col">"Next try"</th></tr></thead>
-                        <tbody>{s.reaper.problems.into_iter().map(|p| view! {
+                        <tbody>{problems.into_iter().map(|p| view! {
                             <tr>
                                 <td><a href=format!("/grants/{}", p.grant_id)>{p.grant_id.chars().take(8).collect::<String>()}</a></td>
                                 <td>{p.state.as_str()}</td><td>{p.attempts}</td>
@@ -70,31 +67,24 @@ fn AdminView(
                             </tr>
                         }).collect_view()}</tbody>
                     </table>
-                }.into_any()
-            }}
+            })}
         </section>
         <section aria-labelledby="drift-title">
             <h2 id="drift-title">"Drift"</h2>
-            {if s.drift.is_empty() {
-                view! { <p class="ok-note">"Identity Center matches Timebox's records."</p> }.into_any()
-            } else {
-                view! {
-                    <ul class="drift">{s.drift.into_iter().map(|d| view! {
+            {or_empty(s.drift, || view! { <p class="ok-note">"Identity Center matches Timebox's records."</p> }, |drift| view! {
+                    <ul class="drift">{drift.into_iter().map(|d| view! {
                         <li>
                             <When at=d.at/> " "
                             <strong>{if d.kind == "drift_removed" { "removed a leftover assignment" } else { "assignment made outside Timebox (reported, not removed)" }}</strong>
                             ": " <code>{d.details.to_string()}</code>
                         </li>
                     }).collect_view()}</ul>
-                }.into_any()
-            }}
+            })}
         </section>
         <section aria-labelledby="admin-active-title">
             <h2 id="admin-active-title">"Active grants"</h2>
-            {if s.active.is_empty() {
-                view! { <p class="empty">"No grant is active."</p> }.into_any()
-            } else {
-                s.active.into_iter().map(|g| {
+            {or_empty(s.active, || view! { <p class="empty">"No grant is active."</p> }, |active| {
+                active.into_iter().map(|g| {
                     let id = g.id;
                     view! {
                         <article class="admin-grant">
@@ -108,8 +98,8 @@ fn AdminView(
                             </ActionForm>
                         </article>
                     }
-                }).collect_view().into_any()
-            }}
+                }).collect_view()
+            })}
         </section>
     }
 }

@@ -7,35 +7,26 @@ use crate::api::{
     get_grant_detail, CancelGrant, DecideGrant, ExtendGrant, GrantDetail, ReviewGrant, RevokeGrant,
 };
 use crate::components::{
-    use_refresh, ActivityMarks, ErrorNote, MaybeWhen, StateBadge, Timeline, When,
+    use_refresh, ActivityMarks, CancelForm, DecideForm, DoneForm, ErrorNote, MaybeWhen, StateBadge,
+    Table, Timeline, When,
 };
 use crate::domain::{
-    fmt_minutes, format_human, EvidenceSummary, Grant, PortalSession, SessionDuration,
-    WindowInputs, Windows,
+    fmt_minutes, format_human, EvidenceSummary, Grant, GrantWindows, PortalSession, Reason,
+    ReviewComment, SessionDuration, WindowInputs, Windows,
 };
 use chrono::Utc;
 use leptos::form::ActionForm;
 use leptos::prelude::*;
 use leptos_router::hooks::use_params_map;
 
-/// The windows of `g`: stored ones once active, otherwise a preview as if it
-/// started now (or at its requested start).
-pub fn windows_of(g: &Grant, portal_seconds: i64, ps_seconds: Option<i64>) -> Option<Windows> {
-    if let Some(Ok(w)) = g.windows() {
-        return Some(w);
-    }
-    let portal = PortalSession::from_seconds(portal_seconds).ok()?;
-    let ps = SessionDuration::from_duration(chrono::Duration::seconds(ps_seconds?)).ok()?;
-    let start = g.request.requested_start.unwrap_or_else(Utc::now);
-    Windows::compute(&WindowInputs {
-        activated_at: start,
-        revoked_at: None,
-        planned_end: start + g.request.duration.as_duration(),
-        portal_session: portal,
-        permission_set_session: ps,
-        observed: None,
-    })
-    .ok()
+/// The windows of `g` ([`Grant::windows_or_preview`]) with the sessions the page was
+/// given in seconds.
+pub fn windows_of(g: &Grant, portal_seconds: i64, ps_seconds: Option<i64>) -> Option<GrantWindows> {
+    g.windows_or_preview(
+        Utc::now(),
+        PortalSession::from_seconds(portal_seconds).ok(),
+        ps_seconds.and_then(|s| SessionDuration::from_duration(chrono::Duration::seconds(s)).ok()),
+    )
 }
 
 /// The windows again with what the evidence observed, so the observed window and
@@ -158,13 +149,13 @@ fn GrantView(
             refresh.update(|n| *n += 1);
         }
     });
-    let windows = windows_of(
+    let shown = windows_of(
         &g,
         d.portal_session_seconds,
         d.permission_set_session_seconds,
-    )
-    .map(|w| narrowed(&g, w, d.evidence.as_ref()));
-    let preview = g.activated_at.is_none();
+    );
+    let preview = shown.is_some_and(|w| w.preview);
+    let windows = shown.map(|w| narrowed(&g, w.windows, d.evidence.as_ref()));
     let activity = ActivityMarks {
         first: d.evidence.as_ref().and_then(|e| e.first_activity),
         last: d.evidence.as_ref().and_then(|e| e.last_activity),
@@ -242,19 +233,7 @@ fn GrantView(
                     </ul>
                 }.into_any()
             }}
-            {d.can_decide.then(|| view! {
-                <ActionForm action=decide attr:class="decide" attr:data-testid="decide-form">
-                    <input type="hidden" name="id" value=id.to_string()/>
-                    <div class="field">
-                        <label for="comment">"Comment (optional)"</label>
-                        <input id="comment" name="comment" type="text" maxlength="500"/>
-                    </div>
-                    <div class="buttons">
-                        <button type="submit" name="decision" value="approve" class="primary" data-testid="approve">"Approve"</button>
-                        <button type="submit" name="decision" value="deny" data-testid="deny">"Deny"</button>
-                    </div>
-                </ActionForm>
-            })}
+            {d.actions.can_decide.then(|| view! { <DecideForm id=id decide=decide comment_id="comment".to_owned()/> })}
         </section>
 
         {g.break_glass.then(|| view! {
@@ -267,12 +246,12 @@ fn GrantView(
                     }.into_any(),
                     _ => view! { <p class="warning">"Used without approval: a review is owed."</p> }.into_any(),
                 }}
-                {d.can_review.then(|| view! {
+                {d.actions.can_review.then(|| view! {
                     <ActionForm action=review attr:class="decide">
                         <input type="hidden" name="id" value=id.to_string()/>
                         <div class="field">
                             <label for="review-comment">"Review"</label>
-                            <input id="review-comment" name="comment" type="text" required maxlength="500"/>
+                            <input id="review-comment" name="comment" type="text" required maxlength=ReviewComment::MAX_CHARS/>
                         </div>
                         <button type="submit" data-testid="review">"Record the review"</button>
                     </ActionForm>
@@ -280,31 +259,20 @@ fn GrantView(
             </section>
         })}
 
-        {(d.can_cancel || d.can_revoke || d.can_finish || d.can_extend).then(|| view! {
+        {(d.actions.can_cancel || d.actions.can_revoke || d.actions.can_finish || d.actions.can_extend).then(|| view! {
             <section aria-labelledby="actions-title">
                 <h2 id="actions-title">"Actions"</h2>
-                {d.can_cancel.then(|| view! {
-                    <ActionForm action=cancel attr:class="inline">
-                        <input type="hidden" name="id" value=id.to_string()/>
-                        <button type="submit" data-testid="cancel">"Cancel this request"</button>
-                    </ActionForm>
-                })}
-                {d.can_finish.then(|| view! {
-                    <ActionForm action=revoke attr:class="inline">
-                        <input type="hidden" name="id" value=id.to_string()/>
-                        <input type="hidden" name="reason" value="the requester is done"/>
-                        <button type="submit" data-testid="done">"I'm done: revoke now"</button>
-                    </ActionForm>
-                })}
-                {d.can_revoke.then(|| view! {
+                {d.actions.can_cancel.then(|| view! { <CancelForm id=id cancel=cancel label="Cancel this request"/> })}
+                {d.actions.can_finish.then(|| view! { <DoneForm id=id revoke=revoke label="I'm done: revoke now"/> })}
+                {d.actions.can_revoke.then(|| view! {
                     <ActionForm action=revoke attr:class="inline">
                         <input type="hidden" name="id" value=id.to_string()/>
                         <label for="revoke-reason">"Reason"</label>
-                        <input id="revoke-reason" name="reason" type="text" required maxlength="500"/>
+                        <input id="revoke-reason" name="reason" type="text" required maxlength=Reason::MAX_CHARS/>
                         <button type="submit" class="danger" data-testid="revoke">"Revoke now"</button>
                     </ActionForm>
                 })}
-                {d.can_extend.then(|| view! {
+                {d.actions.can_extend.then(|| view! {
                     <ActionForm action=extend attr:class="extend" attr:id="extend">
                         <h3>"Ask for more time"</h3>
                         <input type="hidden" name="id" value=id.to_string()/>
@@ -379,10 +347,7 @@ fn GrantView(
             {(!d.events.is_empty()).then(|| view! {
                 <details>
                     <summary>{format!("Events ({} shown)", d.events.len())}</summary>
-                    <div class="table-wrap">
-                        <table class="events">
-                            <thead><tr><th scope="col">"When"</th><th scope="col">"Event"</th><th scope="col">"Region"</th><th scope="col">"Source IP"</th><th scope="col">"Error"</th></tr></thead>
-                            <tbody>
+                    <Table class="events" headers=&["When", "Event", "Region", "Source IP", "Error"]>
                                 {d.events.iter().map(|e| view! {
                                     <tr>
                                         <td><When at=e.event_time/></td>
@@ -392,9 +357,7 @@ fn GrantView(
                                         <td>{e.error_code.clone().unwrap_or_default()}</td>
                                     </tr>
                                 }).collect_view()}
-                            </tbody>
-                        </table>
-                    </div>
+                    </Table>
                 </details>
             })}
             <p>
@@ -421,10 +384,7 @@ fn GrantView(
                     </p>
                 }.into_any()
             }}
-            <div class="table-wrap">
-                <table class="audit">
-                    <thead><tr><th scope="col">"#"</th><th scope="col">"When"</th><th scope="col">"Who"</th><th scope="col">"What"</th><th scope="col">"Why"</th></tr></thead>
-                    <tbody>
+            <Table class="audit" headers=&["#", "When", "Who", "What", "Why"]>
                         {d.audit.iter().map(|e| view! {
                             <tr>
                                 <td>{e.seq}</td>
@@ -440,9 +400,7 @@ fn GrantView(
                                 <td>{e.reason.clone().unwrap_or_default()}</td>
                             </tr>
                         }).collect_view()}
-                    </tbody>
-                </table>
-            </div>
+            </Table>
         </section>
     }
 }

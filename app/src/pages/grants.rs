@@ -1,16 +1,20 @@
 //! "My grants": every grant of the viewer with its state, updated live as the
-//! reaper and approvers move it (server-sent events), with the actions the state
-//! allows: cancel a request, "I'm done" on an active grant.
+//! reaper and approvers move it (server-sent events), with the actions the domain
+//! rule allows the viewer ([`GrantActions`]): cancel a request, "I'm done" on an
+//! active grant, extend it.
 
-use crate::api::{my_grants, CancelGrant, RevokeGrant};
-use crate::components::{use_refresh, ErrorNote, MaybeWhen, StateBadge, When};
-use crate::domain::{fmt_minutes, Grant, GrantState};
-use leptos::form::ActionForm;
+use crate::api::{my_grants, CancelGrant, RevokeGrant, Viewer};
+use crate::components::{
+    listed, use_refresh, use_viewer, CancelForm, DoneForm, ErrorNote, MaybeWhen, StateBadge, Table,
+    When,
+};
+use crate::domain::{fmt_minutes, ActionCtx, Grant, GrantActions};
 use leptos::prelude::*;
 
 #[component]
 pub fn MyGrantsPage() -> impl IntoView {
     let refresh = use_refresh();
+    let viewer = use_viewer();
     let cancel = ServerAction::<CancelGrant>::new();
     let finish = ServerAction::<RevokeGrant>::new();
     let grants = Resource::new(
@@ -39,39 +43,29 @@ pub fn MyGrantsPage() -> impl IntoView {
             </p>
             {action_error}
             <Transition fallback=|| view! { <p class="muted">"Loading your grants…"</p> }>
-                {move || grants.get().map(|r| match r {
-                    Err(e) => view! { <ErrorNote error=e/> }.into_any(),
-                    Ok(list) if list.is_empty() => view! {
+                {move || grants.get().map(|r| listed(
+                    r,
+                    || view! {
                         <p class="empty" data-testid="no-grants">
                             "You have no grants yet. " <a href="/request">"Ask for access"</a> " to get one."
                         </p>
-                    }.into_any(),
-                    Ok(list) => view! {
-                        <div class="table-wrap">
-                            <table class="grants" data-testid="my-grants">
-                                <thead>
-                                    <tr>
-                                        <th scope="col">"Access"</th>
-                                        <th scope="col">"State"</th>
-                                        <th scope="col">"Requested"</th>
-                                        <th scope="col">"Ends"</th>
-                                        <th scope="col">"Real end"</th>
-                                        <th scope="col"><span class="sr-only">"Actions"</span></th>
-                                    </tr>
-                                </thead>
-                                <tbody>
-                                    {list.into_iter().map(|g| row(g, cancel, finish)).collect_view()}
-                                </tbody>
-                            </table>
-                        </div>
-                    }.into_any(),
-                })}
+                    },
+                    |list| {
+                        let viewer = viewer.get().and_then(Result::ok).unwrap_or_default();
+                        view! {
+                            <Table class="grants" testid="my-grants" headers=&["Access", "State", "Requested", "Ends", "Real end"] last_hidden="Actions">
+                                {list.into_iter().map(|g| row(&viewer, g, cancel, finish)).collect_view()}
+                            </Table>
+                        }
+                    },
+                ))}
             </Transition>
         </section>
     }
 }
 
 fn row(
+    viewer: &Viewer,
     g: Grant,
     cancel: ServerAction<CancelGrant>,
     finish: ServerAction<RevokeGrant>,
@@ -84,29 +78,21 @@ fn row(
         g.request.account_id,
         fmt_minutes(g.request.duration.minutes())
     );
-    let actions = match g.state {
-        GrantState::Pending | GrantState::Approved => Some(
-            view! {
-                <ActionForm action=cancel attr:class="inline">
-                    <input type="hidden" name="id" value=id.to_string()/>
-                    <button type="submit" data-testid="cancel">"Cancel"</button>
-                </ActionForm>
-            }
-            .into_any(),
-        ),
-        GrantState::Active => Some(
-            view! {
-                <ActionForm action=finish attr:class="inline">
-                    <input type="hidden" name="id" value=id.to_string()/>
-                    <input type="hidden" name="reason" value="the requester is done"/>
-                    <button type="submit" data-testid="done">"I'm done"</button>
-                </ActionForm>
-                " "
-                <a href=format!("{href}#extend")>"Extend…"</a>
-            }
-            .into_any(),
-        ),
-        _ => None,
+    // One's own grants: nobody decides or reviews them here.
+    let may = GrantActions::for_viewer(
+        &viewer.caller,
+        &g,
+        &ActionCtx {
+            policy: &viewer.policy,
+            decisions: &[],
+            named_by_policy: false,
+            approvers: &[],
+        },
+    );
+    let actions = view! {
+        {may.can_cancel.then(|| view! { <CancelForm id=id cancel=cancel label="Cancel"/> })}
+        {may.can_finish.then(|| view! { <DoneForm id=id revoke=finish label="I'm done"/> })}
+        {may.can_extend.then(|| view! { " " <a href=format!("{href}#extend")>"Extend…"</a> })}
     };
     view! {
         <tr data-grant=id.to_string() data-state=g.state.as_str()>

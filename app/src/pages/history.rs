@@ -5,7 +5,7 @@
 //! Exports of the filtered history as CSV and JSON come from the JSON API.
 
 use crate::api::{history, HistoryQuery};
-use crate::components::{ErrorNote, MaybeWhen, StateBadge, When};
+use crate::components::{ErrorNote, MaybeWhen, StateBadge, Table, When};
 use crate::domain::{fmt_minutes, GrantState};
 use leptos::prelude::*;
 use leptos_router::hooks::use_query_map;
@@ -123,14 +123,7 @@ pub fn HistoryPage() -> impl IntoView {
                     Ok(p) => {
                         let next = p.next.clone().map(|c| format!("/history?{}", query_string(&q.get_untracked(), Some(&c))));
                         view! {
-                            <div class="table-wrap">
-                                <table data-testid="history">
-                                    <thead><tr>
-                                        <th scope="col">"Requested"</th><th scope="col">"Who"</th><th scope="col">"Access"</th>
-                                        <th scope="col">"For"</th><th scope="col">"State"</th><th scope="col">"Revoked"</th><th scope="col">"Real end"</th>
-                                        <th scope="col">"Justification"</th>
-                                    </tr></thead>
-                                    <tbody>
+                            <Table testid="history" headers=&["Requested", "Who", "Access", "For", "State", "Revoked", "Real end", "Justification"]>
                                         {p.grants.into_iter().map(|g| view! {
                                             <tr data-grant=g.id.to_string()>
                                                 <td><a href=format!("/grants/{}", g.id)><When at=g.created_at/></a></td>
@@ -143,9 +136,7 @@ pub fn HistoryPage() -> impl IntoView {
                                                 <td class="justification">{g.request.justification.to_string()}</td>
                                             </tr>
                                         }).collect_view()}
-                                    </tbody>
-                                </table>
-                            </div>
+                            </Table>
                             <nav class="pager" aria-label="Pages">
                                 {(!q.get_untracked().cursor.is_empty()).then(|| view! {
                                     <a href=format!("/history?{}", query_string(&q.get_untracked(), None))>"First page"</a>

@@ -2,10 +2,9 @@
 //! oldest first, each with what an approver needs to decide well.
 
 use crate::api::{inbox, DecideGrant, InboxItem};
-use crate::components::{use_refresh, ErrorNote, When};
+use crate::components::{listed, use_refresh, DecideForm, ErrorNote, When};
 use crate::domain::fmt_minutes;
 use crate::pages::grant::{windows_of, WindowSentence};
-use leptos::form::ActionForm;
 use leptos::prelude::*;
 
 #[component]
@@ -19,13 +18,11 @@ pub fn InboxPage() -> impl IntoView {
             <p class="hint">"Oldest first. Your own requests never appear here: someone else must decide them."</p>
             {move || decide.value().get().and_then(Result::err).map(|e| view! { <ErrorNote error=e/> })}
             <Transition fallback=|| view! { <p class="muted">"Loading requests…"</p> }>
-                {move || items.get().map(|r| match r {
-                    Err(e) => view! { <ErrorNote error=e/> }.into_any(),
-                    Ok(list) if list.is_empty() => view! {
-                        <p class="empty" data-testid="inbox-empty">"Nothing is waiting for you."</p>
-                    }.into_any(),
-                    Ok(list) => list.into_iter().map(|i| view! { <Item item=i decide=decide/> }).collect_view().into_any(),
-                })}
+                {move || items.get().map(|r| listed(
+                    r,
+                    || view! { <p class="empty" data-testid="inbox-empty">"Nothing is waiting for you."</p> },
+                    |list| list.into_iter().map(|i| view! { <Item item=i decide=decide/> }).collect_view(),
+                ))}
             </Transition>
         </section>
     }
@@ -59,7 +56,7 @@ fn Item(item: InboxItem, decide: ServerAction<DecideGrant>) -> impl IntoView {
                 "asked " <When at=g.created_at/>
                 {match g.request.requested_start { Some(t) => view! { " · to start " <When at=t/> }.into_any(), None => view! { " · to start when approved" }.into_any() }}
             </p>
-            {windows.map(|w| view! { <WindowSentence windows=w preview=true/> })}
+            {windows.map(|w| view! { <WindowSentence windows=w.windows preview=w.preview/> })}
             <p data-testid="recent-use">
                 {format!("{} had this permission set in this account {} time{} in the last 30 days",
                     g.request.requester, item.recent.grants_30d, if item.recent.grants_30d == 1 { "" } else { "s" })}
@@ -70,17 +67,7 @@ fn Item(item: InboxItem, decide: ServerAction<DecideGrant>) -> impl IntoView {
                 }}
             </p>
             <p>{format!("Approvals: {have} of {}", g.request.approvals_required)}</p>
-            <ActionForm action=decide attr:class="decide">
-                <input type="hidden" name="id" value=id.to_string()/>
-                <div class="field">
-                    <label for=format!("comment-{id}")>"Comment (optional)"</label>
-                    <input id=format!("comment-{id}") name="comment" type="text" maxlength="500"/>
-                </div>
-                <div class="buttons">
-                    <button type="submit" name="decision" value="approve" class="primary" data-testid="approve">"Approve"</button>
-                    <button type="submit" name="decision" value="deny" data-testid="deny">"Deny"</button>
-                </div>
-            </ActionForm>
+            <DecideForm id=id decide=decide comment_id=format!("comment-{id}")/>
         </article>
     }
 }

@@ -4,7 +4,7 @@
 //! form: usable without JavaScript.
 
 use crate::api::{get_policies, PoliciesView, PolicyQuery};
-use crate::components::{ErrorNote, MaybeWhen};
+use crate::components::{ErrorNote, MaybeWhen, Table};
 use crate::domain::{fmt_minutes, ApprovalRule};
 use leptos::prelude::*;
 use leptos_router::hooks::use_query_map;
@@ -78,13 +78,7 @@ fn PoliciesView(v: PoliciesView) -> impl IntoView {
             view! { <p class="empty" data-testid="explain-empty">"No policy covers this."</p> }.into_any()
         } else {
             view! {
-                <div class="table-wrap">
-                    <table data-testid="explain">
-                        <thead><tr>
-                            <th scope="col">"Requesters"</th><th scope="col">"Account"</th><th scope="col">"Permission set"</th>
-                            <th scope="col">"Up to"</th><th scope="col">"Approval"</th><th scope="col">"Policy"</th>
-                        </tr></thead>
-                        <tbody>
+                <Table testid="explain" headers=&["Requesters", "Account", "Permission set", "Up to", "Approval", "Policy"]>
                             {v.rows.into_iter().map(|x| view! {
                                 <tr>
                                     <td>{x.requesters.join(", ")}</td>
@@ -97,9 +91,7 @@ fn PoliciesView(v: PoliciesView) -> impl IntoView {
                                         {(!x.overridden_by.is_empty()).then(|| view! { <span class="muted">" (overridden for some by " {x.overridden_by.join(", ")} ")"</span> })}</td>
                                 </tr>
                             }).collect_view()}
-                        </tbody>
-                    </table>
-                </div>
+                </Table>
             }.into_any()
         }}
         <h2>"Policies in force"</h2>

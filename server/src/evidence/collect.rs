@@ -17,8 +17,8 @@
 use super::detective::Investigations;
 use super::{ActivityQuery, ActivitySink, ActivitySource, EvidenceError, MatchTarget};
 use crate::clock::Clock;
-use crate::grants::{GrantError, GrantService};
 use crate::metrics::Metrics;
+use crate::services::grants::{GrantError, GrantService};
 use crate::store::{ActivityCursor, GrantEvidence, GrantPatch, Store, StoreError};
 use app::domain::{
     Action, ActivityEvent, Actor, ConsoleLinks, EvidenceSummary, Grant, GrantId, GrantState,

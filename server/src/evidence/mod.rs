@@ -8,8 +8,8 @@
 //! - [`detective::Investigations`] starts and reads Detective investigations.
 //! - [`collect::Collector`] is the reaper's evidence step: when to collect, storing,
 //!   summarising, investigating, and closing the grant.
-//! - [`EvidenceService`] is what pages and routes read, behind `authorize`;
-//!   [`pack`] renders the evidence pack, [`routes`] serves it.
+//! - [`pack`] renders the evidence pack, [`routes`] serves it; people read evidence
+//!   through the reader's handle (`crate::services::Reader`).
 
 pub mod cloudtrail;
 pub mod collect;
@@ -19,10 +19,9 @@ pub mod matching;
 pub mod pack;
 pub mod routes;
 
-use crate::access::{AccessError, GuardedGrants};
 use crate::aws::{AwsError, AwsSetup};
-use crate::store::{ActivityCursor, Store, StoreError};
-use app::domain::{ActivityEvent, Caller, EvidenceSummary, GrantId, InvestigationSummary};
+use crate::store::StoreError;
+use app::domain::ActivityEvent;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use std::sync::Arc;
@@ -133,85 +132,6 @@ pub trait ActivitySource: Send + Sync + std::fmt::Debug + 'static {
         _target: &MatchTarget,
     ) -> Result<Option<String>, EvidenceError> {
         Ok(None)
-    }
-}
-
-/// What the grant page, the timeline and the evidence pack read. Every method checks
-/// [`app::domain::Operation::ReadGrant`] for the grant first (401, 403, 404 as usual).
-#[derive(Debug, Clone)]
-pub struct EvidenceService {
-    store: Arc<dyn Store>,
-    access: GuardedGrants,
-    /// `evidence.source`, shown in the pack.
-    source: &'static str,
-}
-
-/// How many events one call to [`EvidenceService::events`] returns at most.
-pub const MAX_EVENTS_PAGE: u32 = 500;
-
-impl EvidenceService {
-    pub fn new(store: Arc<dyn Store>, access: GuardedGrants, source: &'static str) -> Self {
-        Self {
-            store,
-            access,
-            source,
-        }
-    }
-
-    pub fn source(&self) -> &'static str {
-        self.source
-    }
-
-    pub fn store(&self) -> &Arc<dyn Store> {
-        &self.store
-    }
-
-    pub fn access(&self) -> &GuardedGrants {
-        &self.access
-    }
-
-    /// What the activity says, once it has been collected at least once.
-    pub async fn summary(
-        &self,
-        caller: &Caller,
-        id: GrantId,
-    ) -> Result<Option<EvidenceSummary>, AccessError> {
-        self.access.read(caller, id).await?;
-        let Some(row) = self.store.grant_evidence(id).await? else {
-            return Ok(None);
-        };
-        Ok(collect::parse_summary(id, row.summary.as_deref()))
-    }
-
-    /// A page of the grant's events in time order, after `after` (keyset).
-    pub async fn events(
-        &self,
-        caller: &Caller,
-        id: GrantId,
-        after: Option<ActivityCursor>,
-        limit: u32,
-    ) -> Result<Vec<ActivityEvent>, AccessError> {
-        self.access.read(caller, id).await?;
-        Ok(self
-            .store
-            .activity_page(id, after.as_ref(), limit.clamp(1, MAX_EVENTS_PAGE))
-            .await?)
-    }
-
-    /// The Detective investigation of the grant's role, once one was started.
-    pub async fn investigation(
-        &self,
-        caller: &Caller,
-        id: GrantId,
-    ) -> Result<Option<InvestigationSummary>, AccessError> {
-        self.access.read(caller, id).await?;
-        let Some(row) = self.store.grant_evidence(id).await? else {
-            return Ok(None);
-        };
-        Ok(collect::parse_investigation(
-            id,
-            row.investigation.as_deref(),
-        ))
     }
 }
 

@@ -4,24 +4,23 @@
 //! API's error shape `{ "error": { "code", "message" } }`: 401 before sign-in, 403
 //! for someone else's grant without an auditor or admin role, 404 for no such grant.
 
-use super::pack;
-use crate::access::AccessError;
-use crate::grants::GrantError;
-use crate::http::AppState;
-use crate::Services;
-use app::domain::{Caller, Denied, GrantId};
+use super::pack::{self, PackHeader};
+use crate::services::{Access, AccessError, GrantError};
+use crate::store::Store;
+use app::domain::{Caller, Denied, GrantId, Operation};
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::{MatchedPath, Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Extension, Json, Router};
+use std::sync::Arc;
 
 /// The evidence routes, merged into [`crate::http::router`].
-pub fn router() -> Router<AppState> {
+pub fn router() -> Router<Access> {
     Router::new()
-        .route("/grants/{id}/evidence.json", get(evidence_json))
-        .route("/grants/{id}/evidence.html", get(evidence_html))
+        .route("/grants/{id}/evidence.json", get(evidence))
+        .route("/grants/{id}/evidence.html", get(evidence))
 }
 
 fn error(status: StatusCode, code: &str, message: &str) -> Response {
@@ -41,8 +40,8 @@ fn refusal(e: &AccessError) -> Response {
         AccessError::Grant(GrantError::NotFound(_)) => {
             error(StatusCode::NOT_FOUND, "not_found", "no such grant")
         }
-        AccessError::Grant(other) => {
-            tracing::error!(error = %other, "cannot read the grant for an evidence pack");
+        other => {
+            tracing::error!(error = %other, "cannot gather an evidence pack");
             error(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "internal",
@@ -52,11 +51,12 @@ fn refusal(e: &AccessError) -> Response {
     }
 }
 
+/// The pack's header, and the store its events stream from.
 async fn prepare(
-    services: &Services,
+    access: &Access,
     caller: &Caller,
     id: &str,
-) -> Result<pack::PackHeader, Response> {
+) -> Result<(PackHeader, Arc<dyn Store>), Response> {
     let id = match GrantId::parse(id) {
         Ok(id) => id,
         // Anonymous callers learn nothing, not even that the id is malformed.
@@ -65,84 +65,61 @@ async fn prepare(
         }
         Err(_) => return Err(error(StatusCode::NOT_FOUND, "not_found", "no such grant")),
     };
-    let grant = services
-        .evidence
-        .access()
-        .read(caller, id)
-        .await
-        .map_err(|e| refusal(&e))?;
-    let generated_for = match caller {
-        Caller::Person { id, name, .. } => format!("{name} ({id})"),
-        Caller::Anonymous => "anonymous".to_owned(),
+    let pack = async {
+        access
+            .reader(caller, Operation::ReadGrant)?
+            .evidence_pack(id)
+            .await
     };
-    pack::header(
-        services.store.as_ref(),
-        services.evidence.source(),
-        grant,
-        generated_for,
-        services.clock.now(),
+    let source = pack.await.map_err(|e| refusal(&e))?;
+    let header = pack::header(
+        source.store.as_ref(),
+        source.source,
+        source.grant,
+        source.generated_for,
+        source.now,
     )
     .await
-    .map_err(|e| {
-        tracing::error!(error = %e, "cannot gather an evidence pack");
-        error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            "the evidence pack could not be made; try again",
-        )
-    })
+    .map_err(|e| refusal(&AccessError::from(e)))?;
+    Ok((header, source.store))
 }
 
-fn caller_of(caller: Option<Extension<Caller>>) -> Caller {
-    caller.map_or(Caller::Anonymous, |Extension(c)| c)
-}
-
-async fn evidence_json(
-    State(services): State<Services>,
+/// Both files of the pack: the route says which.
+async fn evidence(
+    State(access): State<Access>,
     caller: Option<Extension<Caller>>,
     Path(id): Path<String>,
+    route: MatchedPath,
 ) -> Response {
-    let caller = caller_of(caller);
-    let header = match prepare(&services, &caller, &id).await {
-        Ok(h) => h,
+    let caller = caller.map_or(Caller::Anonymous, |Extension(c)| c);
+    let (header, store) = match prepare(&access, &caller, &id).await {
+        Ok(p) => p,
         Err(r) => return r,
     };
-    match pack::json_stream(services.store.clone(), &header) {
-        Ok(stream) => (
-            [
-                (header::CONTENT_TYPE, "application/json"),
-                (header::CACHE_CONTROL, "no-store"),
-            ],
-            Body::from_stream(stream),
-        )
-            .into_response(),
-        Err(e) => {
-            tracing::error!(error = %e, "cannot serialise an evidence pack");
-            error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
-                "the evidence pack could not be made; try again",
-            )
+    let (content_type, body) = if route.as_str().ends_with(".json") {
+        match pack::json_stream(store, &header) {
+            Ok(stream) => ("application/json", Body::from_stream(stream)),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot serialise an evidence pack");
+                return error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "the evidence pack could not be made; try again",
+                );
+            }
         }
-    }
-}
-
-async fn evidence_html(
-    State(services): State<Services>,
-    caller: Option<Extension<Caller>>,
-    Path(id): Path<String>,
-) -> Response {
-    let caller = caller_of(caller);
-    let header = match prepare(&services, &caller, &id).await {
-        Ok(h) => h,
-        Err(r) => return r,
+    } else {
+        (
+            "text/html; charset=utf-8",
+            Body::from_stream(pack::html_stream(store, &header)),
+        )
     };
     (
         [
-            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CONTENT_TYPE, content_type),
             (header::CACHE_CONTROL, "no-store"),
         ],
-        Body::from_stream(pack::html_stream(services.store.clone(), &header)),
+        body,
     )
         .into_response()
 }

@@ -21,7 +21,7 @@ use super::{NotificationEvent, CHANNEL_WIDE};
 use crate::clock::Clock;
 use crate::metrics::Metrics;
 use crate::store::{Delivery, NewDelivery, NotificationEventRecord, Store, StoreError};
-use app::domain::{Grant, GrantState, PortalSession, SessionDuration, WindowInputs, Windows};
+use app::domain::{Grant, PortalSession, SessionDuration};
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
 use std::sync::Arc;
@@ -279,33 +279,27 @@ impl NotifyWorker {
     /// requested duration, the portal session and the permission set's session
     /// duration in the catalog.
     async fn window(&self, grant: &Grant, now: DateTime<Utc>) -> Option<WindowText> {
-        if let Some(Ok(w)) = grant.windows() {
-            return Some(WindowText::new(&w, false));
-        }
-        if !matches!(grant.state, GrantState::Pending | GrantState::Approved) {
-            return None;
-        }
-        let ps = crate::identity_center::catalog::permission_set_by_name(
-            self.store.as_ref(),
-            grant.request.permission_set.as_str(),
-        )
-        .await
-        .ok()
-        .flatten()?;
-        let session =
-            SessionDuration::from_duration(chrono::Duration::seconds(ps.session_duration_seconds))
-                .ok()?;
-        let start = grant.request.requested_start.map_or(now, |s| s.max(now));
-        let w = Windows::compute(&WindowInputs {
-            activated_at: start,
-            revoked_at: None,
-            planned_end: start + grant.request.duration.as_duration(),
-            portal_session: self.settings.portal_session,
-            permission_set_session: session,
-            observed: None,
-        })
-        .ok()?;
-        Some(WindowText::new(&w, true))
+        // A preview needs the permission set's session as synced.
+        let session = if grant.awaits_start() {
+            crate::identity_center::catalog::permission_set_by_name(
+                self.store.as_ref(),
+                grant.request.permission_set.as_str(),
+            )
+            .await
+            .ok()
+            .flatten()
+            .and_then(|ps| {
+                SessionDuration::from_duration(chrono::Duration::seconds(
+                    ps.session_duration_seconds,
+                ))
+                .ok()
+            })
+        } else {
+            None
+        };
+        grant
+            .windows_or_preview(now, Some(self.settings.portal_session), session)
+            .map(|w| WindowText::new(&w.windows, w.preview))
     }
 
     async fn render(

@@ -466,10 +466,75 @@ async fn live_events_reach_the_requester(db: &TestDb) {
     assert_eq!(status, 401);
 }
 
+/// Free text is a domain value: an invisible or text-direction character, or a
+/// comment past its limit, is a 422 naming the field and changes nothing. A crafted
+/// self-approval is refused, and counted on `/metrics`.
+async fn typed_text_is_checked_and_a_self_approval_is_counted(db: &TestDb) {
+    let api = Api::start(db).await;
+    let rita = api.client("rita").await;
+    let mut spoofed = ask("1h");
+    spoofed["justification"] = json!("Investigating the \u{202E}txt.exe outage");
+    let (status, body) = api.post(&rita, "/api/v1/grants", spoofed).await;
+    assert_eq!(
+        (status, body["error"]["field"].as_str()),
+        (422, Some("justification")),
+        "{body}"
+    );
+    let (status, grant) = api.post(&rita, "/api/v1/grants", ask("1h")).await;
+    assert_eq!(status, 201, "{grant}");
+    let id = grant["id"].as_str().unwrap().to_owned();
+    let mia = api.client("mia").await;
+    let (status, body) = api
+        .post(
+            &mia,
+            &format!("/api/v1/grants/{id}/deny"),
+            json!({ "comment": "x".repeat(1001) }),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["field"].as_str()),
+        (422, Some("comment")),
+        "{body}"
+    );
+    let (status, body) = api
+        .post(
+            &rita,
+            &format!("/api/v1/grants/{id}/cancel"),
+            json!({ "reason": "done\u{200B}" }),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["field"].as_str()),
+        (422, Some("reason")),
+        "{body}"
+    );
+    let (_, still) = api.get(&rita, &format!("/api/v1/grants/{id}")).await;
+    assert_eq!(still["grant"]["state"], "pending");
+
+    let ada = api.client("ada").await;
+    let (_, own) = api.post(&ada, "/api/v1/grants", ask("30m")).await;
+    let own_id = own["id"].as_str().unwrap();
+    let (status, body) = api
+        .post(&ada, &format!("/api/v1/grants/{own_id}/approve"), json!({}))
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (403, Some("own_request"))
+    );
+    let metrics = api.app.get("/metrics").await.text().await.unwrap();
+    assert!(
+        metrics.contains(
+            "timebox_refusals_total{operation=\"approve_grant\",reason=\"own_request\"} 1"
+        ),
+        "{metrics}"
+    );
+}
+
 crate::on_both_backends!(
     who_may_call_what,
     request_approve_and_refusals,
     bad_input_gets_a_4xx_and_changes_nothing,
+    typed_text_is_checked_and_a_self_approval_is_counted,
     history_pages_by_keyset_and_filters,
     the_openapi_document_matches_the_routes,
     live_events_reach_the_requester,

@@ -26,10 +26,10 @@ use chrono::Duration;
 use std::sync::Arc;
 use timebox_server::aws::Calls;
 use timebox_server::clock::ManualClock;
-use timebox_server::grants::GrantService;
 use timebox_server::identity_center::sdk::{Clients, SdkIdentityCenter};
 use timebox_server::metrics::Metrics;
 use timebox_server::reaper::Reaper;
+use timebox_server::services::grants::GrantService;
 use timebox_server::store::{CatalogPermissionSet, GrantAws, Store};
 
 const INSTANCE: &str = "arn:aws:sso:::instance/ssoins-0123456789abcdef";

@@ -1489,18 +1489,46 @@ async fn the_binary_collects_evidence_as_in_the_local_demo() {
 }
 
 async fn the_evidence_service_answers_behind_read_grant(db: &TestDb) {
-    use app::domain::{AccessPolicy, Caller, Denied, PersonId, Role, RoleSet};
-    use timebox_server::access::{AccessError, GuardedGrants};
-    use timebox_server::evidence::EvidenceService;
+    use app::domain::{AccessPolicy, Caller, Denied, Operation, PersonId, Role, RoleSet};
+    use timebox_server::services::AccessError;
     let store = db.store();
     let id = grant_with_evidence(&store, "rita").await;
     let grants =
         crate::helpers::grant_service(store.clone(), Arc::new(timebox_server::clock::SystemClock));
-    let service = EvidenceService::new(
-        store.clone(),
-        GuardedGrants::new(grants, AccessPolicy::default()),
-        "cloudtrail",
-    );
+    let access = crate::helpers::access(grants, AccessPolicy::default()).await;
+    // Evidence is a read of the grant: through the reader's handle.
+    struct Evidence(timebox_server::services::Access);
+    impl Evidence {
+        async fn summary(
+            &self,
+            c: &Caller,
+            id: app::domain::GrantId,
+        ) -> Result<Option<app::domain::EvidenceSummary>, AccessError> {
+            let reader = self.0.reader(c, Operation::ReadGrant)?;
+            Ok(reader.evidence(id).await?.summary)
+        }
+        async fn events(
+            &self,
+            c: &Caller,
+            id: app::domain::GrantId,
+            after: Option<timebox_server::store::ActivityCursor>,
+            limit: u32,
+        ) -> Result<Vec<app::domain::ActivityEvent>, AccessError> {
+            self.0
+                .reader(c, Operation::ReadGrant)?
+                .evidence_events(id, after, limit)
+                .await
+        }
+        async fn investigation(
+            &self,
+            c: &Caller,
+            id: app::domain::GrantId,
+        ) -> Result<Option<app::domain::InvestigationSummary>, AccessError> {
+            let reader = self.0.reader(c, Operation::ReadGrant)?;
+            Ok(reader.evidence(id).await?.investigation)
+        }
+    }
+    let service = Evidence(access);
     let person = |id: &str, role: Role| Caller::Person {
         id: PersonId::parse(id).unwrap(),
         name: id.to_owned(),
@@ -1541,7 +1569,7 @@ async fn the_evidence_service_answers_behind_read_grant(db: &TestDb) {
     assert!(matches!(
         service.summary(&audrey, missing).await,
         Err(AccessError::Grant(
-            timebox_server::grants::GrantError::NotFound(_)
+            timebox_server::services::grants::GrantError::NotFound(_)
         ))
     ));
 }

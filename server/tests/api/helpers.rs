@@ -1,9 +1,12 @@
 //! Test databases and a server on a random port, each test with its own database.
 
+use app::domain::AccessPolicy;
 use std::sync::Arc;
 use timebox_server::clock::Clock;
-use timebox_server::grants::GrantService;
+use timebox_server::metrics::Metrics;
 use timebox_server::policy::PolicyService;
+use timebox_server::services::grants::GrantService;
+use timebox_server::services::{Access, AccessParts};
 use timebox_server::store::{PostgresStore, SqliteStore, Store};
 
 /// The permissive policy the integration tests run with (unless a test brings its
@@ -57,6 +60,37 @@ pub fn test_policy(store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> PolicyServic
 pub fn grant_service(store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> GrantService {
     let policy = test_policy(store.clone(), clock.clone());
     GrantService::new(store, clock, policy)
+}
+
+/// The role-scoped handles over `grants` (default configuration; Identity Center
+/// clients are built but never called), and the metrics they count refusals in.
+pub async fn access_with_metrics(
+    grants: GrantService,
+    policy: AccessPolicy,
+) -> (Access, Arc<Metrics>) {
+    let config = Arc::new(timebox_server::config::Config::default());
+    let metrics = Arc::new(Metrics::new());
+    let identity_center = Arc::new(
+        timebox_server::identity_center::sdk::SdkIdentityCenter::from_config(
+            &config.aws,
+            &config.identity_center,
+            metrics.clone(),
+        )
+        .await,
+    );
+    let access = Access::new(AccessParts {
+        grants,
+        policy,
+        config,
+        identity_center,
+        metrics: metrics.clone(),
+    });
+    (access, metrics)
+}
+
+/// [`access_with_metrics`] without the metrics.
+pub async fn access(grants: GrantService, policy: AccessPolicy) -> Access {
+    access_with_metrics(grants, policy).await.0
 }
 
 /// The PostgreSQL server tests create their databases on. There is no silent skip:
@@ -286,7 +320,7 @@ impl TestApp {
         std::fs::write(&policy_file, TEST_POLICY).expect("write the test policy");
         config.policy.file = Some(policy_file);
         configure(&mut config);
-        let services = timebox_server::Services::start(config, clock)
+        let services = timebox_server::Wiring::start(config, clock)
             .await
             .expect("services start");
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();

@@ -19,13 +19,13 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use timebox_server::clock::{Clock, ManualClock};
 use timebox_server::config::{EmailConfig, Secret, SlackConfig, SmtpTls, WebhookConfig};
-use timebox_server::grants::GrantService;
 use timebox_server::identity_center::{IdentityCenter, UserMatch};
 use timebox_server::metrics::Metrics;
 use timebox_server::notify::channels::Channels;
 use timebox_server::notify::{
     self, DirectoryRecipients, NotificationEvent, NotifyWorker, Recipients, WorkerSettings,
 };
+use timebox_server::services::grants::GrantService;
 use timebox_server::store::{GrantPatch, Store};
 
 const WEBHOOK_SECRET: &str = "0123456789abcdef-test-signing-key";

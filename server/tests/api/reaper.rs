@@ -11,10 +11,10 @@ use app::domain::{
 use chrono::{Duration, TimeZone, Utc};
 use std::sync::Arc;
 use timebox_server::clock::ManualClock;
-use timebox_server::grants::GrantService;
 use timebox_server::identity_center::{IdentityCenter, UserMatch};
 use timebox_server::metrics::Metrics;
 use timebox_server::reaper::{Reaper, ReaperSettings};
+use timebox_server::services::grants::GrantService;
 use timebox_server::store::{GrantPatch, Store};
 
 pub fn settings() -> ReaperSettings {

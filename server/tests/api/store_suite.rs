@@ -8,7 +8,7 @@ use app::domain::{
 use chrono::{Duration, TimeZone, Utc};
 use std::sync::Arc;
 use timebox_server::clock::ManualClock;
-use timebox_server::grants::{GrantError, GrantService};
+use timebox_server::services::grants::{GrantError, GrantService};
 use timebox_server::store::{
     Change, Cursor, GrantFilter, GrantPatch, NewAuditEvent, Store, StoreError,
 };

@@ -1,6 +1,7 @@
 //! The grant service: the one place that turns a person's or the reaper's intent into
-//! a lifecycle decision ([`app::domain::decide`]) and a stored change. Server
-//! functions, API handlers and the reaper call it; it never talks HTTP.
+//! a lifecycle decision ([`app::domain::decide`]) and a stored change. The role
+//! handles ([`super::Access`]) call it after checking the caller; the reaper and the
+//! evidence collector call it as [`Actor::System`]. It never talks HTTP.
 
 use crate::clock::Clock;
 use crate::policy::{PolicyDecisionError, PolicyService};
@@ -117,17 +118,18 @@ impl GrantService {
         &self.store
     }
 
+    /// The injected clock.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
     /// The policy in force (requests are held to it).
     pub fn policy(&self) -> &PolicyService {
         &self.policy
     }
 
-    /// Records a new request as the policy decides it: the deciding policy (see
-    /// docs/policy.md) sets `approvals_required` (any value given is replaced), the
-    /// pending request's expiry and the per-person cap; a request it does not allow is
-    /// refused with [`GrantError::Policy`] naming the field. A policy with automatic
-    /// approval approves the request in the same call (`auto_approve` by the system).
-    /// `groups` are the requester's groups (from their sign-in).
+    /// Records a new request as the policy decides it ([`GrantService::submit`]
+    /// without break-glass).
     pub async fn request(
         &self,
         request: GrantRequest,
@@ -136,18 +138,17 @@ impl GrantService {
         self.submit(request, groups, false).await
     }
 
-    /// Asks for break-glass access: only break-glass policies apply; the grant is
-    /// approved at once, starts now (any requested start is dropped), and owes a
-    /// review afterwards.
-    pub async fn request_break_glass(
-        &self,
-        request: GrantRequest,
-        groups: &[String],
-    ) -> Result<Grant, GrantError> {
-        self.submit(request, groups, true).await
-    }
-
-    async fn submit(
+    /// Records a new request as the policy decides it: the deciding policy (see
+    /// docs/policy.md) sets `approvals_required` (any value given is replaced), the
+    /// pending request's expiry and the per-person cap; a request it does not allow is
+    /// refused with [`GrantError::Policy`] naming the field. A policy with automatic
+    /// approval approves the request in the same call (`auto_approve` by the system).
+    /// `groups` are the requester's groups (from their sign-in).
+    ///
+    /// With `break_glass`, only break-glass policies apply; the grant is approved at
+    /// once, starts now (any requested start is dropped), and owes a review
+    /// afterwards.
+    pub async fn submit(
         &self,
         mut request: GrantRequest,
         groups: &[String],
@@ -243,7 +244,7 @@ impl GrantService {
     }
 
     /// Records `reviewer`'s review of a break-glass grant (once; never by its
-    /// requester). Authorization is the caller's ([`crate::access::GuardedGrants`]).
+    /// requester). Authorization is the caller's (the role handles of [`super::Access`]).
     pub async fn review(
         &self,
         id: GrantId,

@@ -1,0 +1,143 @@
+//! The grant page's read model: a grant the reader may see, with its approvals, its
+//! audit trail and the chain check around it, the sessions its windows need, other
+//! paths to the same access, its evidence, and what the reader may do with it now
+//! (the domain rule, [`app::domain::GrantActions`]).
+
+use super::access::{AccessError, Person};
+use super::evidence;
+use crate::store::AuditEvent;
+use app::api::{ApprovalView, AuditEntry, ChainCheck, GrantDetail, OtherPath};
+use app::domain::Grant;
+
+/// Activity events shown on a grant's page (the evidence pack has them all).
+const GRANT_PAGE_EVENTS: u32 = 100;
+/// Audit events of one grant shown at most (a grant has a handful).
+const AUDIT_LIMIT: u32 = 1000;
+
+/// Everything the page of `grant` shows, for `p` (who may read it).
+pub(super) async fn detail(p: &Person<'_>, grant: Grant) -> Result<GrantDetail, AccessError> {
+    let store = p.core.store();
+    let id = grant.id;
+    let facts = p.facts(&grant, true).await?;
+    let events = store.audit_events(Some(id), 0, AUDIT_LIMIT).await?;
+    let chain = check_grant_chain(p, &events).await?;
+    let other_paths = store
+        .grant_aws(id)
+        .await?
+        .and_then(|w| w.other_paths)
+        .and_then(|p| serde_json::from_str::<Vec<serde_json::Value>>(&p).ok())
+        .unwrap_or_default()
+        .into_iter()
+        .map(|v| OtherPath {
+            principal_type: v["principal_type"].as_str().unwrap_or("GROUP").to_owned(),
+            principal: v["principal_id"].as_str().unwrap_or_default().to_owned(),
+        })
+        .collect();
+    let found = evidence::of_grant(p.core, id).await?;
+    let first_events = evidence::events(p.core, id, None, GRANT_PAGE_EVENTS).await?;
+    let permission_set_session_seconds = match grant.permission_set_session {
+        Some(s) => Some(s.as_duration().num_seconds()),
+        None => session_seconds_of(p, grant.request.permission_set.as_str()).await?,
+    };
+    Ok(GrantDetail {
+        permission_set_session_seconds,
+        portal_session_seconds: grant
+            .portal_session
+            .map_or(p.core.portal_seconds(), |s| s.as_duration().num_seconds()),
+        actions: p.actions(&grant, &facts),
+        audit: events
+            .into_iter()
+            .map(|e| AuditEntry {
+                seq: e.seq,
+                at: e.at,
+                actor: e.actor,
+                action: e.action,
+                from_state: e.from_state,
+                to_state: e.to_state,
+                reason: e.reason,
+                details: e.details,
+                hash: e.hash,
+            })
+            .collect(),
+        approvals: approval_views(facts.approvals),
+        grant,
+        chain,
+        other_paths,
+        evidence: found.summary,
+        events: first_events,
+        investigation: found.investigation,
+    })
+}
+
+/// The approvals as the pages show them.
+pub(super) fn approval_views(approvals: Vec<crate::store::Approval>) -> Vec<ApprovalView> {
+    approvals
+        .into_iter()
+        .map(|a| ApprovalView {
+            approver: a.approver,
+            decision: a.decision.as_str().to_owned(),
+            comment: a.comment,
+            decided_at: a.decided_at,
+        })
+        .collect()
+}
+
+/// The permission set's session (seconds) as synced, for a grant not active yet.
+async fn session_seconds_of(
+    p: &Person<'_>,
+    permission_set: &str,
+) -> Result<Option<i64>, AccessError> {
+    Ok(p.core
+        .store()
+        .catalog_permission_sets()
+        .await?
+        .into_iter()
+        .find(|s| s.name == permission_set)
+        .map(|s| s.session_duration_seconds))
+}
+
+/// Checks the grant's own audit events and their neighbours in the chain: each
+/// event's hash matches its content, its `prev_hash` is the previous event's hash,
+/// and the next event points back at it. The whole-chain walk is the auditors'
+/// `verify` (it reads every event).
+async fn check_grant_chain(
+    p: &Person<'_>,
+    events: &[AuditEvent],
+) -> Result<ChainCheck, AccessError> {
+    let store = p.core.store();
+    let mut problem = None;
+    for e in events {
+        if crate::store::audit::recompute(e) != e.hash {
+            problem = Some(format!(
+                "event {} does not match its hash: it was edited",
+                e.seq
+            ));
+            break;
+        }
+        // Events seq-1, seq and seq+1.
+        let around = store.audit_events(None, (e.seq - 2).max(0), 3).await?;
+        let before = around.iter().find(|x| x.seq == e.seq - 1);
+        let after = around.iter().find(|x| x.seq == e.seq + 1);
+        if e.seq > 1 && before.is_none_or(|b| b.hash != e.prev_hash) {
+            problem = Some(format!(
+                "event {} does not follow the event before it: an earlier event was changed or removed",
+                e.seq
+            ));
+            break;
+        }
+        if let Some(a) = after {
+            if a.prev_hash != e.hash {
+                problem = Some(format!(
+                    "the event after {} does not point back at it: the event was replaced",
+                    e.seq
+                ));
+                break;
+            }
+        }
+    }
+    Ok(ChainCheck {
+        ok: problem.is_none(),
+        events_checked: events.len() as u64,
+        problem,
+    })
+}
