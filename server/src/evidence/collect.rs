@@ -20,7 +20,7 @@
 use super::detective::Investigations;
 use super::{ActivityQuery, ActivitySink, ActivitySource, EvidenceError, MatchTarget};
 use crate::clock::Clock;
-use crate::grants::{GrantError, GrantService};
+use crate::grants::GrantService;
 use crate::jobs::{to_std, Backoff, Job, JobError, Leases};
 use crate::metrics::Metrics;
 use crate::store::{ActivityCursor, GrantEvidence, GrantPatch, Store, StoreError};
@@ -154,22 +154,24 @@ pub fn next_collection(
 }
 
 pub(crate) fn parse_summary(id: GrantId, json: Option<&str>) -> Option<EvidenceSummary> {
-    let json = json?;
-    match serde_json::from_str(json) {
-        Ok(s) => Some(s),
-        Err(e) => {
-            tracing::error!(grant = %id, error = %e, "stored evidence summary is unreadable");
-            None
-        }
-    }
+    parse_stored(id, json, "evidence summary")
 }
 
 pub(crate) fn parse_investigation(id: GrantId, json: Option<&str>) -> Option<InvestigationSummary> {
-    let json = json?;
-    match serde_json::from_str(json) {
+    parse_stored(id, json, "investigation")
+}
+
+/// A JSON column of `grant_evidence`; `None` when empty, or unreadable (logged: the
+/// page shows no summary rather than failing).
+fn parse_stored<T: serde::de::DeserializeOwned>(
+    id: GrantId,
+    json: Option<&str>,
+    what: &str,
+) -> Option<T> {
+    match serde_json::from_str(json?) {
         Ok(s) => Some(s),
         Err(e) => {
-            tracing::error!(grant = %id, error = %e, "stored investigation is unreadable");
+            tracing::error!(grant = %id, error = %e, "stored {what} is unreadable");
             None
         }
     }
@@ -200,13 +202,10 @@ impl ActivitySink for StoreSink<'_> {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum CollectError {
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    #[error(transparent)]
-    Grant(#[from] GrantError),
-}
+/// Why an evidence pass (or one grant's step) failed: the store or a lifecycle move,
+/// as for every reaper step. AWS failures never end a pass: they are stored on the
+/// grant's evidence row and retried after the backoff.
+pub type CollectError = crate::reaper::ReaperError;
 
 /// The evidence job (the reaper's evidence step).
 #[derive(Debug)]
@@ -622,16 +621,12 @@ impl Collector {
 
 #[async_trait]
 impl Job for Collector {
-    fn kind(&self) -> &'static str {
-        "evidence"
+    fn leases(&self) -> &Leases {
+        &self.leases
     }
 
     fn interval(&self) -> std::time::Duration {
         self.settings.interval
-    }
-
-    fn started(&self) {
-        tracing::info!(owner = %self.leases.owner(), "evidence collection started");
     }
 
     async fn run_once(self: Arc<Self>) -> Result<(), JobError> {
@@ -737,21 +732,19 @@ mod tests {
     #[test]
     fn the_schedule_follows_the_grant() {
         let s = settings();
+        // The due phase and the next collection at h:m on the test's day.
+        let due =
+            |g: &Grant, w: &Windows, ev: &GrantEvidence, h, m| due_phase(g, w, ev, t(h, m), &s);
+        let next = |phase, w: &Windows, h, m| next_collection(phase, w, t(h, m), &s);
         let active = grant(GrantState::Active, None);
         let w = active.windows().unwrap().unwrap();
         let mut ev = GrantEvidence::default();
-        assert_eq!(
-            due_phase(&active, &w, &ev, t(4, 1), &s),
-            Some(Phase::Active)
-        );
+        assert_eq!(due(&active, &w, &ev, 4, 1), Some(Phase::Active));
         ev.last_collected_at = Some(t(4, 1));
-        ev.next_collection_at = next_collection(Phase::Active, &w, t(4, 1), &s);
+        ev.next_collection_at = next(Phase::Active, &w, 4, 1);
         assert_eq!(ev.next_collection_at, Some(t(4, 6)));
-        assert_eq!(due_phase(&active, &w, &ev, t(4, 3), &s), None);
-        assert_eq!(
-            due_phase(&active, &w, &ev, t(4, 6), &s),
-            Some(Phase::Active)
-        );
+        assert_eq!(due(&active, &w, &ev, 4, 3), None);
+        assert_eq!(due(&active, &w, &ev, 4, 6), Some(Phase::Active));
 
         // Revoked at 05:00: collected at once, though the next collection was later.
         let revoked = grant(GrantState::Revoked, Some(t(5, 0)));
@@ -759,42 +752,25 @@ mod tests {
         assert_eq!(w.real.end, t(14, 0));
         ev.last_collected_at = Some(t(4, 58));
         ev.next_collection_at = Some(t(5, 3));
-        assert_eq!(due_phase(&revoked, &w, &ev, t(5, 1), &s), Some(Phase::Tail));
+        assert_eq!(due(&revoked, &w, &ev, 5, 1), Some(Phase::Tail));
         ev.last_collected_at = Some(t(5, 1));
-        ev.next_collection_at = next_collection(Phase::Tail, &w, t(5, 1), &s);
-        assert_eq!(due_phase(&revoked, &w, &ev, t(5, 2), &s), None);
+        ev.next_collection_at = next(Phase::Tail, &w, 5, 1);
+        assert_eq!(due(&revoked, &w, &ev, 5, 2), None);
         // The tail's collections never skip past the real window's end.
-        assert_eq!(
-            next_collection(Phase::Tail, &w, t(13, 58), &s),
-            Some(t(14, 0))
-        );
+        assert_eq!(next(Phase::Tail, &w, 13, 58), Some(t(14, 0)));
         // The window closes at 14:00, the final collection is 20 minutes later.
-        assert_eq!(
-            due_phase(&revoked, &w, &ev, t(14, 0), &s),
-            Some(Phase::WindowClosed)
-        );
+        assert_eq!(due(&revoked, &w, &ev, 14, 0), Some(Phase::WindowClosed));
         ev.window_close_collected_at = Some(t(14, 0));
-        ev.next_collection_at = next_collection(Phase::WindowClosed, &w, t(14, 0), &s);
+        ev.next_collection_at = next(Phase::WindowClosed, &w, 14, 0);
         assert_eq!(ev.next_collection_at, Some(t(14, 20)));
-        assert_eq!(due_phase(&revoked, &w, &ev, t(14, 10), &s), None);
-        assert_eq!(
-            due_phase(&revoked, &w, &ev, t(14, 20), &s),
-            Some(Phase::Final)
-        );
+        assert_eq!(due(&revoked, &w, &ev, 14, 10), None);
+        assert_eq!(due(&revoked, &w, &ev, 14, 20), Some(Phase::Final));
         ev.final_collected_at = Some(t(14, 20));
-        assert_eq!(due_phase(&revoked, &w, &ev, t(15, 0), &s), None);
-        assert_eq!(next_collection(Phase::Final, &w, t(14, 20), &s), None);
+        assert_eq!(due(&revoked, &w, &ev, 15, 0), None);
+        assert_eq!(next(Phase::Final, &w, 14, 20), None);
         // Other states have no evidence schedule.
-        assert_eq!(
-            due_phase(
-                &grant(GrantState::Closed, Some(t(5, 0))),
-                &w,
-                &GrantEvidence::default(),
-                t(15, 0),
-                &s
-            ),
-            None
-        );
+        let closed = grant(GrantState::Closed, Some(t(5, 0)));
+        assert_eq!(due(&closed, &w, &GrantEvidence::default(), 15, 0), None);
     }
 
     #[test]

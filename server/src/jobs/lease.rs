@@ -15,6 +15,7 @@ use std::time::Duration;
 /// `Store::claim_deliveries`), all under [`Leases::owner`].
 #[derive(Debug, Clone)]
 pub struct Leases {
+    kind: &'static str,
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     owner: String,
@@ -23,13 +24,24 @@ pub struct Leases {
 
 impl Leases {
     /// Leases for a job of `kind`, each lasting `ttl` from when it is taken or renewed.
-    pub fn new(kind: &str, store: Arc<dyn Store>, clock: Arc<dyn Clock>, ttl: Duration) -> Self {
+    pub fn new(
+        kind: &'static str,
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        ttl: Duration,
+    ) -> Self {
         Self {
+            kind,
             store,
             clock,
             owner: format!("{kind}-{}", uuid::Uuid::new_v4()),
             ttl,
         }
+    }
+
+    /// The kind of job holding these leases (`reaper`, `evidence`, `notify`).
+    pub fn kind(&self) -> &'static str {
+        self.kind
     }
 
     /// The owner name this process holds its leases under.
@@ -70,5 +82,41 @@ impl Leases {
         let outcome = work.await;
         self.release(key).await?;
         outcome.map(Some)
+    }
+}
+
+#[cfg(test)]
+pub(super) mod tests {
+    use super::*;
+
+    /// Leases of `kind` on an in-memory store, for a minute.
+    pub(in crate::jobs) async fn leases(kind: &'static str) -> Leases {
+        let store = crate::store::connect("sqlite::memory:", 1)
+            .await
+            .expect("in-memory store");
+        let clock: Arc<dyn Clock> = Arc::new(crate::clock::SystemClock);
+        Leases::new(kind, store, clock, Duration::from_secs(60))
+    }
+
+    #[tokio::test]
+    async fn a_lease_is_held_by_one_owner_until_released() {
+        let a = leases("test").await;
+        let b = Leases::new("test", a.store.clone(), a.clock.clone(), a.ttl);
+        assert_ne!(a.owner(), b.owner());
+        assert!(a.hold("t").await.expect("hold"));
+        assert!(a.hold("t").await.expect("renew"), "the holder renews");
+        assert!(!b.hold("t").await.expect("hold"), "one holder at a time");
+        let ran = b
+            .while_held("t", async { Ok::<_, StoreError>(()) })
+            .await
+            .expect("while held");
+        assert_eq!(ran, None, "not run while another holds the lease");
+        a.release("t").await.expect("release");
+        let ran = b
+            .while_held("t", async { Ok::<_, StoreError>(7) })
+            .await
+            .expect("while held");
+        assert_eq!(ran, Some(7));
+        assert!(a.hold("t").await.expect("hold"), "released after the work");
     }
 }

@@ -27,8 +27,9 @@ pub type JobError = Box<dyn std::error::Error + Send + Sync>;
 /// A background job: one pass at a time, every [`Job::interval`].
 #[async_trait]
 pub trait Job: Send + Sync + std::fmt::Debug + 'static {
-    /// The job's kind: its name in logs and its `job` label in the job metrics.
-    fn kind(&self) -> &'static str;
+    /// The job's leases. Their kind names the job in logs and in the `job` label of
+    /// the job metrics; their owner names this process.
+    fn leases(&self) -> &Leases;
 
     /// How long the runner waits after a pass before the next one.
     fn interval(&self) -> Duration;
@@ -48,8 +49,8 @@ pub trait Job: Send + Sync + std::fmt::Debug + 'static {
 
 /// Runs `job` until `stop` turns true (or its sender is gone), then lets it drain.
 pub async fn run(job: Arc<dyn Job>, metrics: Arc<Metrics>, mut stop: watch::Receiver<bool>) {
-    let kind = job.kind();
-    tracing::info!(job = kind, interval = ?job.interval(), "job started");
+    let kind = job.leases().kind();
+    tracing::info!(job = kind, owner = job.leases().owner(), interval = ?job.interval(), "job started");
     job.started();
     loop {
         let started = Instant::now();
@@ -102,7 +103,7 @@ impl Runner {
 
     /// Starts `job` on its own task.
     pub fn start(&mut self, job: Arc<dyn Job>) {
-        let kind = job.kind();
+        let kind = job.leases().kind();
         let task = tokio::spawn(run(job, self.metrics.clone(), self.stop_signal()));
         self.running.push((kind, task));
     }
@@ -149,16 +150,17 @@ mod tests {
     use super::*;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
-    #[derive(Debug, Default)]
+    #[derive(Debug)]
     struct Counting {
+        leases: Leases,
         passes: AtomicUsize,
         drained: AtomicUsize,
     }
 
     #[async_trait]
     impl Job for Counting {
-        fn kind(&self) -> &'static str {
-            "counting"
+        fn leases(&self) -> &Leases {
+            &self.leases
         }
         fn interval(&self) -> Duration {
             Duration::from_millis(5)
@@ -178,7 +180,11 @@ mod tests {
     #[tokio::test]
     async fn a_job_passes_until_stopped_then_drains_once() {
         let metrics = Arc::new(Metrics::new());
-        let job = Arc::new(Counting::default());
+        let job = Arc::new(Counting {
+            leases: lease::tests::leases("counting").await,
+            passes: AtomicUsize::new(0),
+            drained: AtomicUsize::new(0),
+        });
         let mut runner = Runner::new(metrics.clone());
         runner.start(job.clone());
         while job.passes.load(Ordering::SeqCst) < 4 {

@@ -395,8 +395,8 @@ impl NotifyWorker {
 
 #[async_trait::async_trait]
 impl Job for NotifyWorker {
-    fn kind(&self) -> &'static str {
-        "notify"
+    fn leases(&self) -> &Leases {
+        &self.leases
     }
 
     fn interval(&self) -> Duration {
@@ -405,7 +405,7 @@ impl Job for NotifyWorker {
 
     fn started(&self) {
         let names: Vec<&str> = self.channels.list.iter().map(|c| c.name()).collect();
-        tracing::info!(owner = %self.leases.owner(), channels = ?names, "notification worker started");
+        tracing::info!(channels = ?names, "notification channels");
     }
 
     async fn run_once(self: Arc<Self>) -> Result<(), JobError> {

@@ -4,8 +4,8 @@
 
 use super::{Reaper, ReaperError};
 use crate::identity_center::IcErrorKind;
-use crate::store::{GrantAws, NewAuditEvent};
-use app::domain::{Grant, GrantState};
+use crate::store::{GrantAws, NewAuditEvent, StoreError};
+use app::domain::{Grant, GrantId, GrantState};
 use std::collections::{BTreeMap, HashSet};
 
 impl Reaper {
@@ -54,23 +54,18 @@ impl Reaper {
                         }
                     };
                     tracing::warn!(grant = %g.id, account, permission_set_arn = arn, removed, "drift: an assignment Timebox made should be gone");
-                    self.store
-                        .append_audit(NewAuditEvent {
-                            grant_id: Some(g.id),
-                            at: self.clock.now(),
-                            actor: "timebox".into(),
-                            action: "drift_removed".into(),
-                            from_state: None,
-                            to_state: None,
-                            reason: Some("an assignment Timebox made was still present after its grant ended".into()),
-                            details: serde_json::json!({
-                                "account_id": account,
-                                "permission_set_arn": arn,
-                                "principal_id": a.principal_id,
-                                "removed": removed,
-                            }),
-                        })
-                        .await?;
+                    self.audit_drift(
+                        Some(g.id),
+                        "drift_removed",
+                        "an assignment Timebox made was still present after its grant ended",
+                        serde_json::json!({
+                            "account_id": account,
+                            "permission_set_arn": arn,
+                            "principal_id": a.principal_id,
+                            "removed": removed,
+                        }),
+                    )
+                    .await?;
                 } else {
                     let key = format!("{account}|{arn}|{}", a.principal_id);
                     let first = self
@@ -80,26 +75,44 @@ impl Reaper {
                         .insert(key);
                     if first {
                         tracing::warn!(account, permission_set_arn = arn, principal_id = %a.principal_id, "drift: an assignment Timebox did not make (reported, not removed)");
-                        self.store
-                            .append_audit(NewAuditEvent {
-                                grant_id: None,
-                                at: self.clock.now(),
-                                actor: "timebox".into(),
-                                action: "drift_unmanaged".into(),
-                                from_state: None,
-                                to_state: None,
-                                reason: Some("a user assignment of a managed permission set that Timebox did not make".into()),
-                                details: serde_json::json!({
-                                    "account_id": account,
-                                    "permission_set_arn": arn,
-                                    "principal_id": a.principal_id,
-                                }),
-                            })
-                            .await?;
+                        self.audit_drift(
+                            None,
+                            "drift_unmanaged",
+                            "a user assignment of a managed permission set that Timebox did not make",
+                            serde_json::json!({
+                                "account_id": account,
+                                "permission_set_arn": arn,
+                                "principal_id": a.principal_id,
+                            }),
+                        )
+                        .await?;
                     }
                 }
             }
         }
         Ok(findings)
+    }
+
+    /// Records a drift finding in the audit log, as Timebox itself.
+    async fn audit_drift(
+        &self,
+        grant_id: Option<GrantId>,
+        action: &str,
+        reason: &str,
+        details: serde_json::Value,
+    ) -> Result<(), StoreError> {
+        self.store
+            .append_audit(NewAuditEvent {
+                grant_id,
+                at: self.clock.now(),
+                actor: "timebox".into(),
+                action: action.into(),
+                from_state: None,
+                to_state: None,
+                reason: Some(reason.into()),
+                details,
+            })
+            .await?;
+        Ok(())
     }
 }

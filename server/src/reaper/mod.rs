@@ -534,16 +534,12 @@ impl Reaper {
 
 #[async_trait]
 impl Job for Reaper {
-    fn kind(&self) -> &'static str {
-        "reaper"
+    fn leases(&self) -> &Leases {
+        &self.leases
     }
 
     fn interval(&self) -> Duration {
         self.settings.interval
-    }
-
-    fn started(&self) {
-        tracing::info!(owner = %self.leases.owner(), interval = ?self.settings.interval, "reaper started");
     }
 
     async fn run_once(self: Arc<Self>) -> Result<(), JobError> {
@@ -561,7 +557,6 @@ impl Job for Reaper {
         // Every permit back means every spawned target is done.
         let all = u32::try_from(self.settings.concurrency.max(1)).unwrap_or(u32::MAX);
         let _ = self.permits.acquire_many(all).await;
-        tracing::info!("reaper stopped");
     }
 }
 
