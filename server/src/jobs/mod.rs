@@ -5,9 +5,14 @@
 //! work is claimed with a [`Leases`] lease and every retry waits a [`Backoff`].
 //!
 //! `lib.rs::run` starts the jobs explicitly on a [`Runner`] and stops them on graceful
-//! shutdown, each bounded by `server.shutdown_grace`. Every pass is counted and timed
-//! per job kind (`timebox_job_passes_total`, `timebox_job_failures_total`,
+//! shutdown, all within `server.shutdown_grace`. Every pass is counted and timed per
+//! job kind (`timebox_job_passes_total`, `timebox_job_failures_total`,
 //! `timebox_job_pass_seconds`).
+//!
+//! A new job: a struct holding its [`Leases`] (the kind names it) and settings with an
+//! interval and a backoff base and cap; `impl Job` (`leases`, `interval`, `run_once`
+//! calling its public `pass`); a `Services` method that builds it; one
+//! `jobs.start(...)` line in `lib.rs::run`.
 
 pub mod backoff;
 pub mod lease;
