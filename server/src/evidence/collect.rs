@@ -732,19 +732,21 @@ mod tests {
     #[test]
     fn the_schedule_follows_the_grant() {
         let s = settings();
-        // The due phase and the next collection at h:m on the test's day.
-        let due =
-            |g: &Grant, w: &Windows, ev: &GrantEvidence, h, m| due_phase(g, w, ev, t(h, m), &s);
-        let next = |phase, w: &Windows, h, m| next_collection(phase, w, t(h, m), &s);
         let active = grant(GrantState::Active, None);
         let w = active.windows().unwrap().unwrap();
         let mut ev = GrantEvidence::default();
-        assert_eq!(due(&active, &w, &ev, 4, 1), Some(Phase::Active));
+        assert_eq!(
+            due_phase(&active, &w, &ev, t(4, 1), &s),
+            Some(Phase::Active)
+        );
         ev.last_collected_at = Some(t(4, 1));
-        ev.next_collection_at = next(Phase::Active, &w, 4, 1);
+        ev.next_collection_at = next_collection(Phase::Active, &w, t(4, 1), &s);
         assert_eq!(ev.next_collection_at, Some(t(4, 6)));
-        assert_eq!(due(&active, &w, &ev, 4, 3), None);
-        assert_eq!(due(&active, &w, &ev, 4, 6), Some(Phase::Active));
+        assert_eq!(due_phase(&active, &w, &ev, t(4, 3), &s), None);
+        assert_eq!(
+            due_phase(&active, &w, &ev, t(4, 6), &s),
+            Some(Phase::Active)
+        );
 
         // Revoked at 05:00: collected at once, though the next collection was later.
         let revoked = grant(GrantState::Revoked, Some(t(5, 0)));
@@ -752,25 +754,42 @@ mod tests {
         assert_eq!(w.real.end, t(14, 0));
         ev.last_collected_at = Some(t(4, 58));
         ev.next_collection_at = Some(t(5, 3));
-        assert_eq!(due(&revoked, &w, &ev, 5, 1), Some(Phase::Tail));
+        assert_eq!(due_phase(&revoked, &w, &ev, t(5, 1), &s), Some(Phase::Tail));
         ev.last_collected_at = Some(t(5, 1));
-        ev.next_collection_at = next(Phase::Tail, &w, 5, 1);
-        assert_eq!(due(&revoked, &w, &ev, 5, 2), None);
+        ev.next_collection_at = next_collection(Phase::Tail, &w, t(5, 1), &s);
+        assert_eq!(due_phase(&revoked, &w, &ev, t(5, 2), &s), None);
         // The tail's collections never skip past the real window's end.
-        assert_eq!(next(Phase::Tail, &w, 13, 58), Some(t(14, 0)));
+        assert_eq!(
+            next_collection(Phase::Tail, &w, t(13, 58), &s),
+            Some(t(14, 0))
+        );
         // The window closes at 14:00, the final collection is 20 minutes later.
-        assert_eq!(due(&revoked, &w, &ev, 14, 0), Some(Phase::WindowClosed));
+        assert_eq!(
+            due_phase(&revoked, &w, &ev, t(14, 0), &s),
+            Some(Phase::WindowClosed)
+        );
         ev.window_close_collected_at = Some(t(14, 0));
-        ev.next_collection_at = next(Phase::WindowClosed, &w, 14, 0);
+        ev.next_collection_at = next_collection(Phase::WindowClosed, &w, t(14, 0), &s);
         assert_eq!(ev.next_collection_at, Some(t(14, 20)));
-        assert_eq!(due(&revoked, &w, &ev, 14, 10), None);
-        assert_eq!(due(&revoked, &w, &ev, 14, 20), Some(Phase::Final));
+        assert_eq!(due_phase(&revoked, &w, &ev, t(14, 10), &s), None);
+        assert_eq!(
+            due_phase(&revoked, &w, &ev, t(14, 20), &s),
+            Some(Phase::Final)
+        );
         ev.final_collected_at = Some(t(14, 20));
-        assert_eq!(due(&revoked, &w, &ev, 15, 0), None);
-        assert_eq!(next(Phase::Final, &w, 14, 20), None);
+        assert_eq!(due_phase(&revoked, &w, &ev, t(15, 0), &s), None);
+        assert_eq!(next_collection(Phase::Final, &w, t(14, 20), &s), None);
         // Other states have no evidence schedule.
-        let closed = grant(GrantState::Closed, Some(t(5, 0)));
-        assert_eq!(due(&closed, &w, &GrantEvidence::default(), 15, 0), None);
+        assert_eq!(
+            due_phase(
+                &grant(GrantState::Closed, Some(t(5, 0))),
+                &w,
+                &GrantEvidence::default(),
+                t(15, 0),
+                &s
+            ),
+            None
+        );
     }
 
     #[test]
