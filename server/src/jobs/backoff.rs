@@ -17,6 +17,7 @@ pub struct Backoff {
 const MAX_DOUBLINGS: u32 = 20;
 
 impl Backoff {
+    /// A schedule from `base` doubling up to `cap`.
     pub fn new(base: Duration, cap: Duration) -> Self {
         Self { base, cap }
     }

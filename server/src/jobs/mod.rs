@@ -98,6 +98,7 @@ pub struct Runner {
 }
 
 impl Runner {
+    /// A runner with no jobs yet; every pass of its jobs is recorded in `metrics`.
     pub fn new(metrics: Arc<Metrics>) -> Self {
         Self {
             metrics,
