@@ -15,6 +15,8 @@
 //! - [`aws`]: the AWS kit (clients, paced and instrumented calls, one error
 //!   classification) every AWS caller uses;
 //! - [`identity_center`]: IAM Identity Center behind a trait, over the AWS SDK;
+//! - [`jobs`]: the job runner every background job runs on (leases, backoff,
+//!   graceful stop, metrics per job);
 //! - [`reaper`]: the background job that provisions, revokes and reconciles;
 //! - [`evidence`]: each grant's CloudTrail activity, its Detective investigation
 //!   and the evidence pack;
@@ -36,6 +38,7 @@ pub mod config;
 pub mod evidence;
 pub mod http;
 pub mod identity_center;
+pub mod jobs;
 pub mod metrics;
 pub mod notify;
 pub mod policy;
@@ -225,10 +228,11 @@ impl Wiring {
     }
 }
 
-/// Binds, starts the reaper (unless `reaper.enabled = false`) and the notification
-/// worker, serves until `shutdown` resolves, then drains in-flight requests for at
-/// most `server.shutdown_grace` and lets the reaper and the worker finish their
-/// current pass.
+/// Binds, starts the jobs on the job runner — the reaper and its evidence step
+/// (unless `reaper.enabled = false`) and the notification worker — serves until
+/// `shutdown` resolves, then drains in-flight requests for at most
+/// `server.shutdown_grace` and lets the jobs finish their current pass (at most
+/// `server.shutdown_grace` too).
 pub async fn run(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
@@ -239,30 +243,28 @@ pub async fn run(
         .await
         .map_err(|source| StartError::Bind { addr, source })?;
     let grace = services.config.server.shutdown_grace;
-    let (stop_reaper, reaper_stopped) = tokio::sync::watch::channel(false);
-    let policy_watcher = services.policy.spawn_watcher(reaper_stopped.clone());
-    let reaper = services
-        .config
-        .reaper
-        .enabled
-        .then(|| tokio::spawn(Arc::new(services.reaper()).run(reaper_stopped.clone())));
+    let mut jobs = jobs::Runner::new(services.metrics.clone());
+    let policy_watcher = services.policy.spawn_watcher(jobs.stop_signal());
+    if services.config.reaper.enabled {
+        let reaper = Arc::new(services.reaper());
+        // Evidence runs beside the assignments, never in front of them: a pass paced
+        // at CloudTrail's 2 calls per second must not delay a revocation.
+        if let Some(evidence) = reaper.evidence() {
+            jobs.start(evidence);
+        }
+        jobs.start(reaper);
+    }
     // The worker runs even without channels: it records every event as fanned out
     // (to nobody), so turning a channel on later does not flood it with old events.
-    let notifier = tokio::spawn(Arc::new(services.notify_worker()).run(reaper_stopped));
+    jobs.start(Arc::new(services.notify_worker()));
+    let stopper = jobs.stopper();
     let result = serve(services, listener, async move {
         shutdown.await;
-        let _ = stop_reaper.send(true);
+        stopper.stop();
     })
     .await;
     policy_watcher.abort();
-    if let Some(handle) = reaper {
-        if tokio::time::timeout(grace, handle).await.is_err() {
-            tracing::warn!("the reaper was still working after the shutdown grace period; it resumes from the database at the next start");
-        }
-    }
-    if tokio::time::timeout(grace, notifier).await.is_err() {
-        tracing::warn!("the notification worker was still sending after the shutdown grace period; undelivered notifications are sent at the next start");
-    }
+    jobs.shutdown(grace).await;
     result
 }
 

@@ -1,6 +1,6 @@
 //! Prometheus metrics, served on `/metrics`: the reaper's lag and queue depth, AWS
-//! call latencies and errors, grants by state. One registry per server (no global),
-//! handed to whoever records.
+//! call latencies and errors, grants by state, background job passes. One registry
+//! per server (no global), handed to whoever records.
 
 use prometheus::{
     Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec,
@@ -22,6 +22,13 @@ pub struct Metrics {
     pub aws_call_errors: IntCounterVec,
     /// Grants by state, refreshed by the reaper.
     pub grants_by_state: IntGaugeVec,
+    // --- background jobs (`crate::jobs`), by job kind ------------------------------
+    /// Passes run.
+    pub job_passes: IntCounterVec,
+    /// Passes that failed.
+    pub job_failures: IntCounterVec,
+    /// How long a pass took.
+    pub job_pass_seconds: HistogramVec,
     // --- notifications ------------------------------------------------------------
     /// Deliveries accepted by their receiver, by channel.
     pub notifications_delivered: IntCounterVec,
@@ -85,6 +92,26 @@ impl Metrics {
         let grants_by_state =
             IntGaugeVec::new(Opts::new("timebox_grants", "Grants by state"), &["state"])
                 .expect("metric");
+        let job_passes = IntCounterVec::new(
+            Opts::new("timebox_job_passes_total", "Background job passes, by job"),
+            &["job"],
+        )
+        .expect("metric");
+        let job_failures = IntCounterVec::new(
+            Opts::new(
+                "timebox_job_failures_total",
+                "Background job passes that failed, by job",
+            ),
+            &["job"],
+        )
+        .expect("metric");
+        let job_pass_seconds = HistogramVec::new(
+            HistogramOpts::new("timebox_job_pass_seconds", "Background job pass duration").buckets(
+                vec![0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0],
+            ),
+            &["job"],
+        )
+        .expect("metric");
         let notifications_delivered = IntCounterVec::new(
             Opts::new(
                 "timebox_notifications_delivered_total",
@@ -134,6 +161,9 @@ impl Metrics {
             Box::new(aws_call_seconds.clone()),
             Box::new(aws_call_errors.clone()),
             Box::new(grants_by_state.clone()),
+            Box::new(job_passes.clone()),
+            Box::new(job_failures.clone()),
+            Box::new(job_pass_seconds.clone()),
             Box::new(notifications_delivered.clone()),
             Box::new(notifications_failed.clone()),
             Box::new(notifications_abandoned.clone()),
@@ -151,6 +181,9 @@ impl Metrics {
             aws_call_seconds,
             aws_call_errors,
             grants_by_state,
+            job_passes,
+            job_failures,
+            job_pass_seconds,
             notifications_delivered,
             notifications_failed,
             notifications_abandoned,

@@ -1,4 +1,6 @@
-//! When and how the reaper collects a grant's evidence, then closes the grant.
+//! The evidence job: when and how a grant's evidence is collected, then the grant
+//! closed. It runs on the job runner beside the reaper (never in front of its
+//! revocations); [`crate::reaper::Reaper::tick`] waits for one pass.
 //!
 //! Timing (DESIGN §2, `revoked ──tail over, evidence collected──> closed`):
 //! - while the grant is **active**, every `evidence.collect_interval`;
@@ -12,13 +14,15 @@
 //! (grant, event id), each phase is recorded in `grant_evidence` after it succeeded,
 //! the investigation id is stored as soon as Detective answers, and a grant is worked
 //! on by one replica at a time (a lease on `evidence|<grant id>`). Failures back off
-//! exponentially (capped) and are stored on the row.
+//! exponentially with jitter ([`crate::jobs::Backoff`], capped) and are stored on the
+//! row.
 
 use super::detective::Investigations;
 use super::{ActivityQuery, ActivitySink, ActivitySource, EvidenceError, MatchTarget};
 use crate::clock::Clock;
+use crate::jobs::{to_std, Backoff, Job, JobError, Leases};
 use crate::metrics::Metrics;
-use crate::services::grants::{GrantError, GrantService};
+use crate::services::grants::GrantService;
 use crate::store::{ActivityCursor, GrantEvidence, GrantPatch, Store, StoreError};
 use app::domain::{
     Action, ActivityEvent, Actor, ConsoleLinks, EvidenceSummary, Grant, GrantId, GrantState,
@@ -31,6 +35,8 @@ use std::sync::Arc;
 /// Tunables; [`EvidenceSettings::from_config`] gives the server's.
 #[derive(Debug, Clone)]
 pub struct EvidenceSettings {
+    /// How often a pass looks for grants whose evidence is due (the reaper's interval).
+    pub interval: std::time::Duration,
     pub collect_interval: Duration,
     pub delivery_delay: Duration,
     /// How far before activation and after the real window activity is read, so that
@@ -54,6 +60,7 @@ impl EvidenceSettings {
     pub fn from_config(c: &crate::config::Config) -> Self {
         let d = |s: std::time::Duration| Duration::from_std(s).unwrap_or(Duration::minutes(5));
         Self {
+            interval: c.reaper.interval,
             collect_interval: d(c.evidence.collect_interval),
             delivery_delay: d(c.evidence.delivery_delay),
             lookaround: Duration::hours(1),
@@ -147,22 +154,24 @@ pub fn next_collection(
 }
 
 pub(crate) fn parse_summary(id: GrantId, json: Option<&str>) -> Option<EvidenceSummary> {
-    let json = json?;
-    match serde_json::from_str(json) {
-        Ok(s) => Some(s),
-        Err(e) => {
-            tracing::error!(grant = %id, error = %e, "stored evidence summary is unreadable");
-            None
-        }
-    }
+    parse_stored(id, json, "evidence summary")
 }
 
 pub(crate) fn parse_investigation(id: GrantId, json: Option<&str>) -> Option<InvestigationSummary> {
-    let json = json?;
-    match serde_json::from_str(json) {
+    parse_stored(id, json, "investigation")
+}
+
+/// A JSON column of `grant_evidence`; `None` when empty, or unreadable (logged: the
+/// page shows no summary rather than failing).
+fn parse_stored<T: serde::de::DeserializeOwned>(
+    id: GrantId,
+    json: Option<&str>,
+    what: &str,
+) -> Option<T> {
+    match serde_json::from_str(json?) {
         Ok(s) => Some(s),
         Err(e) => {
-            tracing::error!(grant = %id, error = %e, "stored investigation is unreadable");
+            tracing::error!(grant = %id, error = %e, "stored {what} is unreadable");
             None
         }
     }
@@ -193,15 +202,12 @@ impl ActivitySink for StoreSink<'_> {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum CollectError {
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    #[error(transparent)]
-    Grant(#[from] GrantError),
-}
+/// Why an evidence pass (or one grant's step) failed: the store or a lifecycle move,
+/// as for every reaper step. AWS failures never end a pass: they are stored on the
+/// grant's evidence row and retried after the backoff.
+pub type CollectError = crate::reaper::ReaperError;
 
-/// The reaper's evidence step.
+/// The evidence job (the reaper's evidence step).
 #[derive(Debug)]
 pub struct Collector {
     grants: GrantService,
@@ -211,7 +217,8 @@ pub struct Collector {
     clock: Arc<dyn Clock>,
     metrics: Arc<Metrics>,
     settings: EvidenceSettings,
-    owner: String,
+    /// This replica's `evidence|<grant>` leases.
+    leases: Leases,
 }
 
 impl Collector {
@@ -223,15 +230,21 @@ impl Collector {
         metrics: Arc<Metrics>,
         settings: EvidenceSettings,
     ) -> Self {
+        let store = grants.store().clone();
         Self {
-            store: grants.store().clone(),
+            leases: Leases::new(
+                "evidence",
+                store.clone(),
+                clock.clone(),
+                to_std(settings.lease),
+            ),
+            store,
             grants,
             source,
             detective,
             clock,
             metrics,
             settings,
-            owner: format!("evidence-{}", uuid::Uuid::new_v4()),
         }
     }
 
@@ -260,17 +273,10 @@ impl Collector {
         report: &mut EvidenceReport,
     ) -> Result<(), CollectError> {
         let key = format!("evidence|{id}");
-        let now = self.clock.now();
-        if !self
-            .store
-            .lease_target(&key, &self.owner, now, now + self.settings.lease)
-            .await?
-        {
-            return Ok(());
-        }
-        let result = self.work_leased(id, report).await;
-        self.store.release_target(&key, &self.owner).await?;
-        result
+        self.leases
+            .while_held(&key, self.work_leased(id, report))
+            .await
+            .map(|_| ())
     }
 
     async fn work_leased(
@@ -381,14 +387,11 @@ impl Collector {
         e: &EvidenceError,
     ) -> Result<(), StoreError> {
         ev.attempts += 1;
-        let exp = u32::try_from(ev.attempts.clamp(0, 16)).unwrap_or(16);
-        let base = self.settings.backoff_base.num_milliseconds().max(1);
-        let ceiling = base
-            .saturating_mul(1i64 << exp)
-            .min(self.settings.backoff_cap.num_milliseconds().max(base));
-        // Full jitter, at least the base.
-        let wait = fastrand::i64(base..=ceiling.max(base));
-        ev.next_collection_at = Some(self.clock.now() + Duration::milliseconds(wait));
+        let backoff = Backoff::new(
+            to_std(self.settings.backoff_base),
+            to_std(self.settings.backoff_cap),
+        );
+        ev.next_collection_at = Some(self.clock.now() + backoff.delay(ev.attempts));
         ev.last_error = Some(e.to_string());
         self.store.save_grant_evidence(id, ev).await?;
         let kind = if e.is_retryable() { "aws" } else { "permanent" };
@@ -613,6 +616,22 @@ impl Collector {
             self.store.save_grant_evidence(g.id, ev).await?;
         }
         Ok(started)
+    }
+}
+
+#[async_trait]
+impl Job for Collector {
+    fn leases(&self) -> &Leases {
+        &self.leases
+    }
+
+    fn interval(&self) -> std::time::Duration {
+        self.settings.interval
+    }
+
+    async fn run_once(self: Arc<Self>) -> Result<(), JobError> {
+        self.pass().await?;
+        Ok(())
     }
 }
 

@@ -1,4 +1,5 @@
-//! The notification worker: started by `run` beside the reaper, on every replica.
+//! The notification worker: a job on the job runner (`crate::jobs`), started by `run`
+//! beside the reaper, on every replica.
 //!
 //! A pass:
 //! 1. enqueues "ending soon" for active grants that end within `notify.ending_soon`
@@ -8,8 +9,9 @@
 //!    asked, the fan-out is tried again later, and the deliveries already written stay;
 //! 3. claims due deliveries with a lease and sends each once; success marks the row
 //!    delivered (never sent again), failure schedules the next attempt with capped,
-//!    jittered exponential backoff, until `notify.retry_for` has passed since the
-//!    delivery was created, when it is abandoned (counted and logged).
+//!    jittered exponential backoff ([`crate::jobs::Backoff`]), until `notify.retry_for`
+//!    has passed since the delivery was created, when it is abandoned (counted and
+//!    logged).
 //!
 //! Logs name the channel, event kind, event and delivery ids and the recipient; never
 //! a webhook URL, a password or a signing key.
@@ -19,6 +21,7 @@ use super::message::{Message, WindowText};
 use super::recipients::{resolve, Recipients};
 use super::{NotificationEvent, CHANNEL_WIDE};
 use crate::clock::Clock;
+use crate::jobs::{to_chrono, Backoff, Job, JobError, Leases};
 use crate::metrics::Metrics;
 use crate::store::{Delivery, NewDelivery, NotificationEventRecord, Store, StoreError};
 use app::domain::{Grant, PortalSession, SessionDuration};
@@ -84,6 +87,7 @@ enum Sent {
     Abandoned,
 }
 
+/// The notification job.
 #[derive(Debug)]
 pub struct NotifyWorker {
     store: Arc<dyn Store>,
@@ -92,12 +96,8 @@ pub struct NotifyWorker {
     channels: Channels,
     recipients: Arc<dyn Recipients>,
     settings: WorkerSettings,
-    /// This replica's lease-owner name.
-    owner: String,
-}
-
-fn to_chrono(d: Duration) -> chrono::Duration {
-    chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
+    /// This replica's claims on deliveries (`Store::claim_deliveries`).
+    leases: Leases,
 }
 
 impl NotifyWorker {
@@ -110,30 +110,20 @@ impl NotifyWorker {
         settings: WorkerSettings,
     ) -> Self {
         Self {
+            leases: Leases::new("notify", store.clone(), clock.clone(), settings.lease),
             store,
             clock,
             metrics,
             channels,
             recipients,
             settings,
-            owner: format!("notify-{}", uuid::Uuid::new_v4()),
         }
     }
 
     /// Passes every `interval` until `stop` turns true; the pass in progress finishes.
-    pub async fn run(self: Arc<Self>, mut stop: tokio::sync::watch::Receiver<bool>) {
-        let names: Vec<&str> = self.channels.list.iter().map(|c| c.name()).collect();
-        tracing::info!(owner = %self.owner, channels = ?names, interval = ?self.settings.interval, "notification worker started");
-        loop {
-            if let Err(e) = self.pass().await {
-                tracing::error!(error = %e, "notification pass failed; trying again next interval");
-            }
-            tokio::select! {
-                () = tokio::time::sleep(self.settings.interval) => {}
-                _ = stop.wait_for(|s| *s) => break,
-            }
-        }
-        tracing::info!("notification worker stopped");
+    pub async fn run(self: Arc<Self>, stop: tokio::sync::watch::Receiver<bool>) {
+        let metrics = self.metrics.clone();
+        crate::jobs::run(self, metrics, stop).await;
     }
 
     /// One pass: ending-soon scan, fan-out, deliveries, metrics.
@@ -148,18 +138,8 @@ impl NotifyWorker {
         Ok(report)
     }
 
-    fn backoff(&self, attempts: i64) -> chrono::Duration {
-        let exp = u32::try_from(attempts.clamp(0, 20)).unwrap_or(20);
-        let ceiling = self
-            .settings
-            .backoff_base
-            .saturating_mul(2u32.saturating_pow(exp))
-            .min(self.settings.backoff_cap);
-        let millis = u64::try_from(ceiling.as_millis()).unwrap_or(u64::MAX);
-        let base = u64::try_from(self.settings.backoff_base.as_millis()).unwrap_or(0);
-        // Full jitter, at least the base: replicas retrying one receiver spread out.
-        let pick = fastrand::u64(base.min(millis)..=millis);
-        chrono::Duration::milliseconds(i64::try_from(pick).unwrap_or(i64::MAX))
+    fn backoff(&self) -> Backoff {
+        Backoff::new(self.settings.backoff_base, self.settings.backoff_cap)
     }
 
     async fn scan_ending_soon(&self) -> Result<u64, StoreError> {
@@ -226,9 +206,7 @@ impl NotifyWorker {
                     self.store
                         .fan_out_notification(event.id, &deliveries, now, false)
                         .await?;
-                    let wait = age
-                        .max(to_chrono(self.settings.backoff_base))
-                        .min(to_chrono(self.settings.backoff_cap));
+                    let wait = self.backoff().clamp(age);
                     self.store
                         .notification_fan_out_failed(event.id, now + wait, &error)
                         .await?;
@@ -254,9 +232,9 @@ impl NotifyWorker {
         let claimed = self
             .store
             .claim_deliveries(
-                &self.owner,
+                self.leases.owner(),
                 now,
-                now + to_chrono(self.settings.lease),
+                self.leases.until(now),
                 self.settings.batch,
             )
             .await?;
@@ -364,10 +342,17 @@ impl NotifyWorker {
                 let expired = now - d.created_at >= to_chrono(self.settings.retry_for);
                 let abandon = e.permanent || expired;
                 let wait = self
-                    .backoff(attempts)
+                    .backoff()
+                    .delay(attempts)
                     .max(e.retry_after.map(to_chrono).unwrap_or_default());
                 self.store
-                    .record_delivery_failure(d.id, &self.owner, now + wait, &e.message, abandon)
+                    .record_delivery_failure(
+                        d.id,
+                        self.leases.owner(),
+                        now + wait,
+                        &e.message,
+                        abandon,
+                    )
                     .await?;
                 self.metrics
                     .notifications_failed
@@ -402,65 +387,23 @@ impl NotifyWorker {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn backoff_grows_is_jittered_and_capped() {
-        let store = crate::store::connect("sqlite::memory:", 1)
-            .await
-            .expect("store");
-        let mut settings = WorkerSettings::from_config(&crate::config::Config::default());
-        settings.backoff_base = Duration::from_secs(2);
-        settings.backoff_cap = Duration::from_secs(60);
-        let w = NotifyWorker::new(
-            store,
-            Arc::new(crate::clock::SystemClock),
-            Arc::new(Metrics::new()),
-            Channels::default(),
-            Arc::new(NoDirectory),
-            settings,
-        );
-        for attempts in 0..30 {
-            let ceiling = (2i64 << attempts.min(20)).min(60) * 1000;
-            for _ in 0..10 {
-                let d = w.backoff(attempts).num_milliseconds();
-                assert!(d >= 2000, "at least the base: {d}");
-                assert!(d <= ceiling, "attempt {attempts}: {d} > {ceiling}");
-            }
-        }
-        let spread: std::collections::HashSet<i64> =
-            (0..50).map(|_| w.backoff(5).num_milliseconds()).collect();
-        assert!(spread.len() > 1, "jittered");
+#[async_trait::async_trait]
+impl Job for NotifyWorker {
+    fn leases(&self) -> &Leases {
+        &self.leases
     }
 
-    #[derive(Debug)]
-    struct NoDirectory;
+    fn interval(&self) -> Duration {
+        self.settings.interval
+    }
 
-    #[async_trait::async_trait]
-    impl Recipients for NoDirectory {
-        async fn approvers_of(
-            &self,
-            _: &Grant,
-        ) -> Result<Vec<super::super::Recipient>, super::super::RecipientError> {
-            Ok(Vec::new())
-        }
-        async fn all_approvers(
-            &self,
-        ) -> Result<Vec<super::super::Recipient>, super::super::RecipientError> {
-            Ok(Vec::new())
-        }
-        async fn auditors(
-            &self,
-        ) -> Result<Vec<super::super::Recipient>, super::super::RecipientError> {
-            Ok(Vec::new())
-        }
-        async fn person(
-            &self,
-            _: &app::domain::PersonId,
-        ) -> Result<Vec<super::super::Recipient>, super::super::RecipientError> {
-            Ok(Vec::new())
-        }
+    fn started(&self) {
+        let names: Vec<&str> = self.channels.list.iter().map(|c| c.name()).collect();
+        tracing::info!(channels = ?names, "notification channels");
+    }
+
+    async fn run_once(self: Arc<Self>) -> Result<(), JobError> {
+        self.pass().await?;
+        Ok(())
     }
 }

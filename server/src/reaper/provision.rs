@@ -1,0 +1,302 @@
+//! Provisioning: who and what resolved once and kept, the assignment shared with an
+//! active grant of the same target, adopted after a crash, used when standing, or
+//! created and polled; then activation (the real window from the permission set's
+//! session duration) with the other paths to the same access recorded.
+
+use super::{Polled, Reaper, ReaperError, Step, STANDING};
+use crate::identity_center::{catalog, Assignment, IcError, IdentityError};
+use crate::store::{GrantAws, GrantPatch};
+use app::domain::{Action, Actor, Grant, GrantState, SessionDuration, WindowInputs, Windows};
+
+impl Reaper {
+    async fn fail_provisioning(
+        &self,
+        g: &Grant,
+        mut w: GrantAws,
+        reason: String,
+    ) -> Result<Step, ReaperError> {
+        w.last_error = Some(reason.clone());
+        w.next_attempt_at = None;
+        self.store.save_grant_aws(g.id, &w).await?;
+        self.metrics
+            .reaper_failures
+            .with_label_values(&["provision", "failed"])
+            .inc();
+        tracing::error!(grant = %g.id, reason = %reason, "provisioning failed");
+        self.grants
+            .act(
+                g.id,
+                Action::ProvisionFailed,
+                &Actor::System,
+                Some(reason.clone()),
+                GrantPatch {
+                    failure_reason: Some(reason),
+                    ..GrantPatch::default()
+                },
+                serde_json::json!({ "attempts": w.attempts }),
+            )
+            .await?;
+        Ok(Step::Failed)
+    }
+
+    pub(super) async fn provision(&self, target: &str, g: Grant) -> Result<Step, ReaperError> {
+        let mut w = self.store.grant_aws(g.id).await?.unwrap_or_default();
+        let attempts_left = w.attempts < self.settings.provision_attempts;
+        let grant = &g;
+        let retry_or_fail = |w: GrantAws, e: &IcError| {
+            let e = e.clone();
+            async move {
+                if e.is_retryable() && w.attempts + 1 < self.settings.provision_attempts {
+                    self.retry_later(grant, w, "provision", &e.to_string(), "aws")
+                        .await
+                } else {
+                    self.fail_provisioning(grant, w, e.to_string()).await
+                }
+            }
+        };
+        if !attempts_left {
+            let reason = w
+                .last_error
+                .clone()
+                .unwrap_or_else(|| "too many failed attempts".into());
+            return self.fail_provisioning(&g, w, reason).await;
+        }
+        // Who and what, resolved once and kept.
+        if w.principal_id.is_none() {
+            match self
+                .ic
+                .find_user(self.settings.user_match, g.request.requester.as_str())
+                .await
+            {
+                Ok(id) => w.principal_id = Some(id),
+                Err(IdentityError::Aws(e)) => return retry_or_fail(w, &e).await,
+                Err(e) => return self.fail_provisioning(&g, w, e.to_string()).await,
+            }
+        }
+        if w.permission_set_arn.is_none() {
+            let name = g.request.permission_set.as_str();
+            let mut found = catalog::permission_set_by_name(self.store.as_ref(), name).await?;
+            if found.is_none() {
+                // The catalog may be older than the permission set: refresh once. If
+                // AWS could not be asked, that is not "the set does not exist".
+                match catalog::sync(self.ic.as_ref(), self.store.as_ref(), self.clock.now()).await {
+                    Ok(_) => {}
+                    Err(catalog::CatalogError::Aws(e)) => return retry_or_fail(w, &e).await,
+                    Err(catalog::CatalogError::Store(e)) => return Err(e.into()),
+                }
+                found = catalog::permission_set_by_name(self.store.as_ref(), name).await?;
+            }
+            match found {
+                Some(p) => w.permission_set_arn = Some(p.arn),
+                None => {
+                    return self
+                        .fail_provisioning(
+                            &g,
+                            w,
+                            format!("the permission set {name:?} is not in IAM Identity Center"),
+                        )
+                        .await
+                }
+            }
+        }
+        let (Some(principal_id), Some(ps_arn)) =
+            (w.principal_id.clone(), w.permission_set_arn.clone())
+        else {
+            return Ok(Step::Nothing);
+        };
+        let assignment = Assignment {
+            account_id: g.request.account_id.to_string(),
+            permission_set_arn: ps_arn.clone(),
+            principal_type: "USER".into(),
+            principal_id: principal_id.clone(),
+        };
+        self.store.save_grant_aws(g.id, &w).await?;
+
+        if w.create_request_id.is_none() && w.shared_with.is_none() {
+            let holders = self.siblings(&g, &[GrantState::Active]).await?;
+            if !holders.is_empty() {
+                // Another active grant holds the assignment: share it (and if that one
+                // rides on a standing assignment, so does this one).
+                let mut standing = false;
+                for h in &holders {
+                    if let Some(hw) = self.store.grant_aws(h.id).await? {
+                        standing |= hw.shared_with.as_deref() == Some(STANDING);
+                    }
+                }
+                let ids: Vec<String> = holders.iter().map(|h| h.id.to_string()).collect();
+                w.shared_with = Some(if standing {
+                    STANDING.to_owned()
+                } else {
+                    serde_json::json!(ids).to_string()
+                });
+                self.store.save_grant_aws(g.id, &w).await?;
+                return self.activate(g, w, &assignment, "shared").await;
+            }
+            // Does the user already hold this assignment? After a crash between
+            // sending a create and storing its answer, that is ours: adopt it. Before
+            // any create, it is a standing assignment Timebox did not make: use it for
+            // the grant, record it, and never delete it.
+            match self
+                .ic
+                .list_assignments(&assignment.account_id, &ps_arn)
+                .await
+            {
+                Ok(list) => {
+                    let present = list
+                        .iter()
+                        .any(|a| a.principal_type == "USER" && a.principal_id == principal_id);
+                    if present && w.create_started_at.is_some() {
+                        return self.activate(g, w, &assignment, "adopted").await;
+                    }
+                    if present {
+                        w.shared_with = Some(STANDING.to_owned());
+                        self.store.save_grant_aws(g.id, &w).await?;
+                        return self.activate(g, w, &assignment, "standing").await;
+                    }
+                }
+                Err(e) => return retry_or_fail(w, &e).await,
+            }
+            if !self.hold(target).await? {
+                return Ok(Step::Nothing);
+            }
+            w.create_started_at = Some(self.clock.now());
+            self.store.save_grant_aws(g.id, &w).await?;
+            match self.ic.create_assignment(&assignment).await {
+                Ok(op) => {
+                    w.create_request_id = Some(op.request_id);
+                    self.store.save_grant_aws(g.id, &w).await?;
+                }
+                Err(e) => return retry_or_fail(w, &e).await,
+            }
+        }
+        let Some(request_id) = w.create_request_id.clone() else {
+            return self.activate(g, w, &assignment, "shared").await;
+        };
+        match self.poll(target, &g, &mut w, &request_id, false).await? {
+            Polled::Succeeded => self.activate(g, w, &assignment, "created").await,
+            Polled::Waiting => Ok(Step::Waiting),
+            Polled::Failed(reason) => {
+                // FAILED is final for this request; a new request may succeed (AWS
+                // reports transient internal failures this way), a few times.
+                w.create_request_id = None;
+                w.create_started_at = None;
+                let reason = format!("CreateAccountAssignment FAILED: {reason}");
+                if w.attempts + 1 < self.settings.provision_attempts {
+                    self.retry_later(&g, w, "provision", &reason, "aws_failed")
+                        .await
+                } else {
+                    w.attempts += 1;
+                    self.fail_provisioning(&g, w, reason).await
+                }
+            }
+            Polled::Unreachable(e) => retry_or_fail(w, &e).await,
+        }
+    }
+
+    /// Provisioning SUCCEEDED (or the assignment is shared/adopted): the grant becomes
+    /// active now, with the permission set's session duration read now.
+    async fn activate(
+        &self,
+        g: Grant,
+        mut w: GrantAws,
+        assignment: &Assignment,
+        how: &'static str,
+    ) -> Result<Step, ReaperError> {
+        let ps = match self
+            .ic
+            .describe_permission_set(&assignment.permission_set_arn)
+            .await
+        {
+            Ok(ps) => ps,
+            Err(e) => {
+                return self
+                    .retry_later(&g, w, "activate", &e.to_string(), "aws")
+                    .await
+            }
+        };
+        // No or an unreadable SessionDuration means AWS's default, one hour.
+        let session = ps
+            .session_duration
+            .as_deref()
+            .and_then(|s| SessionDuration::parse(s).ok())
+            .or_else(|| SessionDuration::parse("PT1H").ok());
+        let Some(session) = session else {
+            return self
+                .retry_later(&g, w, "activate", "no session duration", "internal")
+                .await;
+        };
+        let other_paths = self.other_paths(assignment).await;
+        w.other_paths = other_paths.clone();
+        w.next_attempt_at = None;
+        w.last_error = None;
+        w.attempts = 0;
+        self.store.save_grant_aws(g.id, &w).await?;
+        let activated_at = self.clock.now();
+        let ends_at = activated_at + g.request.duration.as_duration();
+        let real_end = Windows::compute(&WindowInputs {
+            activated_at,
+            revoked_at: None,
+            planned_end: ends_at,
+            portal_session: self.settings.portal_session,
+            permission_set_session: session,
+            observed: None,
+        })
+        .ok()
+        .map(|w| w.real.end);
+        self.grants
+            .act(
+                g.id,
+                Action::ProvisionSucceeded,
+                &Actor::System,
+                None,
+                GrantPatch {
+                    activated_at: Some(activated_at),
+                    ends_at: Some(ends_at),
+                    permission_set_session_seconds: Some(session.seconds()),
+                    portal_session_seconds: Some(self.settings.portal_session.seconds()),
+                    real_end,
+                    ..GrantPatch::default()
+                },
+                serde_json::json!({
+                    "assignment": how,
+                    "request_id": w.create_request_id,
+                    "principal_id": assignment.principal_id,
+                    "permission_set_arn": assignment.permission_set_arn,
+                    "shared_with": w.shared_with,
+                    "other_paths": other_paths.and_then(|p| serde_json::from_str::<serde_json::Value>(&p).ok()),
+                }),
+            )
+            .await?;
+        Ok(Step::Activated)
+    }
+
+    /// Group assignments of the same permission set in the same account that include
+    /// the user: other paths to the same access. `None` when they could not be read
+    /// (logged; the grant still activates).
+    async fn other_paths(&self, a: &Assignment) -> Option<String> {
+        let groups = match self.ic.user_groups(&a.principal_id).await {
+            Ok(g) => g,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read group memberships for other-path detection");
+                return None;
+            }
+        };
+        let list = match self
+            .ic
+            .list_assignments(&a.account_id, &a.permission_set_arn)
+            .await
+        {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot list assignments for other-path detection");
+                return None;
+            }
+        };
+        let paths: Vec<serde_json::Value> = list
+            .iter()
+            .filter(|x| x.principal_type == "GROUP" && groups.contains(&x.principal_id))
+            .map(|x| serde_json::json!({ "principal_type": "GROUP", "principal_id": x.principal_id }))
+            .collect();
+        Some(serde_json::Value::Array(paths).to_string())
+    }
+}
