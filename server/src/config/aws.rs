@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use super::kit::{self, secs, whole_number, Keys, Problem};
+use super::kit::{secs, whole_number, Keys, Problem};
 
 /// `[aws]`: how the AWS SDK clients are reached. Credentials always come from the
 /// SDK's default chain; the SDK's `AWS_ENDPOINT_URL*` variables work too.
@@ -24,12 +24,6 @@ pub struct AwsConfig {
     pub max_calls_per_second: Option<u32>,
     /// Timeout of one AWS call attempt. Default 10s.
     pub call_timeout: Duration,
-}
-
-impl Default for AwsConfig {
-    fn default() -> Self {
-        kit::defaults(Self::read)
-    }
 }
 
 impl AwsConfig {

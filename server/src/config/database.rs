@@ -6,7 +6,7 @@ use std::fmt;
 use figment::value::Value;
 
 use super::kit::{
-    self, authority, expect_str, kind_of, percent_encode, redact_url_password, url_has_password,
+    authority, expect_str, kind_of, percent_encode, redact_url_password, url_has_password,
     whole_number, Keys, Problem, Secret,
 };
 
@@ -26,12 +26,6 @@ pub struct DatabaseConfig {
     /// PostgreSQL password, from `database.password` or `database.password_file`.
     /// Only allowed with a PostgreSQL URL that holds no password of its own.
     pub password: Option<Secret>,
-}
-
-impl Default for DatabaseConfig {
-    fn default() -> Self {
-        kit::defaults(Self::read)
-    }
 }
 
 impl DatabaseConfig {

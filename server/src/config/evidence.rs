@@ -9,8 +9,8 @@ use std::time::Duration;
 use figment::value::Value;
 
 use super::kit::{
-    self, expect_str, hours, is_region, kind_of, mins, one_of, parse_list, secs, whole_number,
-    Keys, Problem,
+    expect_str, hours, is_region, kind_of, mins, one_of, parse_list, secs, whole_number, Keys,
+    Problem,
 };
 
 /// Where activity is read from.
@@ -59,12 +59,6 @@ pub struct EvidenceConfig {
     pub detective_graph_arn: Option<String>,
 }
 
-impl Default for EvidenceConfig {
-    fn default() -> Self {
-        kit::defaults(|keys| Self::read(keys, None))
-    }
-}
-
 impl EvidenceConfig {
     /// The region of the behavior graph, read from its ARN.
     pub fn detective_region(&self) -> Option<&str> {
@@ -75,16 +69,15 @@ impl EvidenceConfig {
 
     /// `[evidence]`; `ic_region` is `identity_center.region`, the default region.
     pub(super) fn read(keys: &mut Keys<'_, '_>, ic_region: Option<&str>) -> Self {
-        let sources = [
-            EvidenceSource::None,
-            EvidenceSource::CloudTrail,
-            EvidenceSource::Lake,
-        ]
-        .map(|s| (s.as_str(), s));
         let source = keys.value("source", EvidenceSource::None, |v| {
             let text = expect_str(v, "\"cloudtrail\"")?;
             let text = if text.trim().is_empty() { "none" } else { text };
-            one_of(text, &sources).ok_or_else(|| {
+            let all = [
+                EvidenceSource::None,
+                EvidenceSource::CloudTrail,
+                EvidenceSource::Lake,
+            ];
+            one_of(text, &all, EvidenceSource::as_str).ok_or_else(|| {
                 Problem::new(
                     "not an activity source",
                     "activity comes from CloudTrail in each account, or from a CloudTrail Lake \

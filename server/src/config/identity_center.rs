@@ -8,7 +8,7 @@ use app::domain::PortalSession;
 use figment::value::Value;
 
 use super::kit::{
-    self, expect_str, hours, human, is_region, mins, one_of, parse_duration, secs, Keys, Problem,
+    expect_str, hours, human, is_region, mins, one_of, parse_duration, secs, Keys, Problem,
 };
 
 const PORTAL_SESSION_FIX: &str = "set it to your Identity Center instance's session duration \
@@ -46,12 +46,6 @@ pub struct IdentityCenterConfig {
     pub user_match: UserMatch,
     /// How often the catalog (permission sets, accounts, OUs) is re-read. Default 1h.
     pub catalog_refresh: Duration,
-}
-
-impl Default for IdentityCenterConfig {
-    fn default() -> Self {
-        kit::defaults(Self::read)
-    }
 }
 
 impl IdentityCenterConfig {
@@ -97,8 +91,8 @@ impl IdentityCenterConfig {
                 })
             }),
             user_match: keys.value("user_match", UserMatch::UserName, |v| {
-                let options = [UserMatch::UserName, UserMatch::Email].map(|m| (m.as_str(), m));
-                one_of(expect_str(v, "\"user_name\"")?, &options).ok_or_else(|| {
+                let all = [UserMatch::UserName, UserMatch::Email];
+                one_of(expect_str(v, "\"user_name\"")?, &all, UserMatch::as_str).ok_or_else(|| {
                     Problem::new(
                         "not a way to match users",
                         "a dashboard person is found in the identity store by userName or \

@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use super::kit::{self, expect_str, non_empty, one_of, Keys, Problem};
+use super::kit::{expect_str, non_empty, one_of, Keys, Problem};
 
 /// `[log]`: what the server writes to standard output.
 #[derive(Debug, Clone)]
@@ -15,19 +15,13 @@ pub struct LogConfig {
     pub level: String,
 }
 
-impl Default for LogConfig {
-    fn default() -> Self {
-        kit::defaults(Self::read)
-    }
-}
-
 impl LogConfig {
     pub(super) fn read(keys: &mut Keys<'_, '_>) -> Self {
         Self {
             format: keys.value("format", LogFormat::Text, |v| {
-                let options = [LogFormat::Text, LogFormat::Json].map(|f| (f.as_str(), f));
-                let text = expect_str(v, "\"text\"")?.trim().to_ascii_lowercase();
-                one_of(&text, &options).ok_or_else(|| {
+                let text = expect_str(v, "\"text\"")?.to_ascii_lowercase();
+                let all = [LogFormat::Text, LogFormat::Json];
+                one_of(&text, &all, LogFormat::as_str).ok_or_else(|| {
                     Problem::new(
                         "not a log format",
                         "the formats are text and json",

@@ -92,10 +92,29 @@ pub struct Config {
     pub policy: PolicyConfig,
 }
 
-impl Default for Config {
-    fn default() -> Self {
-        kit::defaults(Self::read)
-    }
+/// Every section's defaults: what its `read` gives for no values at all.
+macro_rules! defaults_from_read {
+    ($($section:ty => $read:expr),* $(,)?) => {$(
+        impl Default for $section {
+            fn default() -> Self {
+                kit::defaults($read)
+            }
+        }
+    )*};
+}
+
+defaults_from_read! {
+    Config => Config::read,
+    ServerConfig => ServerConfig::read,
+    DatabaseConfig => DatabaseConfig::read,
+    IdentityCenterConfig => IdentityCenterConfig::read,
+    AwsConfig => AwsConfig::read,
+    ReaperConfig => ReaperConfig::read,
+    LogConfig => LogConfig::read,
+    SessionConfig => |keys| SessionConfig::read(keys, &ServerConfig::default().public_url),
+    NotifyConfig => NotifyConfig::read,
+    EvidenceConfig => |keys| EvidenceConfig::read(keys, None),
+    PolicyConfig => PolicyConfig::read,
 }
 
 impl Config {

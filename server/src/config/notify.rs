@@ -10,8 +10,7 @@ use std::time::Duration;
 use figment::value::Value;
 
 use super::kit::{
-    self, days, expect_str, mins, one_of, parse_http_url, parse_list, secs, whole_number, Keys,
-    Problem, Secret,
+    days, expect_str, http_url, mins, one_of, parse_list, secs, whole_number, Keys, Problem, Secret,
 };
 use crate::notify::NotificationKind;
 
@@ -27,19 +26,6 @@ pub struct NotifyConfig {
     pub slack: Option<SlackConfig>,
     pub email: Option<EmailConfig>,
     pub webhook: Option<WebhookConfig>,
-}
-
-impl Default for NotifyConfig {
-    fn default() -> Self {
-        kit::defaults(Self::read)
-    }
-}
-
-impl NotifyConfig {
-    /// Whether any channel is configured.
-    pub fn any_channel(&self) -> bool {
-        self.slack.is_some() || self.email.is_some() || self.webhook.is_some()
-    }
 }
 
 /// `[notify.slack]`: a Slack incoming webhook (channel-wide).
@@ -155,6 +141,11 @@ fn events(keys: &mut Keys<'_, '_>) -> Vec<NotificationKind> {
 }
 
 impl NotifyConfig {
+    /// Whether any channel is configured.
+    pub fn any_channel(&self) -> bool {
+        self.slack.is_some() || self.email.is_some() || self.webhook.is_some()
+    }
+
     pub(super) fn read(keys: &mut Keys<'_, '_>) -> Self {
         let interval = keys.duration(
             "interval",
@@ -239,8 +230,8 @@ impl EmailConfig {
             } else {
                 text
             };
-            let modes = [SmtpTls::StartTls, SmtpTls::Tls, SmtpTls::None].map(|t| (t.as_str(), t));
-            one_of(text, &modes).ok_or_else(|| {
+            let all = [SmtpTls::StartTls, SmtpTls::Tls, SmtpTls::None];
+            one_of(text, &all, SmtpTls::as_str).ok_or_else(|| {
                 Problem::new(
                     "not a TLS mode",
                     "it must be starttls, tls or none",
@@ -308,21 +299,16 @@ impl EmailConfig {
     }
 }
 
+const WEBHOOK_EXAMPLE: &str = "\"https://siem.example.com/timebox\"";
+
 impl WebhookConfig {
     fn read(keys: &mut Keys<'_, '_>) -> Option<Self> {
-        let url = keys.value("url", None, |v| {
-            if expect_str(v, "\"https://siem.example.com/timebox\"")?
-                .trim()
-                .is_empty()
-            {
-                return Ok(None);
-            }
-            parse_http_url(
-                v,
-                "\"https://siem.example.com/timebox\"",
+        let url = keys.optional("url", WEBHOOK_EXAMPLE, |s| {
+            http_url(
+                s,
+                WEBHOOK_EXAMPLE,
                 "the address that receives Timebox's signed events",
             )
-            .map(Some)
         });
         let secret = keys.secret("secret", "secret_file");
         let events = events(keys);

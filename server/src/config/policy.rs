@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::kit::{self, mins, secs, Keys};
+use super::kit::{mins, secs, Keys};
 
 /// `[policy]`: the policy file (docs/policy.md).
 #[derive(Debug, Clone)]
@@ -14,12 +14,6 @@ pub struct PolicyConfig {
     /// How often the file's modification time is checked for a reload, 1s..=10m.
     /// Default 5s. (SIGHUP reloads at once.)
     pub poll_interval: Duration,
-}
-
-impl Default for PolicyConfig {
-    fn default() -> Self {
-        kit::defaults(Self::read)
-    }
 }
 
 impl PolicyConfig {

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use super::kit::{self, mins, parse_bool, secs, Keys};
+use super::kit::{mins, parse_bool, secs, Keys};
 
 /// `[reaper]`: the background task that ends expired access.
 #[derive(Debug, Clone)]
@@ -12,12 +12,6 @@ pub struct ReaperConfig {
     pub interval: Duration,
     /// Whether it runs at all. Default true.
     pub enabled: bool,
-}
-
-impl Default for ReaperConfig {
-    fn default() -> Self {
-        kit::defaults(Self::read)
-    }
 }
 
 impl ReaperConfig {

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use figment::value::Value;
 
-use super::kit::{self, expect_str, mins, non_empty, secs, Keys, Problem};
+use super::kit::{expect_str, mins, non_empty, secs, Keys, Problem};
 
 /// `[server]`: where Timebox listens and how it is reached.
 #[derive(Debug, Clone)]
@@ -21,12 +21,6 @@ pub struct ServerConfig {
     pub site_root: String,
     /// How long in-flight requests may run after a shutdown signal. Default 10s.
     pub shutdown_grace: Duration,
-}
-
-impl Default for ServerConfig {
-    fn default() -> Self {
-        kit::defaults(Self::read)
-    }
 }
 
 impl ServerConfig {

@@ -35,6 +35,17 @@ struct Checker<'f> {
     sections: Vec<SectionKeys>,
 }
 
+impl<'f> Checker<'f> {
+    fn new(figment: &'f Figment, known: &'f [SectionKeys]) -> Self {
+        Self {
+            figment,
+            known,
+            errors: Vec::new(),
+            sections: Vec::new(),
+        }
+    }
+}
+
 /// One section's values while it is read: asking for a key takes its value out, so
 /// what is left at the end is unknown.
 ///
@@ -60,12 +71,7 @@ pub(crate) fn load<T>(
     read: impl FnOnce(&mut Keys<'_, '_>) -> T,
 ) -> Result<T, ConfigError> {
     let root: Dict = figment.extract().map_err(hints::unparsable)?;
-    let mut check = Checker {
-        figment,
-        known,
-        errors: Vec::new(),
-        sections: Vec::new(),
-    };
+    let mut check = Checker::new(figment, known);
     let value = Keys::read(&mut check, String::new(), root, read);
     match ConfigError::from_many(check.errors) {
         None => Ok(value),
@@ -77,12 +83,7 @@ pub(crate) fn load<T>(
 /// nothing is reported.
 pub(crate) fn defaults<T>(read: impl FnOnce(&mut Keys<'_, '_>) -> T) -> T {
     let figment = Figment::new();
-    let mut check = Checker {
-        figment: &figment,
-        known: &[],
-        errors: Vec::new(),
-        sections: Vec::new(),
-    };
+    let mut check = Checker::new(&figment, &[]);
     let value = Keys::read(&mut check, String::new(), Dict::new(), read);
     debug_assert!(check.errors.is_empty(), "{:?}", check.errors);
     value
@@ -91,12 +92,7 @@ pub(crate) fn defaults<T>(read: impl FnOnce(&mut Keys<'_, '_>) -> T) -> T {
 /// Every section `read` reads and the keys it asks for, in reading order.
 pub(crate) fn list_keys<T>(read: impl FnOnce(&mut Keys<'_, '_>) -> T) -> Vec<SectionKeys> {
     let figment = Figment::new();
-    let mut check = Checker {
-        figment: &figment,
-        known: &[],
-        errors: Vec::new(),
-        sections: Vec::new(),
-    };
+    let mut check = Checker::new(&figment, &[]);
     Keys::read(&mut check, String::new(), Dict::new(), read);
     check
         .sections

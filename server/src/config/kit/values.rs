@@ -106,13 +106,10 @@ pub(crate) fn non_empty(value: &Value, example: &str, empty: Problem) -> Result<
     }
 }
 
-/// The option whose spelling is `text` (after trimming), if any.
-pub(crate) fn one_of<T: Copy>(text: &str, options: &[(&str, T)]) -> Option<T> {
+/// The option among `all` whose `spelling` is `text` (after trimming), if any.
+pub(crate) fn one_of<T: Copy>(text: &str, all: &[T], spelling: fn(T) -> &'static str) -> Option<T> {
     let text = text.trim();
-    options
-        .iter()
-        .find(|(spelling, _)| *spelling == text)
-        .map(|(_, value)| *value)
+    all.iter().copied().find(|option| spelling(*option) == text)
 }
 
 /// A whole number, written as a TOML integer or (from the environment) as text;
@@ -158,9 +155,9 @@ pub(crate) fn parse_list(value: &Value, example: &str) -> Result<Vec<String>, Pr
     Ok(items.into_iter().filter(|s| !s.is_empty()).collect())
 }
 
-/// An `http(s)://host…` URL without a fragment; `what` says what it must point at.
-pub(crate) fn parse_http_url(value: &Value, example: &str, what: &str) -> Result<String, Problem> {
-    let s = expect_str(value, example)?.trim();
+/// Refuses what is not an `http(s)://host…` URL, or has a fragment; `what` says what
+/// it must point at and `example` is one.
+pub(crate) fn http_url(s: &str, example: &str, what: &str) -> Result<(), Problem> {
     match url::Url::parse(s) {
         Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {
             if u.fragment().is_some() {
@@ -170,7 +167,7 @@ pub(crate) fn parse_http_url(value: &Value, example: &str, what: &str) -> Result
                     format!("set it to {what}, such as {example}"),
                 ));
             }
-            Ok(s.to_owned())
+            Ok(())
         }
         _ => Err(Problem::new(
             "not an http(s) URL",
