@@ -58,7 +58,7 @@ pub use env::EnvOverrides;
 pub use evidence::{is_graph_arn, EvidenceConfig, EvidenceSource};
 pub use identity_center::{IdentityCenterConfig, UserMatch};
 pub use kit::{
-    closest, env_var_name, resolve_secret, ConfigError, Secret, SectionKeys, ENV_PREFIX,
+    edit_distance, env_var_name, resolve_secret, ConfigError, Secret, SectionKeys, ENV_PREFIX,
     ENV_SEPARATOR,
 };
 pub use log::{LogConfig, LogFormat};

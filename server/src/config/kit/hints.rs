@@ -99,8 +99,8 @@ fn unknown_key_hint(
 }
 
 /// The candidate nearest to `word` by edit distance, if it is near enough (at most
-/// two edits, or a third of the word). The policy file's hints use it too.
-pub fn closest<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
+/// two edits, or a third of the word).
+fn closest<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
     candidates
         .iter()
         .map(|c| (edit_distance(word, c), *c))
@@ -109,7 +109,9 @@ pub fn closest<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
         .map(|(_, c)| c)
 }
 
-fn edit_distance(a: &str, b: &str) -> usize {
+/// The number of single-character edits that turn `a` into `b` (Levenshtein); the
+/// policy file's hints use it too.
+pub fn edit_distance(a: &str, b: &str) -> usize {
     let b: Vec<char> = b.chars().collect();
     let mut row: Vec<usize> = (0..=b.len()).collect();
     for (i, ca) in a.chars().enumerate() {

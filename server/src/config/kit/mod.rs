@@ -20,7 +20,7 @@ use figment::value::{Dict, Value};
 use figment::Figment;
 
 pub use error::ConfigError;
-pub use hints::{closest, env_var_name, SectionKeys, ENV_PREFIX, ENV_SEPARATOR};
+pub use hints::{edit_distance, env_var_name, SectionKeys, ENV_PREFIX, ENV_SEPARATOR};
 pub(crate) use hints::{misspelt_key, ENV_SOURCE_NAME};
 pub use secret::{resolve_secret, Secret};
 pub(crate) use values::*;
