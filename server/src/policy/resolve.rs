@@ -737,27 +737,18 @@ min_justification = 20
         let find = |account: &str, ps: &str, bg: bool| {
             e.iter()
                 .find(|x| x.account_id == account && x.permission_set == ps && x.break_glass == bg)
-                .map(|x| x.policy.clone())
+                .map(|x| x.policy.as_str())
         };
+        assert_eq!(find("222222222222", "Admin", false), Some("prod-eu-admin"));
+        assert_eq!(find("111111111111", "Admin", false), Some("prod-admin"));
+        assert_eq!(find("333333333333", "Admin", false), Some("ledger-b"));
         assert_eq!(
-            find("222222222222", "Admin", false).as_deref(),
-            Some("prod-eu-admin")
-        );
-        assert_eq!(
-            find("111111111111", "Admin", false).as_deref(),
-            Some("prod-admin")
-        );
-        assert_eq!(
-            find("333333333333", "Admin", false).as_deref(),
-            Some("ledger-b")
-        );
-        assert_eq!(
-            find("444444444444", "ReadOnly", false).as_deref(),
+            find("444444444444", "ReadOnly", false),
             Some("read-anywhere")
         );
         assert_eq!(find("444444444444", "Admin", false), None);
         assert_eq!(
-            find("333333333333", "Admin", true).as_deref(),
+            find("333333333333", "Admin", true),
             Some("prod-break-glass")
         );
         let eu = e
