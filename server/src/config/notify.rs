@@ -1,15 +1,18 @@
-//! `[notify]` and its channels `[notify.slack]`, `[notify.email]`, `[notify.webhook]`,
-//! kept apart from the other sections so the notification work owns them in one place.
+//! `[notify]` and its channels `[notify.slack]`, `[notify.email]`, `[notify.webhook]`
+//! (sub-sections, each read by its own `read`).
 //!
 //! Every channel is optional and configured on its own: a channel is on when its
 //! address is set (`webhook_url`, `smtp_host`, `url`). Secrets (the Slack webhook URL,
 //! the SMTP password, the webhook signing key) are [`Secret`]s and may come from files.
 
-use super::{duration_in, expect_str, resolve_secret, Checker, ConfigError, Problem, Secret};
-use crate::notify::NotificationKind;
-use figment::value::Value;
-use serde::Deserialize;
 use std::time::Duration;
+
+use figment::value::Value;
+
+use super::kit::{
+    days, expect_str, http_url, mins, one_of, parse_list, secs, whole_number, Keys, Problem, Secret,
+};
+use crate::notify::NotificationKind;
 
 /// `[notify]`: the outbox worker and its channels.
 #[derive(Debug, Clone)]
@@ -23,26 +26,6 @@ pub struct NotifyConfig {
     pub slack: Option<SlackConfig>,
     pub email: Option<EmailConfig>,
     pub webhook: Option<WebhookConfig>,
-}
-
-impl Default for NotifyConfig {
-    fn default() -> Self {
-        Self {
-            interval: Duration::from_secs(5),
-            retry_for: Duration::from_secs(3 * 86_400),
-            ending_soon: Duration::from_secs(10 * 60),
-            slack: None,
-            email: None,
-            webhook: None,
-        }
-    }
-}
-
-impl NotifyConfig {
-    /// Whether any channel is configured.
-    pub fn any_channel(&self) -> bool {
-        self.slack.is_some() || self.email.is_some() || self.webhook.is_some()
-    }
 }
 
 /// `[notify.slack]`: a Slack incoming webhook (channel-wide).
@@ -114,67 +97,8 @@ pub struct WebhookConfig {
     pub events: Vec<NotificationKind>,
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub(super) struct RawNotify {
-    interval: Option<Value>,
-    retry_for: Option<Value>,
-    ending_soon: Option<Value>,
-    slack: RawSlack,
-    email: RawEmail,
-    webhook: RawWebhook,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-struct RawSlack {
-    webhook_url: Option<Value>,
-    webhook_url_file: Option<Value>,
-    events: Option<Value>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-struct RawEmail {
-    smtp_host: Option<Value>,
-    smtp_port: Option<Value>,
-    tls: Option<Value>,
-    username: Option<Value>,
-    password: Option<Value>,
-    password_file: Option<Value>,
-    from: Option<Value>,
-    approvers_to: Option<Value>,
-    auditors_to: Option<Value>,
-    events: Option<Value>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-struct RawWebhook {
-    url: Option<Value>,
-    secret: Option<Value>,
-    secret_file: Option<Value>,
-    events: Option<Value>,
-}
-
-pub(super) const NOTIFY_KEYS: &[&str] = &["interval", "retry_for", "ending_soon"];
-pub(super) const SLACK_KEYS: &[&str] = &["webhook_url", "webhook_url_file", "events"];
-pub(super) const EMAIL_KEYS: &[&str] = &[
-    "smtp_host",
-    "smtp_port",
-    "tls",
-    "username",
-    "password",
-    "password_file",
-    "from",
-    "approvers_to",
-    "auditors_to",
-    "events",
-];
-pub(super) const WEBHOOK_KEYS: &[&str] = &["url", "secret", "secret_file", "events"];
-
 fn parse_events(value: &Value) -> Result<Vec<NotificationKind>, Problem> {
-    let names = super::auth::parse_list(value, "\"new_request\", \"break_glass_used\"")?;
+    let names = parse_list(value, "\"new_request\", \"break_glass_used\"")?;
     let all: Vec<&str> = NotificationKind::ALL.iter().map(|k| k.as_str()).collect();
     names
         .iter()
@@ -191,7 +115,7 @@ fn parse_events(value: &Value) -> Result<Vec<NotificationKind>, Problem> {
 }
 
 fn parse_addresses(value: &Value) -> Result<Vec<String>, Problem> {
-    let list = super::auth::parse_list(value, "\"oncall-leads@example.com\"")?;
+    let list = parse_list(value, "\"oncall-leads@example.com\"")?;
     for a in &list {
         if a.parse::<lettre::Address>().is_err() {
             return Err(Problem::new(
@@ -211,82 +135,60 @@ fn is_loopback_host(host: &str) -> bool {
             .is_ok_and(|ip| ip.is_loopback())
 }
 
-impl Checker<'_> {
-    fn secret(
-        &mut self,
-        section: &str,
-        key: &str,
-        raw: Option<Value>,
-        file: Option<Value>,
-    ) -> Option<Secret> {
-        let inline = self.secret_text(&format!("{section}.{key}"), raw);
-        let file = self.path(&format!("{section}.{key}_file"), file);
-        match resolve_secret(section, key, inline, file) {
-            Ok(s) => s,
-            Err(e) => {
-                self.errors.push(e);
-                None
-            }
-        }
+/// The events a channel sends; empty (the default) means every event.
+fn events(keys: &mut Keys<'_, '_>) -> Vec<NotificationKind> {
+    keys.value("events", Vec::new(), parse_events)
+}
+
+impl NotifyConfig {
+    /// Whether any channel is configured.
+    pub fn any_channel(&self) -> bool {
+        self.slack.is_some() || self.email.is_some() || self.webhook.is_some()
     }
 
-    fn events(&mut self, key: &str, raw: Option<Value>) -> Vec<NotificationKind> {
-        self.value(key, raw, Vec::new(), parse_events)
-    }
-
-    pub(super) fn notify(&mut self, raw: RawNotify) -> NotifyConfig {
-        let d = NotifyConfig::default();
-        let interval = self.value("notify.interval", raw.interval, d.interval, |v| {
-            duration_in(
-                v,
-                "\"5s\"",
-                (Duration::from_secs(1), Duration::from_secs(600)),
-                "the notification worker's interval",
-                "pick how often the outbox is looked at, such as \"5s\"",
-            )
-        });
-        let retry_for = self.value("notify.retry_for", raw.retry_for, d.retry_for, |v| {
-            duration_in(
-                v,
-                "\"3d\"",
-                (Duration::from_secs(60), Duration::from_secs(30 * 86_400)),
-                "the retry period",
-                "pick how long a failing delivery is retried before it is given up, such as \"3d\"",
-            )
-        });
-        let ending_soon = self.value("notify.ending_soon", raw.ending_soon, d.ending_soon, |v| {
-            duration_in(
-                v,
-                "\"10m\"",
-                (Duration::from_secs(60), Duration::from_secs(86_400)),
-                "the ending-soon notice",
-                "pick how long before a grant's end its requester is told, such as \"10m\"",
-            )
-        });
+    pub(super) fn read(keys: &mut Keys<'_, '_>) -> Self {
+        let interval = keys.duration(
+            "interval",
+            secs(5),
+            secs(1)..=mins(10),
+            "the notification worker's interval",
+            "pick how often the outbox is looked at, such as \"5s\"",
+        );
+        let retry_for = keys.duration(
+            "retry_for",
+            days(3),
+            mins(1)..=days(30),
+            "the retry period",
+            "pick how long a failing delivery is retried before it is given up, such as \"3d\"",
+        );
+        let ending_soon = keys.duration(
+            "ending_soon",
+            mins(10),
+            mins(1)..=days(1),
+            "the ending-soon notice",
+            "pick how long before a grant's end its requester is told, such as \"10m\"",
+        );
         NotifyConfig {
             interval,
             retry_for,
             ending_soon,
-            slack: self.slack(raw.slack),
-            email: self.email(raw.email),
-            webhook: self.webhook(raw.webhook),
+            slack: keys.section("slack", SlackConfig::read),
+            email: keys.section("email", EmailConfig::read),
+            webhook: keys.section("webhook", WebhookConfig::read),
         }
     }
+}
 
-    fn slack(&mut self, raw: RawSlack) -> Option<SlackConfig> {
-        let url = self.secret(
-            "notify.slack",
-            "webhook_url",
-            raw.webhook_url,
-            raw.webhook_url_file,
-        );
-        let events = self.events("notify.slack.events", raw.events);
+impl SlackConfig {
+    fn read(keys: &mut Keys<'_, '_>) -> Option<Self> {
+        let url = keys.secret("webhook_url", "webhook_url_file");
+        let events = events(keys);
         let url = url?;
         match url::Url::parse(url.expose()) {
             Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {}
             _ => {
-                self.invalid(
-                    "notify.slack.webhook_url",
+                keys.invalid(
+                    "webhook_url",
                     "[redacted]".to_owned(),
                     Problem::new(
                         "not an http(s) URL",
@@ -303,38 +205,16 @@ impl Checker<'_> {
             events,
         })
     }
+}
 
-    fn email(&mut self, raw: RawEmail) -> Option<EmailConfig> {
-        let host = self.optional(
-            "notify.email.smtp_host",
-            raw.smtp_host,
-            "\"smtp.example.com\"",
-            |_| Ok(()),
-        );
-        let tls = self.value(
-            "notify.email.tls",
-            raw.tls,
-            SmtpTls::StartTls,
-            |v| match expect_str(v, "\"starttls\"")?.trim() {
-                "" | "starttls" => Ok(SmtpTls::StartTls),
-                "tls" => Ok(SmtpTls::Tls),
-                "none" => Ok(SmtpTls::None),
-                _ => Err(Problem::new(
-                    "not a TLS mode",
-                    "it must be starttls, tls or none",
-                    "use \"starttls\" (port 587), \"tls\" (port 465) or, for a mail catcher on \
-                     this machine only, \"none\"",
-                )),
-            },
-        );
-        let port = self.value("notify.email.smtp_port", raw.smtp_port, None, |v| {
-            let n = match v {
-                Value::Num(_, n) => n.to_u128().and_then(|n| u16::try_from(n).ok()),
-                Value::String(_, s) if s.trim().is_empty() => return Ok(None),
-                Value::String(_, s) => s.trim().parse::<u16>().ok(),
-                _ => None,
-            };
-            match n {
+impl EmailConfig {
+    fn read(keys: &mut Keys<'_, '_>) -> Option<Self> {
+        let host = keys.optional("smtp_host", "\"smtp.example.com\"", |_| Ok(()));
+        let port = keys.value("smtp_port", None, |v| {
+            if matches!(v, Value::String(_, s) if s.trim().is_empty()) {
+                return Ok(None);
+            }
+            match whole_number(v).and_then(|n| u16::try_from(n).ok()) {
                 Some(p) if p > 0 => Ok(Some(p)),
                 _ => Err(Problem::new(
                     "not a port",
@@ -343,70 +223,67 @@ impl Checker<'_> {
                 )),
             }
         });
-        let username = self.optional("notify.email.username", raw.username, "\"timebox\"", |_| {
-            Ok(())
+        let tls = keys.value("tls", SmtpTls::StartTls, |v| {
+            let text = expect_str(v, "\"starttls\"")?;
+            let text = if text.trim().is_empty() {
+                "starttls"
+            } else {
+                text
+            };
+            let all = [SmtpTls::StartTls, SmtpTls::Tls, SmtpTls::None];
+            one_of(text, &all, SmtpTls::as_str).ok_or_else(|| {
+                Problem::new(
+                    "not a TLS mode",
+                    "it must be starttls, tls or none",
+                    "use \"starttls\" (port 587), \"tls\" (port 465) or, for a mail catcher on \
+                     this machine only, \"none\"",
+                )
+            })
         });
-        let password = self.secret("notify.email", "password", raw.password, raw.password_file);
-        let from = self.optional(
-            "notify.email.from",
-            raw.from,
-            "\"Timebox <timebox@example.com>\"",
-            |s| {
-                s.parse::<lettre::message::Mailbox>()
-                    .map(|_| ())
-                    .map_err(|e| {
-                        Problem::new(
-                            "not a sender address",
-                            e.to_string(),
-                            "write an address such as \"Timebox <timebox@example.com>\"",
-                        )
-                    })
-            },
-        );
-        let approvers_to = self.value(
-            "notify.email.approvers_to",
-            raw.approvers_to,
-            Vec::new(),
-            parse_addresses,
-        );
-        let auditors_to = self.value(
-            "notify.email.auditors_to",
-            raw.auditors_to,
-            Vec::new(),
-            parse_addresses,
-        );
-        let events = self.events("notify.email.events", raw.events);
+        let username = keys.optional("username", "\"timebox\"", |_| Ok(()));
+        let password = keys.secret("password", "password_file");
+        let from = keys.optional("from", "\"Timebox <timebox@example.com>\"", |s| {
+            s.parse::<lettre::message::Mailbox>()
+                .map(|_| ())
+                .map_err(|e| {
+                    Problem::new(
+                        "not a sender address",
+                        e.to_string(),
+                        "write an address such as \"Timebox <timebox@example.com>\"",
+                    )
+                })
+        });
+        let approvers_to = keys.value("approvers_to", Vec::new(), parse_addresses);
+        let auditors_to = keys.value("auditors_to", Vec::new(), parse_addresses);
+        let events = events(keys);
 
         let host = host?;
         let Some(from) = from else {
-            self.errors.push(ConfigError::Inconsistent {
-                key: "notify.email.from".to_owned(),
-                detail: "is missing, but notify.email.smtp_host is set".to_owned(),
-                fix: "set notify.email.from to the sender address, such as \
-                      \"Timebox <timebox@example.com>\""
-                    .to_owned(),
-            });
+            keys.inconsistent(
+                "from",
+                "is missing, but notify.email.smtp_host is set",
+                "set notify.email.from to the sender address, such as \
+                 \"Timebox <timebox@example.com>\"",
+            );
             return None;
         };
         if username.is_some() != password.is_some() {
-            self.errors.push(ConfigError::Inconsistent {
-                key: "notify.email.username".to_owned(),
-                detail: "and notify.email.password (or password_file) must be set together"
-                    .to_owned(),
-                fix: "set both for a server that needs a login, or neither".to_owned(),
-            });
+            keys.inconsistent(
+                "username",
+                "and notify.email.password (or password_file) must be set together",
+                "set both for a server that needs a login, or neither",
+            );
         }
         if tls == SmtpTls::None && password.is_some() && !is_loopback_host(&host) {
-            self.errors.push(ConfigError::Inconsistent {
-                key: "notify.email.tls".to_owned(),
-                detail: format!(
+            keys.inconsistent(
+                "tls",
+                format!(
                     "is \"none\" with a password for {host}: the password would cross the \
                      network in clear"
                 ),
-                fix: "use tls = \"starttls\" or \"tls\"; \"none\" is for a mail catcher on this \
-                      machine"
-                    .to_owned(),
-            });
+                "use tls = \"starttls\" or \"tls\"; \"none\" is for a mail catcher on this \
+                 machine",
+            );
         }
         Some(EmailConfig {
             smtp_port: port.unwrap_or(tls.default_port()),
@@ -420,39 +297,35 @@ impl Checker<'_> {
             events,
         })
     }
+}
 
-    fn webhook(&mut self, raw: RawWebhook) -> Option<WebhookConfig> {
-        let url = self.value("notify.webhook.url", raw.url, None, |v| {
-            if expect_str(v, "\"https://siem.example.com/timebox\"")?
-                .trim()
-                .is_empty()
-            {
-                return Ok(None);
-            }
-            super::auth::parse_http_url(
-                v,
-                "\"https://siem.example.com/timebox\"",
+const WEBHOOK_EXAMPLE: &str = "\"https://siem.example.com/timebox\"";
+
+impl WebhookConfig {
+    fn read(keys: &mut Keys<'_, '_>) -> Option<Self> {
+        let url = keys.optional("url", WEBHOOK_EXAMPLE, |s| {
+            http_url(
+                s,
+                WEBHOOK_EXAMPLE,
                 "the address that receives Timebox's signed events",
             )
-            .map(Some)
         });
-        let secret = self.secret("notify.webhook", "secret", raw.secret, raw.secret_file);
-        let events = self.events("notify.webhook.events", raw.events);
+        let secret = keys.secret("secret", "secret_file");
+        let events = events(keys);
         let url = url?;
         let Some(secret) = secret else {
-            self.errors.push(ConfigError::Inconsistent {
-                key: "notify.webhook.secret".to_owned(),
-                detail: "is missing, but notify.webhook.url is set".to_owned(),
-                fix: "set notify.webhook.secret (or secret_file) to a random key shared with \
-                      the receiver, such as the output of `openssl rand -hex 32`; every request \
-                      is signed with it"
-                    .to_owned(),
-            });
+            keys.inconsistent(
+                "secret",
+                "is missing, but notify.webhook.url is set",
+                "set notify.webhook.secret (or secret_file) to a random key shared with \
+                 the receiver, such as the output of `openssl rand -hex 32`; every request \
+                 is signed with it",
+            );
             return None;
         };
         if secret.expose().len() < 16 {
-            self.invalid(
-                "notify.webhook.secret",
+            keys.invalid(
+                "secret",
                 "[redacted]".to_owned(),
                 Problem::new(
                     "too short",
@@ -471,15 +344,9 @@ impl Checker<'_> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{load_from, Config, ConfigError, EnvOverrides};
+    use super::super::testing::{from_toml, with_env};
     use super::SmtpTls;
     use crate::notify::NotificationKind;
-    use figment::providers::{Format, Toml};
-    use figment::Figment;
-
-    fn from_toml(toml: &str) -> Result<Config, ConfigError> {
-        load_from(Figment::from(Toml::string(toml)))
-    }
 
     fn message(toml: &str) -> String {
         from_toml(toml).expect_err("refused").to_string()
@@ -508,6 +375,12 @@ mod tests {
         )
         .expect("valid");
         assert_eq!(c.notify.email.expect("on").smtp_port, 465);
+        // A port written as a TOML integer (signed to the TOML parser) is a port.
+        let c = from_toml(
+            "[notify.email]\nsmtp_host = \"h\"\nfrom = \"t@example.com\"\nsmtp_port = 2525\n",
+        )
+        .expect("valid");
+        assert_eq!(c.notify.email.expect("on").smtp_port, 2525);
 
         let m = message("[notify.email]\nsmtp_host = \"smtp.example.com\"\n");
         assert!(m.contains("notify.email.from is missing"), "{m}");
@@ -557,8 +430,9 @@ mod tests {
             "{m}"
         );
         assert!(!m.contains("SECRET"), "{m}");
-        let c = load_from(
-            Figment::from(Toml::string("")).merge(EnvOverrides::from_vars([
+        let c = with_env(
+            "",
+            &[
                 (
                     "TIMEBOX_NOTIFY__SLACK__WEBHOOK_URL",
                     "https://hooks.slack.com/services/T/B/X",
@@ -567,7 +441,7 @@ mod tests {
                     "TIMEBOX_NOTIFY__SLACK__EVENTS",
                     "new_request, break_glass_used",
                 ),
-            ])),
+            ],
         )
         .expect("valid");
         let s = c.notify.slack.expect("on");

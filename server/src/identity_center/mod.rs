@@ -54,21 +54,8 @@ pub struct Operation {
     pub status: OperationStatus,
 }
 
-/// How a dashboard person is looked up in the identity store.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum UserMatch {
-    UserName,
-    Email,
-}
-
-impl UserMatch {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            UserMatch::UserName => "user_name",
-            UserMatch::Email => "email",
-        }
-    }
-}
+/// How a dashboard person is looked up in the identity store (a configuration value).
+pub use crate::config::UserMatch;
 
 /// A person's name and addresses in the identity store (for notifications).
 #[derive(Debug, Clone, PartialEq, Eq)]

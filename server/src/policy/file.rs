@@ -2,17 +2,21 @@
 //! naming the policy, the key and what to change (docs/policy.md describes the format).
 //!
 //! Checks here need only the file. Checks against the synced catalog (does this
-//! permission set, account or OU exist?) are [`catalog_problems`].
+//! permission set, account or OU exist?) are [`super::resolve::catalog_problems`].
 
-use super::resolve::Catalog;
+use std::collections::BTreeSet;
+use std::time::Duration;
+
 use app::domain::{
     AccountId, ApprovalRule, GrantDuration, Justification, PermissionSetName, PersonId, Policy,
     TicketRule,
 };
-use std::collections::BTreeSet;
-use std::fmt;
-use std::time::Duration;
 use toml::Value;
+
+use super::model::{
+    label, CompiledPolicy, PermissionSetMatch, PolicyProblem, PolicySet, Principal, Scope,
+};
+use crate::config::edit_distance;
 
 /// Every key a `[[policy]]` table may hold, for "did you mean" hints.
 pub const POLICY_KEYS: &[&str] = &[
@@ -39,158 +43,6 @@ const MAX_PENDING_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 const MAX_APPROVALS: i64 = 10;
 const MAX_CAP: i64 = 1000;
 
-/// Who a `requesters` / `approvers` entry names.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Principal {
-    /// `user:<id>`: the person whose sign-in subject is `<id>`.
-    User(String),
-    /// `group:<name>`: anyone whose groups claim holds `<name>`.
-    Group(String),
-    /// `*`: anyone (with the requester role). Not allowed among approvers.
-    Anyone,
-}
-
-impl Principal {
-    /// Whether a person with this id and these groups is named.
-    pub fn matches(&self, person: &str, groups: &[String]) -> bool {
-        match self {
-            Principal::User(u) => u == person,
-            Principal::Group(g) => groups.iter().any(|x| x == g),
-            Principal::Anyone => true,
-        }
-    }
-
-    /// 0 for a user, 1 for a group, 2 for anyone: lower is more specific.
-    pub fn rank(&self) -> u32 {
-        match self {
-            Principal::User(_) => 0,
-            Principal::Group(_) => 1,
-            Principal::Anyone => 2,
-        }
-    }
-}
-
-impl fmt::Display for Principal {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Principal::User(u) => write!(f, "user:{u}"),
-            Principal::Group(g) => write!(f, "group:{g}"),
-            Principal::Anyone => f.write_str("*"),
-        }
-    }
-}
-
-/// What an `accounts` entry covers.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Scope {
-    Account(String),
-    /// An OU and everything under it (nested OUs and their accounts).
-    Ou(String),
-    /// An organisation root: every account under it.
-    Root(String),
-    /// `*`: every account.
-    Any,
-}
-
-/// A `permission_sets` entry.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PermissionSetMatch {
-    Name(String),
-    Any,
-}
-
-impl PermissionSetMatch {
-    pub fn matches(&self, name: &str) -> bool {
-        match self {
-            PermissionSetMatch::Name(n) => n == name,
-            PermissionSetMatch::Any => true,
-        }
-    }
-}
-
-/// One validated policy: the rule as written ([`Policy`], what pages show) and its
-/// parsed matchers.
-#[derive(Debug, Clone)]
-pub struct CompiledPolicy {
-    pub rule: Policy,
-    pub requesters: Vec<Principal>,
-    pub accounts: Vec<Scope>,
-    pub permission_sets: Vec<PermissionSetMatch>,
-    /// Who approves (approval policies) or who may review besides auditors and admins
-    /// (break-glass policies).
-    pub approvers: Vec<Principal>,
-    /// `ticket_pattern`, anchored: the whole ticket must match.
-    pub ticket_regex: Option<regex::Regex>,
-}
-
-impl CompiledPolicy {
-    /// Whether the person is among the requesters; the most specific matching entry's
-    /// rank (user 0, group 1, anyone 2).
-    pub fn requester_rank(&self, person: &str, groups: &[String]) -> Option<u32> {
-        self.requesters
-            .iter()
-            .filter(|p| p.matches(person, groups))
-            .map(Principal::rank)
-            .min()
-    }
-
-    /// Whether the person is named among the approvers (or reviewers).
-    pub fn names_approver(&self, person: &str, groups: &[String]) -> bool {
-        self.approvers.iter().any(|p| p.matches(person, groups))
-    }
-
-    pub fn name(&self) -> &str {
-        &self.rule.name
-    }
-}
-
-/// The policies in force, in file order.
-#[derive(Debug, Clone, Default)]
-pub struct PolicySet {
-    pub policies: Vec<CompiledPolicy>,
-}
-
-impl PolicySet {
-    pub fn get(&self, name: &str) -> Option<&CompiledPolicy> {
-        self.policies.iter().find(|p| p.rule.name == name)
-    }
-
-    /// The rules as written, for pages.
-    pub fn rules(&self) -> Vec<Policy> {
-        self.policies.iter().map(|p| p.rule.clone()).collect()
-    }
-
-    pub fn len(&self) -> usize {
-        self.policies.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.policies.is_empty()
-    }
-}
-
-/// One problem in the policy file.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PolicyProblem {
-    /// The policy's name, else its position (`policy #2`); `None` for the whole file.
-    pub policy: Option<String>,
-    /// The key at fault.
-    pub key: Option<String>,
-    /// What is wrong and what to write instead.
-    pub problem: String,
-}
-
-impl fmt::Display for PolicyProblem {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match (&self.policy, &self.key) {
-            (Some(p), Some(k)) => write!(f, "{p}: {k}: {}", self.problem),
-            (Some(p), None) => write!(f, "{p}: {}", self.problem),
-            (None, Some(k)) => write!(f, "{k}: {}", self.problem),
-            (None, None) => f.write_str(&self.problem),
-        }
-    }
-}
-
 /// Why a policy file was refused: every problem found, at once.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("the policy file {file} was refused ({} problem{}); fix it (docs/policy.md describes every key):{}", .problems.len(), if .problems.len() == 1 { "" } else { "s" }, bullets(.problems))]
@@ -206,32 +58,28 @@ fn bullets(problems: &[PolicyProblem]) -> String {
 /// Parses and validates the text of a policy file.
 pub fn parse(text: &str) -> Result<PolicySet, Vec<PolicyProblem>> {
     let table: toml::Table = toml::from_str(text).map_err(|e| {
-        vec![PolicyProblem {
-            policy: None,
-            key: None,
-            problem: format!(
-                "is not valid TOML: {}",
-                e.to_string().trim_end().replace('\n', "\n    ")
-            ),
-        }]
+        let detail = e.to_string().trim_end().replace('\n', "\n    ");
+        vec![PolicyProblem::of_file(
+            None,
+            format!("is not valid TOML: {detail}"),
+        )]
     })?;
     let mut problems = Vec::new();
     let mut policies = Vec::new();
     for (key, value) in &table {
         if key != "policy" {
-            problems.push(PolicyProblem {
-                policy: None,
-                key: Some(key.clone()),
-                problem: "unknown top-level key; the file holds [[policy]] tables only".into(),
-            });
+            problems.push(PolicyProblem::of_file(
+                Some(key),
+                "unknown top-level key; the file holds [[policy]] tables only",
+            ));
             continue;
         }
         let Value::Array(entries) = value else {
-            problems.push(PolicyProblem {
-                policy: None,
-                key: Some("policy".into()),
-                problem: "must be an array of tables: write each policy under its own [[policy]] header (two brackets)".into(),
-            });
+            problems.push(PolicyProblem::of_file(
+                Some("policy"),
+                "must be an array of tables: write each policy under its own [[policy]] header \
+                 (two brackets)",
+            ));
             continue;
         };
         for (i, entry) in entries.iter().enumerate() {
@@ -245,9 +93,7 @@ pub fn parse(text: &str) -> Result<PolicySet, Vec<PolicyProblem>> {
             };
             let mut check = Check {
                 label: match t.get("name") {
-                    Some(Value::String(n)) if !n.trim().is_empty() => {
-                        format!("policy {:?}", n.trim())
-                    }
+                    Some(Value::String(n)) if !n.trim().is_empty() => label(n.trim()),
                     _ => format!("policy #{}", i + 1),
                 },
                 problems: &mut problems,
@@ -258,24 +104,21 @@ pub fn parse(text: &str) -> Result<PolicySet, Vec<PolicyProblem>> {
         }
     }
     if !table.contains_key("policy") && problems.is_empty() {
-        problems.push(PolicyProblem {
-            policy: None,
-            key: None,
-            problem: "defines no policy, so nobody could ask for access; add at least one \
-                      [[policy]] table"
-                .into(),
-        });
+        problems.push(PolicyProblem::of_file(
+            None,
+            "defines no policy, so nobody could ask for access; add at least one [[policy]] \
+             table",
+        ));
     }
     let mut seen = BTreeSet::new();
     for p in &policies {
         if !seen.insert(p.rule.name.clone()) {
-            problems.push(PolicyProblem {
-                policy: Some(format!("policy {:?}", p.rule.name)),
-                key: Some("name".into()),
-                problem: "is used by more than one policy; names must be unique (grants \
-                          record the name of the policy that decided them)"
-                    .into(),
-            });
+            problems.push(PolicyProblem::at(
+                &p.label(),
+                "name",
+                "is used by more than one policy; names must be unique (grants record the \
+                 name of the policy that decided them)",
+            ));
         }
     }
     if problems.is_empty() {
@@ -285,63 +128,6 @@ pub fn parse(text: &str) -> Result<PolicySet, Vec<PolicyProblem>> {
     }
 }
 
-/// References the catalog does not know: accounts, OUs, roots and permission sets that
-/// are not (or not yet) in the synced catalog. Empty when the catalog was never synced
-/// (nothing can be checked yet).
-pub fn catalog_problems(set: &PolicySet, catalog: &Catalog) -> Vec<PolicyProblem> {
-    let mut problems = Vec::new();
-    if !catalog.is_synced() {
-        return problems;
-    }
-    for p in &set.policies {
-        let mut add = |key: &str, problem: String| {
-            problems.push(PolicyProblem {
-                policy: Some(format!("policy {:?}", p.rule.name)),
-                key: Some(key.into()),
-                problem,
-            })
-        };
-        for scope in &p.accounts {
-            match scope {
-                Scope::Account(a) if !catalog.has_account(a) => add(
-                    "accounts",
-                    format!(
-                        "account {a} is not in the organisation's synced catalog; check the id, \
-                         or sync the catalog if the account is new"
-                    ),
-                ),
-                Scope::Ou(o) if !catalog.has_ou(o) => add(
-                    "accounts",
-                    format!(
-                        "OU {o} is not in the organisation's synced catalog; check the id \
-                         (Organizations console → AWS accounts), or sync the catalog if the OU is new"
-                    ),
-                ),
-                Scope::Root(r) if !catalog.has_root(r) => add(
-                    "accounts",
-                    format!("root {r} is not the organisation's root in the synced catalog"),
-                ),
-                _ => {}
-            }
-        }
-        for ps in &p.permission_sets {
-            if let PermissionSetMatch::Name(n) = ps {
-                if !catalog.has_permission_set(n) {
-                    add(
-                        "permission_sets",
-                        format!(
-                            "permission set {n:?} is not in IAM Identity Center's synced catalog; \
-                             check the spelling (names are case-sensitive), or sync the catalog \
-                             if it is new"
-                        ),
-                    );
-                }
-            }
-        }
-    }
-    problems
-}
-
 struct Check<'a> {
     label: String,
     problems: &'a mut Vec<PolicyProblem>,
@@ -349,11 +135,8 @@ struct Check<'a> {
 
 impl Check<'_> {
     fn problem(&mut self, key: &str, problem: impl Into<String>) {
-        self.problems.push(PolicyProblem {
-            policy: Some(self.label.clone()),
-            key: Some(key.into()),
-            problem: problem.into(),
-        });
+        self.problems
+            .push(PolicyProblem::at(&self.label, key, problem));
     }
 
     fn policy(&mut self, t: &toml::Table) -> Option<CompiledPolicy> {
@@ -417,14 +200,8 @@ impl Check<'_> {
             rule: Policy {
                 name: name?,
                 requesters: requesters.iter().map(ToString::to_string).collect(),
-                accounts: accounts.iter().map(scope_text).collect(),
-                permission_sets: permission_sets
-                    .iter()
-                    .map(|p| match p {
-                        PermissionSetMatch::Name(n) => n.clone(),
-                        PermissionSetMatch::Any => "*".into(),
-                    })
-                    .collect(),
+                accounts: accounts.iter().map(ToString::to_string).collect(),
+                permission_sets: permission_sets.iter().map(ToString::to_string).collect(),
                 max_duration_minutes: minutes(max_duration?),
                 approval: approval?,
                 ticket: TicketRule {
@@ -739,10 +516,7 @@ impl Check<'_> {
                         "{} is not allowed: the only value is \"auto\" (approved by Timebox at \
                          once); for approval by people remove it and set approvers and \
                          approvals_required",
-                        match other {
-                            Value::String(s) => format!("{s:?}"),
-                            v => v.type_str().to_owned(),
-                        }
+                        written(other)
                     ),
                 );
                 return (None, Vec::new());
@@ -846,10 +620,7 @@ impl Check<'_> {
                     "ticket",
                     format!(
                         "must be \"optional\" or \"required\" (found {})",
-                        match other {
-                            Value::String(s) => format!("{s:?}"),
-                            v => v.type_str().to_owned(),
-                        }
+                        written(other)
                     ),
                 );
                 false
@@ -889,10 +660,21 @@ impl Check<'_> {
     }
 }
 
-fn scope_text(s: &Scope) -> String {
-    match s {
-        Scope::Account(a) | Scope::Ou(a) | Scope::Root(a) => a.clone(),
-        Scope::Any => "*".into(),
+/// The key within two edits of `word`, if any; on a tie the alphabetically first.
+fn closest<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
+    candidates
+        .iter()
+        .map(|c| (edit_distance(word, c), *c))
+        .filter(|(d, _)| *d <= 2)
+        .min()
+        .map(|(_, c)| c)
+}
+
+/// A value as messages show it: a string quoted, anything else by its type.
+fn written(v: &Value) -> String {
+    match v {
+        Value::String(s) => format!("{s:?}"),
+        v => v.type_str().to_owned(),
     }
 }
 
@@ -916,30 +698,6 @@ fn is_ou_id(s: &str) -> bool {
 fn is_root_id(s: &str) -> bool {
     s.strip_prefix("r-")
         .is_some_and(|r| (4..=32).contains(&r.len()) && lower_alnum(r))
-}
-
-/// The candidate within edit distance 2 of `word`, if any.
-fn closest<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
-    candidates
-        .iter()
-        .map(|c| (edit_distance(word, c), *c))
-        .filter(|(d, _)| *d <= 2)
-        .min()
-        .map(|(_, c)| c)
-}
-
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let cost = usize::from(ca != *cb);
-            cur.push((prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1));
-        }
-        prev = cur;
-    }
-    prev[b.len()]
 }
 
 #[cfg(test)]

@@ -1,10 +1,13 @@
 //! Policy as code: who may ask for which permission set in which accounts, for how
 //! long, approved by whom (docs/policy.md).
 //!
+//! - [`model`]: the parsed policies ([`PolicySet`], [`CompiledPolicy`]) and one problem
+//!   of the file, shared by the two below;
 //! - [`file`]: the TOML file → a validated [`PolicySet`], with every problem named by
 //!   policy and key;
-//! - [`resolve`]: which policy decides a request (pure, table-tested), what a person
-//!   may ask for, and "who can request what, approved by whom";
+//! - [`resolve`]: against the catalog, pure and table-tested: which policy decides a
+//!   request, what a person may ask for, "who can request what, approved by whom",
+//!   and what the policies name that the catalog lacks;
 //! - [`PolicyService`] (here): the policy in force, its reload on SIGHUP and on file
 //!   change (a bad file keeps the previous policy and is reported in
 //!   [`ReloadStatus`]), and the checks against the synced catalog.
@@ -13,6 +16,7 @@
 //! every request is refused with [`PolicyRefusal::NoPolicyFile`].
 
 pub mod file;
+pub mod model;
 pub mod resolve;
 
 use crate::clock::Clock;
@@ -21,7 +25,8 @@ use crate::store::{Store, StoreError};
 use app::domain::{
     Caller, Entitlement, ExplainRow, GrantRequest, Operation, PolicyRefusal, ReloadStatus,
 };
-pub use file::{CompiledPolicy, PolicyFileError, PolicyProblem, PolicySet};
+pub use file::PolicyFileError;
+pub use model::{CompiledPolicy, PolicyProblem, PolicySet};
 pub use resolve::{Ask, Catalog};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
@@ -270,7 +275,7 @@ impl PolicyService {
         let (text, fp) = read(path)?;
         let name = path.display().to_string();
         let set = parse_named(&name, &text)?;
-        let problems = file::catalog_problems(&set, &self.catalog().await?);
+        let problems = resolve::catalog_problems(&set, &self.catalog().await?);
         if !problems.is_empty() {
             return Err(PolicyFileError {
                 file: name,
@@ -286,7 +291,7 @@ impl PolicyService {
     /// catalog sync). An entry naming something unknown matches nothing.
     pub async fn recheck_catalog(&self) -> Result<(), StoreError> {
         let catalog = self.catalog().await?;
-        let problems: Vec<String> = file::catalog_problems(&self.current(), &catalog)
+        let problems: Vec<String> = resolve::catalog_problems(&self.current(), &catalog)
             .iter()
             .map(ToString::to_string)
             .collect();

@@ -1,6 +1,7 @@
-//! Which policy decides a request, pure: given the policies, the synced organisation
-//! tree and the request, [`resolve`] picks one policy or says why none applies, and
-//! [`check`] holds the request to that policy's terms.
+//! Policy against the synced catalog, pure: given the policies, the synced
+//! organisation tree and the request, [`resolve`] picks one policy or says why none
+//! applies, [`check`] holds the request to that policy's terms, and
+//! [`catalog_problems`] lists what the policies name that the catalog does not have.
 //!
 //! The rule when several policies match (docs/policy.md, "When several policies
 //! match"):
@@ -15,11 +16,15 @@
 //!    (automatic approval counts as 0), then the shorter `max_duration`.
 //! 4. Then the name, alphabetically, so the answer never depends on file order.
 
-use super::file::{CompiledPolicy, PermissionSetMatch, PolicySet, Scope};
-use crate::store::{CatalogNode, NodeKind};
-use app::domain::{Entitlement, ExplainRow, GrantRequest, PolicyRefusal};
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use app::domain::{Entitlement, ExplainRow, GrantRequest, PolicyRefusal};
+
+use super::model::{
+    CompiledPolicy, PermissionSetMatch, PolicyProblem, PolicySet, Principal, Scope,
+};
+use crate::store::{CatalogNode, NodeKind};
 
 /// The synced organisation tree and permission-set names, as policy needs them.
 #[derive(Debug, Clone, Default)]
@@ -101,6 +106,59 @@ impl Catalog {
         }
         None
     }
+}
+
+/// References the catalog does not know: accounts, OUs, roots and permission sets that
+/// are not (or not yet) in the synced catalog. Empty when the catalog was never synced
+/// (nothing can be checked yet).
+pub fn catalog_problems(set: &PolicySet, catalog: &Catalog) -> Vec<PolicyProblem> {
+    let mut problems = Vec::new();
+    if !catalog.is_synced() {
+        return problems;
+    }
+    for p in &set.policies {
+        let mut add = |key: &str, problem: String| {
+            problems.push(PolicyProblem::at(&p.label(), key, problem));
+        };
+        for scope in &p.accounts {
+            match scope {
+                Scope::Account(a) if !catalog.has_account(a) => add(
+                    "accounts",
+                    format!(
+                        "account {a} is not in the organisation's synced catalog; check the id, \
+                         or sync the catalog if the account is new"
+                    ),
+                ),
+                Scope::Ou(o) if !catalog.has_ou(o) => add(
+                    "accounts",
+                    format!(
+                        "OU {o} is not in the organisation's synced catalog; check the id \
+                         (Organizations console → AWS accounts), or sync the catalog if the OU is new"
+                    ),
+                ),
+                Scope::Root(r) if !catalog.has_root(r) => add(
+                    "accounts",
+                    format!("root {r} is not the organisation's root in the synced catalog"),
+                ),
+                _ => {}
+            }
+        }
+        for ps in &p.permission_sets {
+            if let PermissionSetMatch::Name(n) = ps {
+                if !catalog.has_permission_set(n) {
+                    add(
+                        "permission_sets",
+                        format!(
+                            "permission set {n:?} is not in IAM Identity Center's synced catalog; \
+                             check the spelling (names are case-sensitive), or sync the catalog \
+                             if it is new"
+                        ),
+                    );
+                }
+            }
+        }
+    }
+    problems
 }
 
 /// How closely `policy` names `account`: 0 for the account itself, the number of
@@ -254,11 +312,7 @@ fn covered_accounts(policy: &CompiledPolicy, catalog: &Catalog) -> BTreeMap<Stri
             .filter_map(|s| scope_rank(s, catalog, &account).map(|r| (r, s)))
             .min_by_key(|(r, _)| *r);
         if let Some((_, s)) = best {
-            let via = match s {
-                Scope::Account(a) | Scope::Ou(a) | Scope::Root(a) => a.clone(),
-                Scope::Any => "*".to_owned(),
-            };
-            out.insert(account, via);
+            out.insert(account, s.to_string());
         }
     }
     out
@@ -340,7 +394,6 @@ pub fn entitlements(
 /// Whether two requester lists may name the same person: a shared entry, `*` on
 /// either side, or groups on both sides (membership is only known at sign-in).
 fn requesters_may_overlap(a: &CompiledPolicy, b: &CompiledPolicy) -> bool {
-    use super::file::Principal;
     let any = |p: &CompiledPolicy| p.requesters.contains(&Principal::Anyone);
     let groups = |p: &CompiledPolicy| {
         p.requesters
@@ -444,134 +497,74 @@ mod tests {
     /// └── ou-root-dev000001 (Development)
     ///     └── 444444444444 sandbox
     fn catalog() -> Catalog {
-        let node = |id: &str, kind, name: &str, parent: Option<&str>| CatalogNode {
-            id: id.into(),
-            kind,
-            name: name.into(),
-            parent_id: parent.map(Into::into),
-        };
+        let nodes = [
+            ("r-root1", NodeKind::Root, "Root", None),
+            (
+                "ou-root-prod00001",
+                NodeKind::Ou,
+                "Production",
+                Some("r-root1"),
+            ),
+            (
+                "111111111111",
+                NodeKind::Account,
+                "payments-prod",
+                Some("ou-root-prod00001"),
+            ),
+            (
+                "ou-prod-eu0000001",
+                NodeKind::Ou,
+                "Production EU",
+                Some("ou-root-prod00001"),
+            ),
+            (
+                "222222222222",
+                NodeKind::Account,
+                "web-prod-eu",
+                Some("ou-prod-eu0000001"),
+            ),
+            (
+                "ou-euxx-critical1",
+                NodeKind::Ou,
+                "Critical",
+                Some("ou-prod-eu0000001"),
+            ),
+            (
+                "333333333333",
+                NodeKind::Account,
+                "ledger",
+                Some("ou-euxx-critical1"),
+            ),
+            (
+                "ou-root-dev000001",
+                NodeKind::Ou,
+                "Development",
+                Some("r-root1"),
+            ),
+            (
+                "444444444444",
+                NodeKind::Account,
+                "sandbox",
+                Some("ou-root-dev000001"),
+            ),
+        ];
         Catalog::new(
-            vec![
-                node("r-root1", NodeKind::Root, "Root", None),
-                node(
-                    "ou-root-prod00001",
-                    NodeKind::Ou,
-                    "Production",
-                    Some("r-root1"),
-                ),
-                node(
-                    "111111111111",
-                    NodeKind::Account,
-                    "payments-prod",
-                    Some("ou-root-prod00001"),
-                ),
-                node(
-                    "ou-prod-eu0000001",
-                    NodeKind::Ou,
-                    "Production EU",
-                    Some("ou-root-prod00001"),
-                ),
-                node(
-                    "222222222222",
-                    NodeKind::Account,
-                    "web-prod-eu",
-                    Some("ou-prod-eu0000001"),
-                ),
-                node(
-                    "ou-euxx-critical1",
-                    NodeKind::Ou,
-                    "Critical",
-                    Some("ou-prod-eu0000001"),
-                ),
-                node(
-                    "333333333333",
-                    NodeKind::Account,
-                    "ledger",
-                    Some("ou-euxx-critical1"),
-                ),
-                node(
-                    "ou-root-dev000001",
-                    NodeKind::Ou,
-                    "Development",
-                    Some("r-root1"),
-                ),
-                node(
-                    "444444444444",
-                    NodeKind::Account,
-                    "sandbox",
-                    Some("ou-root-dev000001"),
-                ),
-            ],
+            nodes
+                .into_iter()
+                .map(|(id, kind, name, parent)| CatalogNode {
+                    id: id.into(),
+                    kind,
+                    name: name.into(),
+                    parent_id: parent.map(Into::into),
+                })
+                .collect(),
             vec!["Admin".into(), "ReadOnly".into(), "DbAdmin".into()],
             true,
         )
     }
 
-    const POLICIES: &str = r#"
-# Read-only anywhere, for everyone, approved automatically.
-[[policy]]
-name = "read-anywhere"
-requesters = ["*"]
-accounts = ["*"]
-permission_sets = ["ReadOnly"]
-max_duration = "8h"
-approval = "auto"
-
-# Admin in production for SRE, one lead approves.
-[[policy]]
-name = "prod-admin"
-requesters = ["group:sre"]
-accounts = ["ou-root-prod00001"]
-permission_sets = ["Admin", "DbAdmin"]
-max_duration = "4h"
-approvers = ["group:sre-leads"]
-
-# The nested EU OU needs two approvals.
-[[policy]]
-name = "prod-eu-admin"
-requesters = ["group:sre"]
-accounts = ["ou-prod-eu0000001"]
-permission_sets = ["Admin"]
-max_duration = "2h"
-approvers = ["group:sre-leads"]
-approvals_required = 2
-
-# Two equally specific policies for the ledger: the stricter wins.
-[[policy]]
-name = "ledger-a"
-requesters = ["group:sre"]
-accounts = ["333333333333"]
-permission_sets = ["Admin"]
-max_duration = "1h"
-approvers = ["group:sre-leads"]
-
-[[policy]]
-name = "ledger-b"
-requesters = ["group:sre"]
-accounts = ["333333333333"]
-permission_sets = ["Admin"]
-max_duration = "1h"
-approvers = ["group:sre-leads", "group:finance"]
-approvals_required = 2
-
-# One person, named: more specific than the group.
-[[policy]]
-name = "rita-payments"
-requesters = ["user:rita"]
-accounts = ["111111111111"]
-permission_sets = ["*"]
-max_duration = "30m"
-approval = "auto"
-
-# Break-glass for SRE anywhere in production.
-[[policy]]
-name = "prod-break-glass"
-requesters = ["group:sre"]
-accounts = ["ou-root-prod00001"]
-permission_sets = ["Admin"]
-max_duration = "1h"
-break_glass = true
-"#;
+    /// The policies the tests resolve against, each commented with what it shows.
+    const POLICIES: &str = include_str!("testdata/resolve.toml");
 
     fn decide(
         who: &str,
@@ -582,19 +575,25 @@ break_glass = true
     ) -> Result<String, String> {
         let set = parse(POLICIES).unwrap_or_else(|p| panic!("{p:?}"));
         let groups: Vec<String> = groups.iter().map(|g| (*g).to_owned()).collect();
-        resolve(
-            &set,
-            &catalog(),
-            &Ask {
-                person: who,
-                groups: &groups,
-                account_id: account,
-                permission_set: ps,
-                break_glass: bg,
-            },
-        )
-        .map(|p| p.rule.name.clone())
-        .map_err(|e| e.to_string())
+        resolve(&set, &catalog(), &asking(who, &groups, account, ps, bg))
+            .map(|p| p.rule.name.clone())
+            .map_err(|e| e.to_string())
+    }
+
+    fn asking<'a>(
+        person: &'a str,
+        groups: &'a [String],
+        account_id: &'a str,
+        permission_set: &'a str,
+        break_glass: bool,
+    ) -> Ask<'a> {
+        Ask {
+            person,
+            groups,
+            account_id,
+            permission_set,
+            break_glass,
+        }
     }
 
     #[test]
@@ -663,13 +662,7 @@ break_glass = true
         ] {
             for ps in ["Admin", "ReadOnly", "DbAdmin"] {
                 for bg in [false, true] {
-                    let ask = Ask {
-                        person: "sam",
-                        groups: &groups,
-                        account_id: account,
-                        permission_set: ps,
-                        break_glass: bg,
-                    };
+                    let ask = asking("sam", &groups, account, ps, bg);
                     let a = resolve(&set, &catalog(), &ask).map(|p| p.rule.name.clone());
                     let b = resolve(&reversed, &catalog(), &ask).map(|p| p.rule.name.clone());
                     assert_eq!(a, b, "{account} {ps} {bg}");
@@ -682,13 +675,7 @@ break_glass = true
     fn ous_cannot_match_before_the_catalog_is_synced() {
         let set = parse(POLICIES).unwrap_or_else(|p| panic!("{p:?}"));
         let groups = vec!["sre".to_owned()];
-        let ask = Ask {
-            person: "sam",
-            groups: &groups,
-            account_id: "111111111111",
-            permission_set: "Admin",
-            break_glass: false,
-        };
+        let ask = asking("sam", &groups, "111111111111", "Admin", false);
         let e = resolve(&set, &Catalog::default(), &ask).map(|p| p.rule.name.clone());
         let msg = e
             .map_err(|e| e.to_string())
@@ -750,27 +737,18 @@ min_justification = 20
         let find = |account: &str, ps: &str, bg: bool| {
             e.iter()
                 .find(|x| x.account_id == account && x.permission_set == ps && x.break_glass == bg)
-                .map(|x| x.policy.clone())
+                .map(|x| x.policy.as_str())
         };
+        assert_eq!(find("222222222222", "Admin", false), Some("prod-eu-admin"));
+        assert_eq!(find("111111111111", "Admin", false), Some("prod-admin"));
+        assert_eq!(find("333333333333", "Admin", false), Some("ledger-b"));
         assert_eq!(
-            find("222222222222", "Admin", false).as_deref(),
-            Some("prod-eu-admin")
-        );
-        assert_eq!(
-            find("111111111111", "Admin", false).as_deref(),
-            Some("prod-admin")
-        );
-        assert_eq!(
-            find("333333333333", "Admin", false).as_deref(),
-            Some("ledger-b")
-        );
-        assert_eq!(
-            find("444444444444", "ReadOnly", false).as_deref(),
+            find("444444444444", "ReadOnly", false),
             Some("read-anywhere")
         );
         assert_eq!(find("444444444444", "Admin", false), None);
         assert_eq!(
-            find("333333333333", "Admin", true).as_deref(),
+            find("333333333333", "Admin", true),
             Some("prod-break-glass")
         );
         let eu = e
