@@ -4,16 +4,23 @@
 
 pub mod access;
 pub mod actions;
+pub mod audit;
+pub mod catalog;
+pub mod decision;
 pub mod evidence;
 pub mod fields;
 pub mod grant;
 pub mod lifecycle;
+pub mod notification;
 pub mod policy;
 pub mod session_duration;
 pub mod window;
 
 pub use access::{authorize, AccessPolicy, Caller, Denied, Operation};
 pub use actions::{ActionCtx, ActionRefusal, DecisionSoFar, GrantAction, GrantActions};
+pub use audit::AuditAction;
+pub use catalog::{CatalogNode, CatalogPermissionSet, NodeKind};
+pub use decision::Decision;
 pub use evidence::{
     ActivityEvent, ActivityFlag, ConsoleLinks, EvidenceSummary, Indicator, InvestigationSeverity,
     InvestigationStatus, InvestigationSummary, IpHistory, SummaryBuilder,
@@ -27,6 +34,7 @@ pub use lifecycle::{
     decide, Action, Actor, ApprovalProgress, GrantState, Outcome, Refusal, RevokeCause, Role,
     RoleSet, TransitionCtx,
 };
+pub use notification::{Audience, NotificationKind};
 pub use policy::{
     ApprovalRule, Entitlement, ExplainRow, Policy, PolicyRefusal, ReloadStatus, TicketRule,
 };

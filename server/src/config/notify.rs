@@ -12,7 +12,7 @@ use figment::value::Value;
 use super::kit::{
     days, expect_str, http_url, mins, one_of, parse_list, secs, whole_number, Keys, Problem, Secret,
 };
-use crate::notify::NotificationKind;
+use app::domain::NotificationKind;
 
 /// `[notify]`: the outbox worker and its channels.
 #[derive(Debug, Clone)]
@@ -346,7 +346,7 @@ impl WebhookConfig {
 mod tests {
     use super::super::testing::{from_toml, with_env};
     use super::SmtpTls;
-    use crate::notify::NotificationKind;
+    use app::domain::NotificationKind;
 
     fn message(toml: &str) -> String {
         from_toml(toml).expect_err("refused").to_string()

@@ -188,9 +188,7 @@ fn explain(g: &Grant, summary: Option<&EvidenceSummary>) -> Option<WindowsExplai
 
 async fn audit(store: &dyn Store, g: &Grant) -> Result<AuditVerification, StoreError> {
     let events = store.audit_events(Some(g.id), 0, AUDIT_LIMIT).await?;
-    let grant_events_verify = events
-        .iter()
-        .all(|e| crate::store::audit::recompute(e) == e.hash);
+    let grant_events_verify = store.check_grant_events(&events).await?.events_verify;
     let chain = store.verify_audit_chain().await?;
     let last = events.last().map_or(0, |e| e.seq);
     let grant_covered_by_intact_chain = match &chain.first_broken {

@@ -5,7 +5,7 @@
 use super::{Reaper, ReaperError};
 use crate::identity_center::IcErrorKind;
 use crate::store::{GrantAws, NewAuditEvent, StoreError};
-use app::domain::{Grant, GrantId, GrantState};
+use app::domain::{AuditAction, Grant, GrantId, GrantState};
 use std::collections::{BTreeMap, HashSet};
 
 impl Reaper {
@@ -56,7 +56,7 @@ impl Reaper {
                     tracing::warn!(grant = %g.id, account, permission_set_arn = arn, removed, "drift: an assignment Timebox made should be gone");
                     self.audit_drift(
                         Some(g.id),
-                        "drift_removed",
+                        AuditAction::DriftRemoved,
                         "an assignment Timebox made was still present after its grant ended",
                         serde_json::json!({
                             "account_id": account,
@@ -77,7 +77,7 @@ impl Reaper {
                         tracing::warn!(account, permission_set_arn = arn, principal_id = %a.principal_id, "drift: an assignment Timebox did not make (reported, not removed)");
                         self.audit_drift(
                             None,
-                            "drift_unmanaged",
+                            AuditAction::DriftUnmanaged,
                             "a user assignment of a managed permission set that Timebox did not make",
                             serde_json::json!({
                                 "account_id": account,
@@ -97,7 +97,7 @@ impl Reaper {
     async fn audit_drift(
         &self,
         grant_id: Option<GrantId>,
-        action: &str,
+        action: AuditAction,
         reason: &str,
         details: serde_json::Value,
     ) -> Result<(), StoreError> {
@@ -106,7 +106,7 @@ impl Reaper {
                 grant_id,
                 at: self.clock.now(),
                 actor: "timebox".into(),
-                action: action.into(),
+                action,
                 from_state: None,
                 to_state: None,
                 reason: Some(reason.into()),

@@ -96,48 +96,17 @@ async fn session_seconds_of(
         .map(|s| s.session_duration_seconds))
 }
 
-/// Checks the grant's own audit events and their neighbours in the chain: each
-/// event's hash matches its content, its `prev_hash` is the previous event's hash,
-/// and the next event points back at it. The whole-chain walk is the auditors'
-/// `verify` (it reads every event).
+/// The grant's own audit events checked where they sit in the chain (the store's
+/// one verifier). The whole-chain walk is the auditors' `verify` (it reads every
+/// event).
 async fn check_grant_chain(
     p: &Person<'_>,
     events: &[AuditEvent],
 ) -> Result<ChainCheck, AccessError> {
-    let store = p.core.store();
-    let mut problem = None;
-    for e in events {
-        if crate::store::audit::recompute(e) != e.hash {
-            problem = Some(format!(
-                "event {} does not match its hash: it was edited",
-                e.seq
-            ));
-            break;
-        }
-        // Events seq-1, seq and seq+1.
-        let around = store.audit_events(None, (e.seq - 2).max(0), 3).await?;
-        let before = around.iter().find(|x| x.seq == e.seq - 1);
-        let after = around.iter().find(|x| x.seq == e.seq + 1);
-        if e.seq > 1 && before.is_none_or(|b| b.hash != e.prev_hash) {
-            problem = Some(format!(
-                "event {} does not follow the event before it: an earlier event was changed or removed",
-                e.seq
-            ));
-            break;
-        }
-        if let Some(a) = after {
-            if a.prev_hash != e.hash {
-                problem = Some(format!(
-                    "the event after {} does not point back at it: the event was replaced",
-                    e.seq
-                ));
-                break;
-            }
-        }
-    }
+    let check = p.core.store().check_grant_events(events).await?;
     Ok(ChainCheck {
-        ok: problem.is_none(),
-        events_checked: events.len() as u64,
-        problem,
+        ok: check.is_intact(),
+        events_checked: check.events_checked,
+        problem: check.problem,
     })
 }

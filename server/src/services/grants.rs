@@ -9,8 +9,8 @@ use crate::store::{
     Approval, Change, Decision, GrantPatch, NewAuditEvent, PolicyStamp, Review, Store, StoreError,
 };
 use app::domain::{
-    decide, Action, Actor, Grant, GrantId, GrantRequest, GrantState, Outcome, PersonId,
-    PolicyRefusal, Refusal,
+    decide, Action, Actor, AuditAction, Grant, GrantId, GrantRequest, GrantState, Outcome,
+    PersonId, PolicyRefusal, Refusal,
 };
 use std::sync::Arc;
 use uuid::Uuid;
@@ -173,7 +173,7 @@ impl GrantService {
             grant_id: Some(id),
             at: now,
             actor: request.requester.to_string(),
-            action: "request".into(),
+            action: AuditAction::Request,
             from_state: None,
             to_state: Some(GrantState::Pending),
             reason: Some(request.justification.to_string()),
@@ -267,7 +267,7 @@ impl GrantService {
             grant_id: Some(id),
             at: now,
             actor: reviewer.to_string(),
-            action: "review".into(),
+            action: AuditAction::Review,
             from_state: None,
             to_state: None,
             reason: comment.clone(),
@@ -369,7 +369,7 @@ impl GrantService {
                     grant_id: Some(id),
                     at: now,
                     actor: actor.audit_name().to_owned(),
-                    action: action.as_str().to_owned(),
+                    action: AuditAction::Step(action),
                     from_state: Some(grant.state),
                     to_state: Some(to),
                     reason: reason.clone(),

@@ -9,7 +9,7 @@ use app::api::{
     ActiveItem, AdminStatus, CatalogStatus, DriftReport, PoliciesView, PolicyQuery, ReaperProblem,
     ReaperStatus,
 };
-use app::domain::{Grant, GrantState};
+use app::domain::{AuditAction, Grant, GrantState};
 use chrono::{DateTime, Utc};
 
 /// Grants in force (ending first), then revoked grants whose sessions may still be
@@ -85,7 +85,7 @@ pub(super) async fn admin_status(core: &Core) -> Result<AdminStatus, AccessError
         })
         .collect();
     let drift = store
-        .recent_audit_events(&["drift_removed", "drift_unmanaged"], 50)
+        .recent_audit_events(&AuditAction::DRIFT, 50)
         .await?
         .into_iter()
         .map(|e| DriftReport {

@@ -7,7 +7,10 @@
 //! event breaks the sequence and the next event's `prev_hash`; deleting the newest
 //! events no longer matches the chain head.
 
-use app::domain::{GrantId, GrantState};
+use super::sql::{PostgresStore, SqliteStore};
+use super::StoreError;
+use app::domain::{AuditAction, GrantId, GrantState};
+use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, SubsecRound, Utc};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -20,7 +23,7 @@ pub struct NewAuditEvent {
     pub grant_id: Option<GrantId>,
     pub at: DateTime<Utc>,
     pub actor: String,
-    pub action: String,
+    pub action: AuditAction,
     pub from_state: Option<GrantState>,
     pub to_state: Option<GrantState>,
     pub reason: Option<String>,
@@ -37,7 +40,8 @@ impl NewAuditEvent {
     }
 }
 
-/// A stored event.
+/// A stored event, exactly as stored: its fields are what the hash covers, so a
+/// tampered row is still read and reported by verification (not refused as corrupt).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AuditEvent {
     pub seq: i64,
@@ -144,7 +148,7 @@ pub fn seal(event: &NewAuditEvent, seq: i64, prev_hash: &str) -> AuditEvent {
         grant_id.as_deref(),
         event.at,
         &event.actor,
-        &event.action,
+        event.action.as_str(),
         event.from_state.map(GrantState::as_str),
         event.to_state.map(GrantState::as_str),
         event.reason.as_deref(),
@@ -155,7 +159,7 @@ pub fn seal(event: &NewAuditEvent, seq: i64, prev_hash: &str) -> AuditEvent {
         grant_id,
         at: event.at,
         actor: event.actor.clone(),
-        action: event.action.clone(),
+        action: event.action.as_str().to_owned(),
         from_state: event.from_state.map(|s| s.as_str().to_owned()),
         to_state: event.to_state.map(|s| s.as_str().to_owned()),
         reason: event.reason.clone(),
@@ -203,6 +207,54 @@ impl ChainVerification {
     }
 }
 
+/// The first of the chain's two rules: `e` is the `expected_seq`-th event and points
+/// at the previous event's hash.
+fn follow_problem(expected_seq: i64, prev_hash: &str, e: &AuditEvent) -> Option<BrokenLink> {
+    if e.seq != expected_seq {
+        Some(BrokenLink {
+            seq: expected_seq,
+            problem: format!(
+                "event {expected_seq} is missing (the next stored event is {}): events were deleted",
+                e.seq
+            ),
+        })
+    } else if e.prev_hash != prev_hash {
+        Some(BrokenLink {
+            seq: e.seq,
+            problem: "its prev_hash does not match the previous event's hash: an earlier event was changed or removed".to_owned(),
+        })
+    } else {
+        None
+    }
+}
+
+/// The second rule: `e`'s stored content still hashes to its stored hash.
+fn seal_problem(e: &AuditEvent) -> Option<BrokenLink> {
+    (recompute(e) != e.hash).then(|| BrokenLink {
+        seq: e.seq,
+        problem: "its content does not match its hash: the event was edited".to_owned(),
+    })
+}
+
+/// What the chain says about one grant's events, checked where they sit: each event
+/// keeps its seal, follows the event before it, and the event after it points back
+/// at it. The grant page shows it; the evidence pack adds the whole-chain walk
+/// ([`AuditLog::verify_audit_chain`]). Both use the rules of [`ChainVerifier`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct GrantChainCheck {
+    pub events_checked: u64,
+    /// Every event of the grant recomputes to its stored hash.
+    pub events_verify: bool,
+    /// The first problem found, for a person.
+    pub problem: Option<String>,
+}
+
+impl GrantChainCheck {
+    pub fn is_intact(&self) -> bool {
+        self.problem.is_none()
+    }
+}
+
 /// Verifies events page by page; feed pages in `seq` order, then call [`finish`].
 ///
 /// [`finish`]: ChainVerifier::finish
@@ -232,29 +284,10 @@ impl ChainVerifier {
             return false;
         }
         self.checked += 1;
-        let problem = if e.seq != self.expected_seq {
-            Some((
-                self.expected_seq,
-                format!(
-                    "event {} is missing (the next stored event is {}): events were deleted",
-                    self.expected_seq, e.seq
-                ),
-            ))
-        } else if e.prev_hash != self.prev_hash {
-            Some((
-                e.seq,
-                "its prev_hash does not match the previous event's hash: an earlier event was changed or removed".to_owned(),
-            ))
-        } else if recompute(e) != e.hash {
-            Some((
-                e.seq,
-                "its content does not match its hash: the event was edited".to_owned(),
-            ))
-        } else {
-            None
-        };
-        if let Some((seq, problem)) = problem {
-            self.broken = Some(BrokenLink { seq, problem });
+        let problem =
+            follow_problem(self.expected_seq, &self.prev_hash, e).or_else(|| seal_problem(e));
+        if let Some(broken) = problem {
+            self.broken = Some(broken);
             return false;
         }
         self.expected_seq += 1;
@@ -285,6 +318,243 @@ impl ChainVerifier {
     }
 }
 
+// --- the log in the database -------------------------------------------------------
+
+/// How many audit events verification reads at a time.
+const VERIFY_PAGE: u32 = 1000;
+
+/// The audit log: appends (each sealed onto the chain head) and reads.
+#[async_trait]
+pub trait AuditLog: Sync {
+    /// Appends an event that is not tied to a state change (e.g. a configuration
+    /// reload, a drift report).
+    async fn append_audit(&self, event: NewAuditEvent) -> Result<AuditEvent, StoreError>;
+
+    /// Events in chain order after `after_seq`, at most `limit`; only those of one
+    /// grant when `grant` is given.
+    async fn audit_events(
+        &self,
+        grant: Option<GrantId>,
+        after_seq: i64,
+        limit: u32,
+    ) -> Result<Vec<AuditEvent>, StoreError>;
+
+    /// Walks the whole chain page by page and reports the first broken link.
+    async fn verify_audit_chain(&self) -> Result<ChainVerification, StoreError>;
+
+    /// The newest events whose action is one of `actions` (drift reports, …).
+    async fn recent_audit_events(
+        &self,
+        actions: &[AuditAction],
+        limit: u32,
+    ) -> Result<Vec<AuditEvent>, StoreError>;
+
+    /// Checks one grant's `events` (in chain order) where they sit in the chain; see
+    /// [`GrantChainCheck`].
+    async fn check_grant_events(
+        &self,
+        events: &[AuditEvent],
+    ) -> Result<GrantChainCheck, StoreError> {
+        let mut problem = None;
+        for e in events {
+            // Events seq-1, seq and seq+1.
+            let around = self.audit_events(None, (e.seq - 2).max(0), 3).await?;
+            let before = around.iter().find(|x| x.seq == e.seq - 1);
+            let after = around.iter().find(|x| x.seq == e.seq + 1);
+            let follows = match before {
+                Some(b) => follow_problem(b.seq + 1, &b.hash, e),
+                None if e.seq == 1 => follow_problem(1, GENESIS_HASH, e),
+                // The event before is gone.
+                None => follow_problem(e.seq - 1, "", e),
+            };
+            let broken = seal_problem(e)
+                .or(follows)
+                .or_else(|| after.and_then(|a| follow_problem(e.seq + 1, &e.hash, a)));
+            if let Some(b) = broken {
+                problem = Some(format!("event {}: {}", b.seq, b.problem));
+                break;
+            }
+        }
+        Ok(GrantChainCheck {
+            events_checked: events.len() as u64,
+            events_verify: events.iter().all(|e| seal_problem(e).is_none()),
+            problem,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct AuditRow {
+    seq: i64,
+    grant_id: Option<String>,
+    at: DateTime<Utc>,
+    actor: String,
+    action: String,
+    from_state: Option<String>,
+    to_state: Option<String>,
+    reason: Option<String>,
+    details: String,
+    prev_hash: String,
+    hash: String,
+}
+
+impl From<AuditRow> for AuditEvent {
+    fn from(r: AuditRow) -> Self {
+        AuditEvent {
+            seq: r.seq,
+            grant_id: r.grant_id,
+            at: r.at,
+            actor: r.actor,
+            action: r.action,
+            from_state: r.from_state,
+            to_state: r.to_state,
+            reason: r.reason,
+            details: r.details,
+            prev_hash: r.prev_hash,
+            hash: r.hash,
+        }
+    }
+}
+
+const AUDIT_COLUMNS: &str =
+    "seq, grant_id, at, actor, action, from_state, to_state, reason, details, prev_hash, hash";
+macro_rules! impl_audit_log {
+    ($store:ty, $db:ty) => {
+        impl $store {
+            /// Appends one event inside `tx`. Updating the head row first takes the
+            /// write lock (SQLite) or the row lock (PostgreSQL), so concurrent appends
+            /// are serialised and each sees the previous hash.
+            pub(super) async fn append_in(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                event: NewAuditEvent,
+            ) -> Result<AuditEvent, StoreError> {
+                let event = event.normalized();
+                let (seq, prev_hash): (i64, String) = sqlx::query_as(
+                    "UPDATE audit_head SET last_seq = last_seq + 1 WHERE id = 1 \
+                     RETURNING last_seq, last_hash",
+                )
+                .fetch_one(&mut **tx)
+                .await?;
+                let sealed = seal(&event, seq, &prev_hash);
+                sqlx::query(&format!(
+                    "INSERT INTO audit_events ({AUDIT_COLUMNS}) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+                ))
+                .bind(sealed.seq)
+                .bind(&sealed.grant_id)
+                .bind(sealed.at)
+                .bind(&sealed.actor)
+                .bind(&sealed.action)
+                .bind(&sealed.from_state)
+                .bind(&sealed.to_state)
+                .bind(&sealed.reason)
+                .bind(&sealed.details)
+                .bind(&sealed.prev_hash)
+                .bind(&sealed.hash)
+                .execute(&mut **tx)
+                .await?;
+                sqlx::query("UPDATE audit_head SET last_hash = $1 WHERE id = 1")
+                    .bind(&sealed.hash)
+                    .execute(&mut **tx)
+                    .await?;
+                Ok(sealed)
+            }
+        }
+
+        #[async_trait]
+        impl AuditLog for $store {
+            async fn append_audit(&self, event: NewAuditEvent) -> Result<AuditEvent, StoreError> {
+                let mut tx = self.pool.begin().await?;
+                let sealed = Self::append_in(&mut tx, event).await?;
+                tx.commit().await?;
+                Ok(sealed)
+            }
+
+            async fn audit_events(
+                &self,
+                grant: Option<GrantId>,
+                after_seq: i64,
+                limit: u32,
+            ) -> Result<Vec<AuditEvent>, StoreError> {
+                let limit = i64::from(limit.clamp(1, 10_000));
+                let rows: Vec<AuditRow> = match grant {
+                    Some(g) => {
+                        sqlx::query_as(&format!(
+                            "SELECT {AUDIT_COLUMNS} FROM audit_events \
+                             WHERE grant_id = $1 AND seq > $2 ORDER BY seq LIMIT $3"
+                        ))
+                        .bind(g.to_string())
+                        .bind(after_seq)
+                        .bind(limit)
+                        .fetch_all(&self.pool)
+                        .await?
+                    }
+                    None => {
+                        sqlx::query_as(&format!(
+                            "SELECT {AUDIT_COLUMNS} FROM audit_events \
+                             WHERE seq > $1 ORDER BY seq LIMIT $2"
+                        ))
+                        .bind(after_seq)
+                        .bind(limit)
+                        .fetch_all(&self.pool)
+                        .await?
+                    }
+                };
+                Ok(rows.into_iter().map(AuditEvent::from).collect())
+            }
+
+            async fn verify_audit_chain(&self) -> Result<ChainVerification, StoreError> {
+                // Read the head first: events appended while we walk are after it and
+                // are not part of this verification.
+                let (head_seq, head_hash): (i64, String) =
+                    sqlx::query_as("SELECT last_seq, last_hash FROM audit_head WHERE id = 1")
+                        .fetch_one(&self.pool)
+                        .await?;
+                let mut verifier = ChainVerifier::default();
+                let mut after = 0;
+                'pages: loop {
+                    let page = self.audit_events(None, after, VERIFY_PAGE).await?;
+                    let Some(last) = page.last() else { break };
+                    after = last.seq;
+                    for e in page.iter().take_while(|e| e.seq <= head_seq) {
+                        if !verifier.check(e) {
+                            break 'pages;
+                        }
+                    }
+                    if after >= head_seq {
+                        break;
+                    }
+                }
+                Ok(verifier.finish(head_seq, &head_hash))
+            }
+
+            async fn recent_audit_events(
+                &self,
+                actions: &[AuditAction],
+                limit: u32,
+            ) -> Result<Vec<AuditEvent>, StoreError> {
+                if actions.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let mut qb = sqlx::QueryBuilder::<$db>::new(format!(
+                    "SELECT {AUDIT_COLUMNS} FROM audit_events WHERE action IN ("
+                ));
+                let mut sep = qb.separated(", ");
+                for a in actions {
+                    sep.push_bind(a.as_str());
+                }
+                qb.push(") ORDER BY seq DESC LIMIT ")
+                    .push_bind(i64::from(limit.clamp(1, 1000)));
+                let rows: Vec<AuditRow> = qb.build_query_as().fetch_all(&self.pool).await?;
+                Ok(rows.into_iter().map(AuditEvent::from).collect())
+            }
+        }
+    };
+}
+
+impl_audit_log!(SqliteStore, sqlx::Sqlite);
+impl_audit_log!(PostgresStore, sqlx::Postgres);
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -295,7 +565,7 @@ mod tests {
             grant_id: None,
             at: Utc.timestamp_opt(1_800_000_000 + n, 123_456_789).unwrap(),
             actor: "alice".into(),
-            action: "request".into(),
+            action: AuditAction::Request,
             from_state: None,
             to_state: Some(GrantState::Pending),
             reason: Some(format!("event {n}")),

@@ -511,7 +511,14 @@ impl Rig {
             .await
             .unwrap()
             .into_iter()
-            .map(|d| (d.kind, d.channel, d.recipient, d.state))
+            .map(|d| {
+                (
+                    d.kind.as_str().to_owned(),
+                    d.channel,
+                    d.recipient,
+                    d.state.as_str().to_owned(),
+                )
+            })
             .collect()
     }
 }
@@ -622,7 +629,7 @@ async fn new_request_reaches_every_channel_once(db: &TestDb) {
     assert_eq!(rig.smtpd.messages().len(), 1);
     assert_eq!(rig.receiver.slack().len(), 1);
     assert_eq!(rig.receiver.webhook().len(), 1);
-    assert!(deliveries.iter().all(|d| d.state == "delivered"));
+    assert!(deliveries.iter().all(|d| d.state.as_str() == "delivered"));
     let metrics = rig.metrics.render();
     assert!(
         metrics.contains("timebox_notifications_delivered_total{channel=\"email\"} 1"),
@@ -800,7 +807,7 @@ async fn a_failed_delivery_is_retried_with_backoff(db: &TestDb) {
         .await
         .unwrap()
         .into_iter()
-        .filter(|d| d.state == "pending")
+        .filter(|d| d.state.as_str() == "pending")
         .collect();
     assert_eq!(failed.len(), 1);
     let f = &failed[0];
@@ -822,7 +829,7 @@ async fn a_failed_delivery_is_retried_with_backoff(db: &TestDb) {
         .await
         .unwrap()
         .iter()
-        .all(|d| d.state == "delivered"));
+        .all(|d| d.state.as_str() == "delivered"));
     assert!(rig
         .metrics
         .render()
@@ -849,7 +856,7 @@ async fn a_bad_signature_is_refused_and_eventually_abandoned(db: &TestDb) {
     let r = w.pass().await.unwrap();
     assert_eq!(r.abandoned, 1, "{r:?}");
     let d = hook(rig.store.grant_deliveries(g.id).await.unwrap());
-    assert_eq!(d.state, "abandoned");
+    assert_eq!(d.state.as_str(), "abandoned");
     rig.clock.advance(Duration::hours(2));
     w.pass().await.unwrap();
     assert_eq!(
@@ -925,7 +932,7 @@ async fn a_crash_between_change_and_delivery_delivers_later_once(db: &TestDb) {
     assert_eq!(rig.receiver.webhook().len(), 1);
     let ds = rig.store.grant_deliveries(g.id).await.unwrap();
     assert_eq!(ds.len(), 3);
-    assert!(ds.iter().all(|d| d.state == "delivered"), "{ds:?}");
+    assert!(ds.iter().all(|d| d.state.as_str() == "delivered"), "{ds:?}");
 }
 
 /// Two workers (two replicas) on one database: every delivery is sent exactly once.
@@ -979,7 +986,7 @@ async fn a_rolled_back_change_announces_nothing(db: &TestDb) {
             grant_id: Some(g.id),
             at: rig.clock.now(),
             actor: "timebox".into(),
-            action: "auto_approve".into(),
+            action: app::domain::AuditAction::Step(app::domain::Action::AutoApprove),
             from_state: Some(GrantState::Pending),
             to_state: Some(GrantState::Approved),
             reason: None,

@@ -468,7 +468,7 @@ async fn pending_requests_expire_once_even_with_two_reapers(db: &TestDb) {
                 grant_id: Some(left_id),
                 at: r.clock.now(),
                 actor: "dave".into(),
-                action: "request".into(),
+                action: app::domain::AuditAction::Request,
                 from_state: None,
                 to_state: Some(GrantState::Pending),
                 reason: None,

@@ -26,6 +26,7 @@ crate::on_both_backends!(
     an_edited_audit_event_is_detected,
     a_deleted_audit_event_is_detected,
     deleting_the_newest_audit_events_is_detected,
+    a_grant_check_sees_its_events_and_their_neighbours,
     concurrent_appends_keep_the_chain_intact,
     migrations_run_once_and_reopen_cleanly,
 );
@@ -350,7 +351,8 @@ fn change(g: &app::domain::Grant, expected_version: i64, to: GrantState) -> Chan
             grant_id: Some(g.id),
             at,
             actor: "timebox".into(),
-            action: "test".into(),
+            // Any step: the suite checks what is stored, not the name.
+            action: app::domain::AuditAction::Step(app::domain::Action::Approve),
             from_state: Some(g.state),
             to_state: Some(to),
             reason: None,
@@ -592,6 +594,41 @@ async fn deleting_the_newest_audit_events_is_detected(db: &TestDb) {
     assert_eq!(broken.seq, 4);
 }
 
+/// The grant page's check (the store's one verifier, applied to one grant's events):
+/// its own edited event, and a replaced neighbour that no longer points at it.
+async fn a_grant_check_sees_its_events_and_their_neighbours(db: &TestDb) {
+    seed_events(db, 3).await;
+    let store = db.store();
+    let all = store.audit_events(None, 0, 10).await.unwrap();
+    let second = all[1].clone();
+    let grant = GrantId::parse(second.grant_id.as_deref().unwrap()).unwrap();
+    let events = store.audit_events(Some(grant), 0, 10).await.unwrap();
+    let check = store.check_grant_events(&events).await.unwrap();
+    assert!(check.is_intact(), "{check:?}");
+    assert!(check.events_verify);
+    assert_eq!(check.events_checked, 1);
+
+    db.disable_append_only_guard().await;
+    assert_eq!(
+        db.exec("UPDATE audit_events SET prev_hash = 'x' WHERE seq = 3")
+            .await,
+        1
+    );
+    let check = store.check_grant_events(&events).await.unwrap();
+    assert!(check.events_verify, "the grant's own event is intact");
+    assert!(check.problem.unwrap().starts_with("event 3:"));
+
+    assert_eq!(
+        db.exec("UPDATE audit_events SET actor = 'mallory' WHERE seq = 2")
+            .await,
+        1
+    );
+    let events = store.audit_events(Some(grant), 0, 10).await.unwrap();
+    let check = store.check_grant_events(&events).await.unwrap();
+    assert!(!check.events_verify);
+    assert!(check.problem.unwrap().contains("edited"));
+}
+
 async fn concurrent_appends_keep_the_chain_intact(db: &TestDb) {
     let store: Arc<dyn Store> = db.store();
     let mut tasks = Vec::new();
@@ -603,7 +640,8 @@ async fn concurrent_appends_keep_the_chain_intact(db: &TestDb) {
                     grant_id: None,
                     at: Utc::now(),
                     actor: format!("writer-{i}"),
-                    action: "note".into(),
+                    // An event not tied to a state change.
+                    action: app::domain::AuditAction::DriftUnmanaged,
                     from_state: None,
                     to_state: None,
                     reason: None,

@@ -1,0 +1,80 @@
+//! What an audit event records as its action. The names are stored (and hashed)
+//! as text and never change: a lifecycle step is recorded under its
+//! [`Action`] name, the other events under their own.
+
+use super::lifecycle::Action;
+
+/// The action of an audit event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AuditAction {
+    /// A new request (`request`).
+    Request,
+    /// A step of the lifecycle, under the action's own name (`approve`, `expire`, …).
+    Step(Action),
+    /// A break-glass grant was reviewed (`review`).
+    Review,
+    /// An assignment Timebox made outlived its grant and was removed (`drift_removed`).
+    DriftRemoved,
+    /// An assignment of a managed permission set that Timebox did not make
+    /// (`drift_unmanaged`).
+    DriftUnmanaged,
+}
+
+impl AuditAction {
+    /// The drift reports, newest first on the status page.
+    pub const DRIFT: [AuditAction; 2] = [AuditAction::DriftRemoved, AuditAction::DriftUnmanaged];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuditAction::Request => "request",
+            AuditAction::Step(action) => action.as_str(),
+            AuditAction::Review => "review",
+            AuditAction::DriftRemoved => "drift_removed",
+            AuditAction::DriftUnmanaged => "drift_unmanaged",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            AuditAction::Request,
+            AuditAction::Review,
+            AuditAction::DriftRemoved,
+            AuditAction::DriftUnmanaged,
+        ]
+        .into_iter()
+        .chain(Action::ALL.into_iter().map(AuditAction::Step))
+        .find(|a| a.as_str() == s)
+    }
+}
+
+impl std::fmt::Display for AuditAction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip_and_do_not_collide() {
+        let all: Vec<AuditAction> = [
+            AuditAction::Request,
+            AuditAction::Review,
+            AuditAction::DriftRemoved,
+            AuditAction::DriftUnmanaged,
+        ]
+        .into_iter()
+        .chain(Action::ALL.into_iter().map(AuditAction::Step))
+        .collect();
+        for a in &all {
+            assert_eq!(AuditAction::parse(a.as_str()), Some(*a));
+        }
+        let mut names: Vec<&str> = all.iter().map(|a| a.as_str()).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), all.len());
+        assert_eq!(AuditAction::parse("nope"), None);
+    }
+}

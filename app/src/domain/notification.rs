@@ -1,0 +1,104 @@
+//! What a notification is about and who is told: the kinds of events Timebox
+//! announces and the groups of people each kind is for. Stored in the outbox by
+//! their `as_str` names, which never change.
+
+use serde::Serialize;
+
+/// What a notification is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NotificationKind {
+    /// A request waits for approval (to its approvers).
+    NewRequest,
+    /// A request was approved or denied (to the requester).
+    Decision,
+    /// The access is in place (to the requester).
+    GrantActive,
+    /// The grant ends within `notify.ending_soon` (to the requester).
+    EndingSoon,
+    /// The access was removed (to the requester).
+    Revoked,
+    /// Removing the access keeps failing (to approvers and auditors).
+    RevocationFailing,
+    /// A break-glass grant was used (to every approver and auditor).
+    BreakGlassUsed,
+    /// CloudTrail shows activity after the revocation (to auditors).
+    ActivityAfterRevocation,
+    /// Amazon Detective rated an investigation high or critical (to auditors).
+    InvestigationSevere,
+}
+
+impl NotificationKind {
+    pub const ALL: [NotificationKind; 9] = [
+        NotificationKind::NewRequest,
+        NotificationKind::Decision,
+        NotificationKind::GrantActive,
+        NotificationKind::EndingSoon,
+        NotificationKind::Revoked,
+        NotificationKind::RevocationFailing,
+        NotificationKind::BreakGlassUsed,
+        NotificationKind::ActivityAfterRevocation,
+        NotificationKind::InvestigationSevere,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NotificationKind::NewRequest => "new_request",
+            NotificationKind::Decision => "decision",
+            NotificationKind::GrantActive => "grant_active",
+            NotificationKind::EndingSoon => "ending_soon",
+            NotificationKind::Revoked => "revoked",
+            NotificationKind::RevocationFailing => "revocation_failing",
+            NotificationKind::BreakGlassUsed => "break_glass_used",
+            NotificationKind::ActivityAfterRevocation => "activity_after_revocation",
+            NotificationKind::InvestigationSevere => "investigation_severe",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+
+    /// Who is told, by email (Slack and the webhook are channel-wide).
+    pub fn audience(self) -> &'static [Audience] {
+        match self {
+            NotificationKind::NewRequest => &[Audience::ApproversOfGrant],
+            NotificationKind::Decision
+            | NotificationKind::GrantActive
+            | NotificationKind::EndingSoon
+            | NotificationKind::Revoked => &[Audience::Requester],
+            NotificationKind::RevocationFailing => {
+                &[Audience::ApproversOfGrant, Audience::Auditors]
+            }
+            NotificationKind::BreakGlassUsed => &[Audience::AllApprovers, Audience::Auditors],
+            NotificationKind::ActivityAfterRevocation | NotificationKind::InvestigationSevere => {
+                &[Audience::Auditors]
+            }
+        }
+    }
+}
+
+/// A group of people an event is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Audience {
+    Requester,
+    /// Those who may decide this grant (never its requester).
+    ApproversOfGrant,
+    /// Every approver.
+    AllApprovers,
+    Auditors,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_round_trip() {
+        for k in NotificationKind::ALL {
+            assert_eq!(NotificationKind::parse(k.as_str()), Some(k));
+            assert!(!k.audience().is_empty());
+        }
+        assert_eq!(NotificationKind::parse("nope"), None);
+    }
+}

@@ -1,0 +1,104 @@
+//! The two backends: their pools, how each is opened and migrated, and the little
+//! that differs between their dialects ([`Dialect`]). Every statement is written once,
+//! in the repository's own file, and expanded for both stores by that file's macro
+//! (placeholders are `$n`, which both accept; times bind as `DateTime<Utc>`, which
+//! SQLite stores as RFC 3339 text and PostgreSQL as `timestamptz`).
+
+use super::StoreError;
+use chrono::{DateTime, SubsecRound, Utc};
+use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use std::str::FromStr;
+use std::time::Duration;
+
+/// The SQLite store: a file, created and migrated at first start.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pub(super) pool: SqlitePool,
+}
+
+impl SqliteStore {
+    pub async fn connect(url: &str, max_connections: u32) -> Result<Self, StoreError> {
+        let options = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            // WAL lets readers proceed while the reaper writes; writers queue on the
+            // busy timeout instead of failing at once.
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(max_connections.max(1))
+            .connect_with(options)
+            .await?;
+        sqlx::migrate!("../migrations/sqlite").run(&pool).await?;
+        Ok(Self { pool })
+    }
+
+    /// The pool, for tests that inspect or tamper with rows directly.
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+}
+
+/// The PostgreSQL store, for several replicas sharing one database.
+#[derive(Debug, Clone)]
+pub struct PostgresStore {
+    pub(super) pool: PgPool,
+}
+
+impl PostgresStore {
+    pub async fn connect(url: &str, max_connections: u32) -> Result<Self, StoreError> {
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections.max(1))
+            .acquire_timeout(Duration::from_secs(10))
+            .connect(url)
+            .await?;
+        // The migrator takes an advisory lock, so replicas starting together are safe.
+        sqlx::migrate!("../migrations/postgres").run(&pool).await?;
+        Ok(Self { pool })
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+}
+
+/// What differs between the backends' SQL.
+pub(super) trait Dialect {
+    /// Appended to the outbox claim's subquery.
+    const CLAIM_LOCK: &'static str;
+}
+
+impl Dialect for SqliteStore {
+    // SQLite has one writer at a time: the UPDATE is atomic as it stands.
+    const CLAIM_LOCK: &'static str = "";
+}
+
+impl Dialect for PostgresStore {
+    const CLAIM_LOCK: &'static str = " FOR UPDATE SKIP LOCKED";
+}
+
+/// Times are stored to the microsecond, as PostgreSQL keeps them.
+pub(super) fn micros(t: Option<DateTime<Utc>>) -> Option<DateTime<Utc>> {
+    t.map(|t| t.trunc_subsecs(6))
+}
+
+/// `a, b` → `t.a, t.b`, for a column list in a join.
+pub(super) fn qualified(table: &str, columns: &str) -> String {
+    columns
+        .split(", ")
+        .map(|c| format!("{table}.{}", c.trim()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+pub(super) fn is_unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
+}
+
+pub(super) fn parse_uuid(what: &str, s: &str) -> Result<uuid::Uuid, StoreError> {
+    uuid::Uuid::parse_str(s).map_err(|e| StoreError::Corrupt(format!("{what} {s:?}: {e}")))
+}
