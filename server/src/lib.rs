@@ -9,9 +9,9 @@
 //! - [`services`]: what people may do, as role-scoped handles (a requester's,
 //!   approver's, auditor's, admin's) over the grant service, and the dashboard's
 //!   backend over them;
-//! - [`api_v1`]: the JSON API (`/api/v1`) and its OpenAPI document;
 //! - [`clock`]: the injected clock;
-//! - [`http`]: routes, health checks, `/metrics` and the Leptos handler;
+//! - [`web`]: every HTTP route (pages, server functions, the JSON API and its
+//!   OpenAPI document, sign-in, the evidence pack, health) and the one error mapping;
 //! - [`aws`]: the AWS kit (clients, paced and instrumented calls, one error
 //!   classification) every AWS caller uses;
 //! - [`identity_center`]: IAM Identity Center behind a trait, over the AWS SDK;
@@ -30,13 +30,12 @@
 // the default depth.
 #![recursion_limit = "256"]
 
-pub mod api_v1;
 pub mod auth;
 pub mod aws;
 pub mod clock;
 pub mod config;
 pub mod evidence;
-pub mod http;
+pub mod html;
 pub mod identity_center;
 pub mod jobs;
 pub mod metrics;
@@ -46,6 +45,7 @@ pub mod reaper;
 pub mod services;
 pub mod store;
 pub mod telemetry;
+pub mod web;
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
@@ -79,7 +79,7 @@ pub enum StartError {
 }
 
 /// Timebox wired at start-up. Only start-up code sees its parts: the routes receive
-/// [`http::Web`] (the handle factory, sign-in, health, configuration), and each job
+/// [`web::Web`] (the handle factory, sign-in, health, configuration), and each job
 /// the parts it works with.
 #[derive(Debug, Clone)]
 pub struct Wiring {
@@ -178,11 +178,11 @@ impl Wiring {
     }
 
     /// What the routes need: the handle factory, sign-in, health and configuration.
-    pub fn web(&self) -> http::Web {
-        http::Web {
+    pub fn web(&self) -> web::Web {
+        web::Web {
             access: self.access.clone(),
             auth: self.auth.clone(),
-            health: http::Health::new(self.store.clone(), self.metrics.clone()),
+            health: web::Health::new(self.store.clone(), self.metrics.clone()),
             config: self.config.clone(),
         }
     }
@@ -280,7 +280,7 @@ pub async fn serve(
         .auth
         .sessions
         .spawn_purge(std::time::Duration::from_secs(5 * 60));
-    let router = http::router(services.web())
+    let router = web::router(services.web())
         // The client address is needed to rate-limit failed sign-ins.
         .into_make_service_with_connect_info::<std::net::SocketAddr>();
     let local = listener.local_addr().map_err(StartError::Serve)?;

@@ -5,6 +5,7 @@
 //! thin adapters over these methods, so both are guarded by the same checks.
 
 use super::dto::*;
+use super::ApiError;
 use crate::domain::{Caller, Grant};
 use std::sync::Arc;
 

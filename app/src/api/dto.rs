@@ -8,96 +8,13 @@ use crate::domain::{
 };
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use std::fmt;
-
-/// The one error shape of the JSON API and of the server functions:
-/// `{ "error": { "code": ..., "message": ..., "field": ... } }` on the wire of
-/// `/api/v1`, and this struct in a server function's `Err`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ApiError {
-    /// Machine-readable, stable: `invalid_field`, `sign_in_required`, `forbidden`,
-    /// `own_request`, `self_decision`, `mfa_required`, `not_found`, `wrong_state`,
-    /// `already_approved`, `conflict`, `busy`, `unavailable`, `internal`,
-    /// `bad_request`.
-    pub code: String,
-    /// For people: what went wrong and, where possible, what to do.
-    pub message: String,
-    /// The form field or JSON key at fault, for `invalid_field`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub field: Option<String>,
-}
-
-impl ApiError {
-    pub fn new(code: &str, message: impl Into<String>) -> Self {
-        Self {
-            code: code.to_owned(),
-            message: message.into(),
-            field: None,
-        }
-    }
-
-    pub fn field(field: &str, message: impl Into<String>) -> Self {
-        Self {
-            code: "invalid_field".to_owned(),
-            message: message.into(),
-            field: Some(field.to_owned()),
-        }
-    }
-
-    /// The HTTP status the JSON API answers with.
-    pub fn status(&self) -> u16 {
-        match self.code.as_str() {
-            "bad_request" => 400,
-            "invalid_field" => 422,
-            "sign_in_required" => 401,
-            "forbidden" | "own_request" | "self_decision" | "mfa_required" | "not_an_approver"
-            | "no_policy_file" => 403,
-            "not_found" => 404,
-            "wrong_state" | "already_approved" | "conflict" | "cap_reached" | "no_review_owed" => {
-                409
-            }
-            // The policy's refusals name the field at fault.
-            "no_policy"
-            | "duration_too_long"
-            | "ticket_required"
-            | "ticket_mismatch"
-            | "justification_too_short" => 422,
-            "busy" | "unavailable" => 503,
-            _ => 500,
-        }
-    }
-}
-
-impl fmt::Display for ApiError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.field {
-            Some(field) => write!(f, "{field}: {}", self.message),
-            None => f.write_str(&self.message),
-        }
-    }
-}
-
-impl std::error::Error for ApiError {}
-
-impl From<FieldError> for ApiError {
-    fn from(e: FieldError) -> Self {
-        ApiError::field(e.field, e.message)
-    }
-}
-
-impl leptos::server_fn::error::FromServerFnError for ApiError {
-    type Encoder = leptos::server_fn::codec::JsonEncoding;
-
-    fn from_server_fn_error(value: leptos::server_fn::error::ServerFnErrorErr) -> Self {
-        ApiError::new("request_failed", value.to_string())
-    }
-}
 
 /// A request as typed into the form or posted to `POST /api/v1/grants`. Strings,
 /// parsed on the server by the same domain rules the form runs while typing.
 /// Missing keys read as empty, so the answer names the first wrong field (after the
 /// caller is checked) instead of refusing the body as a whole.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(default)]
 pub struct RequestForm {
     pub account_id: String,
@@ -119,6 +36,7 @@ pub struct RequestForm {
 
 /// An account offered in the request form.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct AccountChoice {
     pub id: String,
     pub name: String,
@@ -128,6 +46,7 @@ pub struct AccountChoice {
 
 /// A permission set offered in the request form.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct PermissionSetChoice {
     pub name: String,
     pub description: Option<String>,
@@ -138,6 +57,7 @@ pub struct PermissionSetChoice {
 /// One thing the caller may ask for: a permission set in an account, under the
 /// limits of the policy that allows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct Offer {
     pub account_id: String,
     pub account_name: String,
@@ -156,6 +76,7 @@ pub struct Offer {
 
 /// Everything the request form needs.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct RequestOptions {
     pub accounts: Vec<AccountChoice>,
     pub permission_sets: Vec<PermissionSetChoice>,
@@ -167,6 +88,7 @@ pub struct RequestOptions {
 
 /// Another way the requester already reaches the same access.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct OtherPath {
     /// `USER` (a standing direct assignment) or `GROUP`.
     pub principal_type: String,
@@ -176,6 +98,7 @@ pub struct OtherPath {
 
 /// One approver's recorded decision.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct ApprovalView {
     pub approver: String,
     /// `approve` or `deny`.
@@ -186,6 +109,7 @@ pub struct ApprovalView {
 
 /// How often the requester had this permission set in this account recently.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct RecentUse {
     /// Grants of the last 30 days that became active.
     pub grants_30d: u32,
@@ -195,6 +119,7 @@ pub struct RecentUse {
 
 /// A pending request in an approver's inbox.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct InboxItem {
     pub grant: Grant,
     pub approvals: Vec<ApprovalView>,
@@ -207,6 +132,7 @@ pub struct InboxItem {
 
 /// One event of a grant's audit trail.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct AuditEntry {
     pub seq: i64,
     pub at: DateTime<Utc>,
@@ -222,6 +148,7 @@ pub struct AuditEntry {
 
 /// Result of checking the audit chain.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct ChainCheck {
     pub ok: bool,
     pub events_checked: u64,
@@ -231,6 +158,7 @@ pub struct ChainCheck {
 
 /// A grant with everything its page shows.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct GrantDetail {
     pub grant: Grant,
     pub approvals: Vec<ApprovalView>,
@@ -253,6 +181,7 @@ pub struct GrantDetail {
 
 /// Filters of the history (all optional; all given must match).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema, utoipa::IntoParams), into_params(parameter_in = Query))]
 pub struct HistoryQuery {
     #[serde(default)]
     pub user: String,
@@ -282,6 +211,7 @@ pub struct HistoryQuery {
 
 /// One page of the history.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct HistoryPage {
     pub grants: Vec<Grant>,
     /// Pass as `cursor` for the next page; `None` on the last page.
@@ -290,6 +220,7 @@ pub struct HistoryPage {
 
 /// A grant that is active now or whose sessions may still be alive.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct ActiveItem {
     pub grant: Grant,
     /// `active` (time left until `ends_at`) or `tail` (revoked; sessions may live on
@@ -299,6 +230,7 @@ pub struct ActiveItem {
 
 /// The catalog's state for admins.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct CatalogStatus {
     pub synced_at: Option<DateTime<Utc>>,
     pub accounts: u32,
@@ -307,6 +239,7 @@ pub struct CatalogStatus {
 
 /// A grant the reaper is struggling with.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct ReaperProblem {
     pub grant_id: String,
     pub state: GrantState,
@@ -317,6 +250,7 @@ pub struct ReaperProblem {
 
 /// The reaper's health for admins.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct ReaperStatus {
     pub enabled: bool,
     pub interval_seconds: u64,
@@ -329,6 +263,7 @@ pub struct ReaperStatus {
 
 /// An assignment that did not match the database (see the reaper's drift check).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct DriftReport {
     pub at: DateTime<Utc>,
     /// `drift_removed` (Timebox's own leftover, removed) or `drift_unmanaged`
@@ -339,6 +274,7 @@ pub struct DriftReport {
 
 /// The admin page.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct AdminStatus {
     pub catalog: CatalogStatus,
     pub reaper: ReaperStatus,
@@ -456,6 +392,7 @@ fn start_at(text: &str, now: DateTime<Utc>) -> Result<Option<DateTime<Utc>>, Fie
 
 /// "Who can request what, approved by whom": filters of the admin's policy page.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema, utoipa::IntoParams), into_params(parameter_in = Query))]
 pub struct PolicyQuery {
     /// `user:<id>`, `group:<name>` or a bare person id.
     #[serde(default)]
@@ -468,6 +405,7 @@ pub struct PolicyQuery {
 
 /// The policies in force, the state of the file, and the answer to a query.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct PoliciesView {
     pub reload: ReloadStatus,
     pub policies: Vec<Policy>,
@@ -529,24 +467,5 @@ mod tests {
         let request = ok.parse(&me, Some(&offer()), now).expect("valid");
         assert_eq!(request.approvals_required, 1);
         assert!(ok.field_errors(Some(&offer()), now).is_empty());
-    }
-
-    #[test]
-    fn api_errors_map_to_statuses() {
-        for (code, status) in [
-            ("bad_request", 400),
-            ("invalid_field", 422),
-            ("duration_too_long", 422),
-            ("sign_in_required", 401),
-            ("own_request", 403),
-            ("not_an_approver", 403),
-            ("not_found", 404),
-            ("wrong_state", 409),
-            ("cap_reached", 409),
-            ("busy", 503),
-            ("internal", 500),
-        ] {
-            assert_eq!(ApiError::new(code, "x").status(), status, "{code}");
-        }
     }
 }

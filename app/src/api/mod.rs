@@ -1,13 +1,15 @@
 //! The contract between the browser and the server: data the pages receive
-//! ([`dto`]), the [`backend`] trait the server implements, and the server functions —
+//! ([`dto`]), the one error ([`error`]), the [`backend`] trait the server implements, and the server functions —
 //! adapters of one line each that take the caller and the backend from the request's
 //! context and call one backend method.
 
 #[cfg(feature = "ssr")]
 pub mod backend;
 pub mod dto;
+pub mod error;
 
 pub use dto::*;
+pub use error::{ApiError, ErrorCode};
 
 use crate::domain::{AccessPolicy, Caller, Grant};
 use leptos::prelude::*;
@@ -15,6 +17,7 @@ use serde::{Deserialize, Serialize};
 
 /// Who is looking at the page, as the server resolved it for this request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct Viewer {
     pub caller: Caller,
     /// The rules that depend on configuration (MFA for approvers).
@@ -45,7 +48,7 @@ pub async fn current_viewer() -> Result<Viewer, ServerFnError> {
 fn ctx() -> Result<(Caller, backend::SharedBackend), ApiError> {
     let caller = use_context::<Caller>().unwrap_or(Caller::Anonymous);
     let backend = use_context::<backend::SharedBackend>()
-        .ok_or_else(|| ApiError::new("internal", "the server is not ready"))?;
+        .ok_or_else(|| ApiError::new(ErrorCode::Internal, "the server is not ready"))?;
     Ok((caller, backend))
 }
 

@@ -12,7 +12,7 @@ pub use table::Table;
 pub use timeline::{ActivityMarks, Timeline};
 pub use viewer::{provide_viewer, role_name_of, use_viewer, SignedInAs, ViewerResource};
 
-use crate::api::{ApiError, Viewer};
+use crate::api::{ApiError, ErrorCode, Viewer};
 use crate::domain::{authorize, Caller, GrantState, Operation};
 use leptos::prelude::*;
 
@@ -73,14 +73,14 @@ pub fn StateBadge(state: GrantState) -> impl IntoView {
 /// A failed request, said plainly, with the field when there is one.
 #[component]
 pub fn ErrorNote(error: ApiError) -> impl IntoView {
-    let hint = match error.code.as_str() {
-        "sign_in_required" => {
+    let hint = match error.code {
+        ErrorCode::SignInRequired => {
             Some(view! { " " <a href="/auth/login" rel="external">"Sign in"</a> })
         }
         _ => None,
     };
     view! {
-        <p class="error-note" role="alert" data-code=error.code.clone()>
+        <p class="error-note" role="alert" data-code=error.code.as_str()>
             {error.to_string()}
             {hint}
         </p>

@@ -12,6 +12,7 @@ use std::fmt;
 
 /// The person behind a request, resolved once per request from the session.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case", tag = "kind")]
 pub enum Caller {
     /// Nobody is signed in.
@@ -68,6 +69,7 @@ impl Caller {
 /// [`Actor::System`] and is not a caller). A new operation needs a row in the
 /// authorization table test, which iterates [`Operation::ALL`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Operation {
     /// Ask for a grant.
@@ -164,6 +166,7 @@ impl fmt::Display for Operation {
 
 /// Settings that change the answer (from the server's configuration).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct AccessPolicy {
     /// Approving needs a sign-in with MFA.
     pub approvers_need_mfa: bool,

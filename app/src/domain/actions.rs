@@ -15,6 +15,7 @@ use std::fmt;
 
 /// Something a person does to one grant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum GrantAction {
     Approve,
@@ -78,6 +79,7 @@ impl fmt::Display for GrantAction {
 
 /// One decision recorded on the grant so far.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct DecisionSoFar {
     pub by: PersonId,
     /// `true` for an approval, `false` for a denial.
@@ -127,6 +129,7 @@ impl ActionRefusal {
 
 /// What a viewer may do with a grant now: the buttons of the grant page.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct GrantActions {
     /// Approve or deny (approving may still ask for an MFA sign-in).
     pub can_decide: bool,

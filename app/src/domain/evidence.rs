@@ -14,6 +14,7 @@ use std::collections::{BTreeMap, BTreeSet};
 /// One CloudTrail event that matched a grant (account, `AssumedRole`, the permission
 /// set's `AWSReservedSSO_<name>_` role, and the user's session name).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct ActivityEvent {
     /// CloudTrail's `eventID`: stored once per grant, however often it is collected.
     pub event_id: String,
@@ -71,6 +72,7 @@ impl ActivityEvent {
 
 /// Something in the activity an auditor should look at.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case", tag = "kind")]
 pub enum ActivityFlag {
     /// Activity after the assignment was deleted, inside the tail: a session opened
@@ -136,6 +138,7 @@ impl ActivityFlag {
 
 /// What the activity of one grant adds up to.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct EvidenceSummary {
     pub event_count: u64,
     pub error_count: u64,
@@ -315,6 +318,7 @@ impl SummaryBuilder {
 
 /// Detective's severity of an investigation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum InvestigationSeverity {
     Informational,
@@ -349,6 +353,7 @@ impl InvestigationSeverity {
 
 /// Where an investigation is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum InvestigationStatus {
     Running,
@@ -377,6 +382,7 @@ impl InvestigationStatus {
 
 /// One indicator of compromise Detective reported (`ListIndicators`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct Indicator {
     /// Detective's `IndicatorType`, such as `TTP_OBSERVED` or `IMPOSSIBLE_TRAVEL`.
     pub kind: String,
@@ -405,6 +411,7 @@ impl Indicator {
 
 /// Links into the Detective console.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct ConsoleLinks {
     /// The investigation report.
     pub investigation: String,
@@ -465,6 +472,7 @@ fn url_component(s: &str) -> String {
 
 /// The Detective investigation of a grant's role, scoped to its real window.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct InvestigationSummary {
     pub investigation_id: String,
     pub graph_arn: String,

@@ -32,6 +32,7 @@ macro_rules! string_newtype {
     ($(#[$meta:meta])* $name:ident) => {
         $(#[$meta])*
         #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema), schema(value_type = String))]
         #[serde(try_from = "String", into = "String")]
         pub struct $name(String);
 
@@ -360,6 +361,7 @@ impl TicketRef {
 /// minutes, at most the applicable maximum (policy's `max_duration`, never above
 /// [`GrantDuration::ABSOLUTE_MAX`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema), schema(value_type = i64))]
 #[serde(try_from = "i64", into = "i64")]
 pub struct GrantDuration(i64);
 

@@ -14,6 +14,7 @@ use uuid::Uuid;
 
 /// A grant's identifier (UUID v4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(transparent)]
 pub struct GrantId(pub Uuid);
 
@@ -36,6 +37,7 @@ impl fmt::Display for GrantId {
 
 /// What a requester asks for, already parsed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct GrantRequest {
     pub requester: PersonId,
     pub account_id: AccountId,
@@ -58,6 +60,7 @@ pub struct GrantWindows {
 
 /// A stored grant.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct Grant {
     pub id: GrantId,
     pub request: GrantRequest,

@@ -17,6 +17,7 @@ use std::fmt;
 
 /// Every state a grant can be in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum GrantState {
     Pending,
@@ -96,6 +97,7 @@ impl fmt::Display for GrantState {
 
 /// What a person may do in Timebox. A person can hold several roles.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     Requester,
@@ -119,6 +121,7 @@ impl Role {
 
 /// A small set of [`Role`]s.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct RoleSet(u8);
 
 impl RoleSet {
@@ -154,6 +157,7 @@ impl RoleSet {
 
 /// Who asks for a transition.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case", tag = "kind")]
 pub enum Actor {
     /// A signed-in person with their roles, resolved once per request.
@@ -174,6 +178,7 @@ impl Actor {
 
 /// Why an active grant is being revoked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum RevokeCause {
     /// The granted duration, counted from activation, is over.
@@ -184,6 +189,7 @@ pub enum RevokeCause {
 
 /// Every action the lifecycle knows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Action {
     Approve,
@@ -285,6 +291,7 @@ pub struct TransitionCtx<'a> {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct ApprovalProgress {
     pub have: u32,
     pub required: u32,

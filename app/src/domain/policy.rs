@@ -14,6 +14,7 @@ use std::fmt;
 
 /// How a request under a policy is approved.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case", tag = "kind")]
 pub enum ApprovalRule {
     /// `approval = "auto"` (and every break-glass policy): approved by Timebox itself
@@ -49,6 +50,7 @@ impl fmt::Display for ApprovalRule {
 
 /// Whether a ticket must be given, and what it must look like.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct TicketRule {
     pub required: bool,
     /// A regular expression the whole ticket must match (`ticket_pattern`).
@@ -57,6 +59,7 @@ pub struct TicketRule {
 
 /// One policy of the file, as written (after validation).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct Policy {
     pub name: String,
     /// `group:x`, `user:y` or `*` (anyone with the requester role).
@@ -87,6 +90,7 @@ pub struct Policy {
 /// Something one person may ask for: one permission set in one account, and the
 /// terms of the policy that decides it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct Entitlement {
     pub policy: String,
     pub account_id: String,
@@ -104,6 +108,7 @@ pub struct Entitlement {
 
 /// One answer to "who can request what, approved by whom".
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct ExplainRow {
     pub policy: String,
     /// As written in the policy.
@@ -125,6 +130,7 @@ pub struct ExplainRow {
 
 /// The policy file's state, for the admin page.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct ReloadStatus {
     /// The file in use; `None` when `policy.file` is not configured (nobody may ask
     /// for access).

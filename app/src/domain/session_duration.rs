@@ -104,6 +104,7 @@ pub fn format_iso8601(d: Duration) -> String {
 /// A permission set's session duration: how long one console/CLI session lasts once
 /// the user clicks the permission set in the portal. AWS allows 1 h to 12 h.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema), schema(value_type = String))]
 #[serde(try_from = "String", into = "String")]
 pub struct SessionDuration(i64);
 
@@ -159,6 +160,7 @@ impl TryFrom<String> for SessionDuration {
 /// The Identity Center instance's access-portal session length: 15 minutes to 7 days,
 /// 8 hours by default.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema), schema(value_type = i64))]
 #[serde(try_from = "i64", into = "i64")]
 pub struct PortalSession(i64);
 

@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 
 /// A closed interval of time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct Interval {
     pub start: DateTime<Utc>,
     pub end: DateTime<Utc>,
@@ -40,6 +41,7 @@ impl Interval {
 
 /// What CloudTrail showed for the grant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct Observed {
     pub first_activity: DateTime<Utc>,
     pub last_activity: DateTime<Utc>,
@@ -52,6 +54,7 @@ pub struct Observed {
 
 /// Inputs to [`Windows::compute`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct WindowInputs {
     /// When the assignment's creation SUCCEEDED (or, in a preview, the planned start).
     pub activated_at: DateTime<Utc>,
@@ -76,6 +79,7 @@ pub enum WindowError {
 
 /// The windows of one grant, side by side.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct Windows {
     pub granted: Interval,
     /// Worst case: the end an auditor must assume without evidence.

@@ -51,10 +51,11 @@ impl GuardSettings {
         // 'wasm-unsafe-eval' lets the hydration bundle compile its WebAssembly; no
         // other script runs unless it carries this response's nonce. Style
         // attributes are allowed (the window preview sizes its bar with one); style
-        // sheets and <style> elements only from Timebox itself.
+        // sheets from Timebox itself, <style> elements only with the nonce (the
+        // evidence pack embeds its stylesheet).
         format!(
             "default-src 'none'; script-src 'self' 'nonce-{nonce}' 'wasm-unsafe-eval'; \
-             style-src 'self'; style-src-attr 'unsafe-inline'; img-src 'self' data:; font-src 'self'; connect-src 'self'; \
+             style-src 'self' 'nonce-{nonce}'; style-src-attr 'unsafe-inline'; img-src 'self' data:; font-src 'self'; connect-src 'self'; \
              manifest-src 'self'; base-uri 'none'; form-action {form_action}; \
              frame-ancestors 'none'"
         )

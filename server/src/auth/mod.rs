@@ -6,7 +6,6 @@
 //! - [`session`]: tower-sessions on a store in Timebox's own database; what a session
 //!   holds (a pending sign-in, then the signed-in person);
 //! - [`caller`]: resolves the session into an [`app::domain::Caller`] once per request;
-//! - [`routes`]: `/auth/login`, `/auth/callback`, `/auth/logout`;
 //! - [`limiter`]: failed callbacks counted per client address;
 //! - [`guard`]: the cross-site check on state-changing requests and the security
 //!   headers (nonce-based CSP) on every response.
@@ -18,7 +17,6 @@ pub mod caller;
 pub mod guard;
 pub mod limiter;
 pub mod oidc;
-pub mod routes;
 pub mod session;
 
 use crate::clock::Clock;

@@ -8,7 +8,7 @@
 //! - [`detective::Investigations`] starts and reads Detective investigations.
 //! - [`collect::Collector`] is the reaper's evidence step: when to collect, storing,
 //!   summarising, investigating, and closing the grant.
-//! - [`pack`] renders the evidence pack, [`routes`] serves it; people read evidence
+//! - [`pack`] renders the evidence pack (`crate::web::evidence` serves it); people read evidence
 //!   through the reader's handle (`crate::services::Reader`).
 
 pub mod cloudtrail;
@@ -17,7 +17,6 @@ pub mod detective;
 pub mod lake;
 pub mod matching;
 pub mod pack;
-pub mod routes;
 
 use crate::aws::{AwsError, AwsSetup};
 use crate::store::StoreError;

@@ -63,7 +63,7 @@ pub struct Applied {
 
 /// A grant changed (sent after the change is stored). The dashboard's live updates
 /// (`/api/v1/events`) listen to these.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct GrantChange {
     pub id: GrantId,
     pub state: GrantState,

@@ -12,8 +12,8 @@
 //! - read models: [`detail`] (the grant page), [`inbox`], [`history`], [`status`]
 //!   (active now, the admin's view), [`catalog`] (request options and the request
 //!   form), [`evidence`];
-//! - [`backend`]: `app::api::backend::Backend` over the handles; [`errors`]: the
-//!   one mapping to the API's error.
+//! - [`backend`]: `app::api::backend::Backend` over the handles (their errors
+//!   become the API's in `crate::web::error`).
 //!
 //! A new operation: a variant of [`app::domain::Operation`] with its row in
 //! `authorize` and in both authorization tables, a method on each handle whose role
@@ -27,7 +27,6 @@ pub mod auditor;
 pub mod backend;
 mod catalog;
 mod detail;
-mod errors;
 pub mod evidence;
 pub mod grants;
 pub mod history;

@@ -7,6 +7,7 @@
 
 use super::{wanted, Channel, ChannelError, DeliveryError, SEND_TIMEOUT};
 use crate::config::{EmailConfig, SmtpTls};
+use crate::html::escape;
 use crate::notify::message::Message;
 use crate::notify::NotificationKind;
 use crate::store::Delivery;
@@ -58,22 +59,6 @@ impl EmailChannel {
     }
 }
 
-/// HTML-escapes text from people and AWS.
-pub fn html_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
 /// The plain-text body.
 pub fn text_body(m: &Message) -> String {
     let mut out = format!("{}\n\n{}\n\n", m.title, m.summary);
@@ -100,8 +85,8 @@ pub fn html_body(m: &Message) -> String {
     for (label, value) in &m.facts {
         rows.push_str(&format!(
             "<tr><th align=\"left\" style=\"padding:2px 12px 2px 0\">{}</th><td>{}</td></tr>",
-            html_escape(label),
-            html_escape(value)
+            escape(label),
+            escape(value)
         ));
     }
     let link = m
@@ -110,21 +95,21 @@ pub fn html_body(m: &Message) -> String {
         .map(|l| {
             format!(
                 "<p><a href=\"{}\" style=\"display:inline-block;padding:8px 14px;background:#1f6feb;color:#fff;text-decoration:none;border-radius:4px\">{}</a></p>",
-                html_escape(l),
-                html_escape(m.link_label)
+                escape(l),
+                escape(m.link_label)
             )
         })
         .unwrap_or_default();
     let window = m
         .window_line()
-        .map(|w| format!("<p>{}</p>", html_escape(&w)))
+        .map(|w| format!("<p>{}</p>", escape(&w)))
         .unwrap_or_default();
     format!(
         "<!doctype html><html><body style=\"font-family:sans-serif\">\
          <h2>{}</h2><p>{}</p>{link}<table>{rows}</table>{window}\
          <p style=\"color:#666;font-size:small\">Timebox · {} · event {}</p></body></html>",
-        html_escape(&m.title),
-        html_escape(&m.summary),
+        escape(&m.title),
+        escape(&m.summary),
         m.kind.as_str(),
         m.event_id
     )

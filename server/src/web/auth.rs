@@ -3,9 +3,10 @@
 //! Handlers log reason codes and the client address, never codes, tokens, state or
 //! nonce values.
 
-use super::oidc::LoginError;
-use super::session::{PendingLogin, SignedIn, LOGIN_KEY, PERSON_KEY};
-use super::Auth;
+use crate::auth::oidc::LoginError;
+use crate::auth::session::{PendingLogin, SignedIn, LOGIN_KEY, PERSON_KEY};
+use crate::auth::Auth;
+use crate::html::escape;
 use axum::extract::{ConnectInfo, Query, State};
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Redirect, Response};
@@ -15,12 +16,14 @@ use serde::Deserialize;
 use std::net::SocketAddr;
 use tower_sessions::Session;
 
-/// The three routes, on [`Auth`] state.
-pub fn router() -> Router<Auth> {
+/// The three routes, on [`Auth`] state (the OIDC client, the sessions, the limiter
+/// live in [`crate::auth`]).
+pub fn router(auth: Auth) -> Router {
     Router::new()
         .route("/auth/login", get(login))
         .route("/auth/callback", get(callback))
         .route("/auth/logout", post(logout))
+        .with_state(auth)
 }
 
 #[derive(Debug, Deserialize)]
@@ -209,12 +212,6 @@ async fn logout(State(auth): State<Auth>, session: Session) -> Response {
 
 /// A small self-contained page for sign-in outcomes that are not the app.
 fn page(status: StatusCode, title: &str, message: &str) -> Response {
-    let escape = |s: &str| {
-        s.replace('&', "&amp;")
-            .replace('<', "&lt;")
-            .replace('>', "&gt;")
-            .replace('"', "&quot;")
-    };
     let html = format!(
         "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{t} · Timebox</title>\
          <link rel=\"stylesheet\" href=\"/pkg/timebox.css\"></head><body><main id=\"main\">\

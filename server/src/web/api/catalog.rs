@@ -1,0 +1,78 @@
+//! What may be asked for (`/api/v1/request-options`, `/api/v1/other-paths`) and the
+//! admin's views of the catalog, the reaper and the policies.
+
+use super::extract::{ApiState, CurrentCaller, QueryParams};
+use crate::web::error::{ApiResult, Refusals};
+use app::api::backend::Backend;
+use app::api::{AdminStatus, CatalogStatus, OtherPath, PoliciesView, PolicyQuery, RequestOptions};
+use axum::extract::State;
+use axum::Json;
+use serde::Deserialize;
+
+/// Accounts, permission sets and what the caller may ask for.
+#[utoipa::path(get, path = "/api/v1/request-options", tag = "catalog",
+    description = "Requesters and admins.",
+    responses((status = 200, description = "the options", body = RequestOptions), Refusals))]
+pub async fn request_options(
+    State(s): State<ApiState>,
+    CurrentCaller(c): CurrentCaller,
+) -> ApiResult<Json<RequestOptions>> {
+    Ok(Json(s.dashboard.request_options(&c).await?))
+}
+
+// Missing values are the backend's to refuse (after the caller is checked).
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct OtherPathsQuery {
+    #[serde(default)]
+    account_id: String,
+    #[serde(default)]
+    permission_set: String,
+}
+
+/// Other ways the caller already reaches an access.
+#[utoipa::path(get, path = "/api/v1/other-paths", tag = "catalog", params(OtherPathsQuery),
+    responses((status = 200, description = "group or standing assignments", body = Vec<OtherPath>), Refusals))]
+pub async fn other_paths(
+    State(s): State<ApiState>,
+    CurrentCaller(c): CurrentCaller,
+    QueryParams(q): QueryParams<OtherPathsQuery>,
+) -> ApiResult<Json<Vec<OtherPath>>> {
+    Ok(Json(
+        s.dashboard
+            .other_paths(&c, &q.account_id, &q.permission_set)
+            .await?,
+    ))
+}
+
+/// Catalog, reaper health, drift reports (admins).
+#[utoipa::path(get, path = "/api/v1/admin/status", tag = "admin",
+    responses((status = 200, description = "the status", body = AdminStatus), Refusals))]
+pub async fn admin_status(
+    State(s): State<ApiState>,
+    CurrentCaller(c): CurrentCaller,
+) -> ApiResult<Json<AdminStatus>> {
+    Ok(Json(s.dashboard.admin_status(&c).await?))
+}
+
+/// Re-read the catalog from Identity Center now (admins).
+#[utoipa::path(post, path = "/api/v1/admin/catalog/sync", tag = "admin",
+    responses((status = 200, description = "the catalog's state", body = CatalogStatus), Refusals))]
+pub async fn sync_catalog(
+    State(s): State<ApiState>,
+    CurrentCaller(c): CurrentCaller,
+) -> ApiResult<Json<CatalogStatus>> {
+    Ok(Json(s.dashboard.sync_catalog(&c).await?))
+}
+
+/// The policies in force, the file's reload status, and who can request what,
+/// approved by whom (admins).
+#[utoipa::path(get, path = "/api/v1/admin/policies", tag = "admin", params(PolicyQuery),
+    responses((status = 200, description = "policies and the answer", body = PoliciesView), Refusals))]
+pub async fn policies(
+    State(s): State<ApiState>,
+    CurrentCaller(c): CurrentCaller,
+    QueryParams(q): QueryParams<PolicyQuery>,
+) -> ApiResult<Json<PoliciesView>> {
+    Ok(Json(s.dashboard.policies(&c, q).await?))
+}
