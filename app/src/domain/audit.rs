@@ -34,7 +34,8 @@ impl AuditAction {
         }
     }
 
-    pub fn parse(s: &str) -> Option<Self> {
+    /// Every action Timebox records.
+    pub fn all() -> impl Iterator<Item = AuditAction> {
         [
             AuditAction::Request,
             AuditAction::Review,
@@ -43,7 +44,10 @@ impl AuditAction {
         ]
         .into_iter()
         .chain(Action::ALL.into_iter().map(AuditAction::Step))
-        .find(|a| a.as_str() == s)
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::all().find(|a| a.as_str() == s)
     }
 }
 
@@ -59,15 +63,7 @@ mod tests {
 
     #[test]
     fn names_round_trip_and_do_not_collide() {
-        let all: Vec<AuditAction> = [
-            AuditAction::Request,
-            AuditAction::Review,
-            AuditAction::DriftRemoved,
-            AuditAction::DriftUnmanaged,
-        ]
-        .into_iter()
-        .chain(Action::ALL.into_iter().map(AuditAction::Step))
-        .collect();
+        let all: Vec<AuditAction> = AuditAction::all().collect();
         for a in &all {
             assert_eq!(AuditAction::parse(a.as_str()), Some(*a));
         }

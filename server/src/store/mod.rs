@@ -77,42 +77,29 @@ pub enum StoreError {
     NoReviewOwed(GrantId),
 }
 
-/// The whole store: every repository. Implemented for anything that implements them
-/// all, so `Arc<dyn Store>` reaches each repository's methods (with
-/// [`prelude`] in scope).
-pub trait Store:
-    Health
-    + Grants
-    + Approvals
-    + AuditLog
-    + Catalog
-    + ReaperQueue
-    + TargetLeases
-    + Outbox
-    + Evidence
-    + Send
-    + Sync
-    + std::fmt::Debug
-    + 'static
-{
+/// Declares [`Store`] over the repositories, with its blanket implementation (one
+/// list, so a new repository is added in one place).
+macro_rules! store_of {
+    ($($repo:ident),+) => {
+        /// The whole store: every repository. Implemented for anything that implements
+        /// them all.
+        pub trait Store: $($repo +)+ Send + Sync + std::fmt::Debug + 'static {}
+
+        impl<T> Store for T where T: $($repo +)+ Send + Sync + std::fmt::Debug + 'static {}
+    };
 }
 
-impl<T> Store for T where
-    T: Health
-        + Grants
-        + Approvals
-        + AuditLog
-        + Catalog
-        + ReaperQueue
-        + TargetLeases
-        + Outbox
-        + Evidence
-        + Send
-        + Sync
-        + std::fmt::Debug
-        + 'static
-{
-}
+store_of!(
+    Health,
+    Grants,
+    Approvals,
+    AuditLog,
+    Catalog,
+    ReaperQueue,
+    TargetLeases,
+    Outbox,
+    Evidence
+);
 
 /// The repository traits, for calling their methods on a concrete store.
 pub mod prelude {
