@@ -135,34 +135,32 @@ impl DbSessionStore {
     }
 }
 
+impl DbSessionStore {
+    /// The backend's own store, which every [`SessionStore`] call goes to.
+    fn backend(&self) -> &dyn SessionStore {
+        match self {
+            DbSessionStore::Sqlite(s) => s,
+            DbSessionStore::Postgres(s) => s,
+        }
+    }
+}
+
 #[async_trait]
 impl SessionStore for DbSessionStore {
     async fn create(&self, record: &mut Record) -> session_store::Result<()> {
-        match self {
-            DbSessionStore::Sqlite(s) => s.create(record).await,
-            DbSessionStore::Postgres(s) => s.create(record).await,
-        }
+        self.backend().create(record).await
     }
 
     async fn save(&self, record: &Record) -> session_store::Result<()> {
-        match self {
-            DbSessionStore::Sqlite(s) => s.save(record).await,
-            DbSessionStore::Postgres(s) => s.save(record).await,
-        }
+        self.backend().save(record).await
     }
 
     async fn load(&self, id: &Id) -> session_store::Result<Option<Record>> {
-        match self {
-            DbSessionStore::Sqlite(s) => s.load(id).await,
-            DbSessionStore::Postgres(s) => s.load(id).await,
-        }
+        self.backend().load(id).await
     }
 
     async fn delete(&self, id: &Id) -> session_store::Result<()> {
-        match self {
-            DbSessionStore::Sqlite(s) => s.delete(id).await,
-            DbSessionStore::Postgres(s) => s.delete(id).await,
-        }
+        self.backend().delete(id).await
     }
 }
 

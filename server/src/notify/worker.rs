@@ -16,7 +16,7 @@
 //! Logs name the channel, event kind, event and delivery ids and the recipient; never
 //! a webhook URL, a password or a signing key.
 
-use super::channels::{Channels, DeliveryError, SEND_TIMEOUT};
+use super::channels::{Attempt, Channels, DeliveryError, SEND_TIMEOUT};
 use super::message::{Message, WindowText};
 use super::recipients::{resolve, Recipients};
 use super::{NotificationEvent, CHANNEL_WIDE};
@@ -313,7 +313,11 @@ impl NotifyWorker {
                 // so the lease is never outlived.
                 match tokio::time::timeout(
                     SEND_TIMEOUT + Duration::from_secs(5),
-                    channel.send(&message, &d, now),
+                    channel.send(Attempt {
+                        message: &message,
+                        delivery: &d,
+                        now,
+                    }),
                 )
                 .await
                 {

@@ -5,7 +5,7 @@
 //! same delivery has the same id, so mail systems can drop the duplicate) and the
 //! `X-Timebox-Event-Id` / `X-Timebox-Delivery-Id` headers.
 
-use super::{wanted, Channel, ChannelError, DeliveryError, SEND_TIMEOUT};
+use super::{Attempt, Channel, ChannelError, DeliveryError, Profile, SEND_TIMEOUT};
 use crate::config::{EmailConfig, SmtpTls};
 use crate::html::escape;
 use crate::notify::message::Message;
@@ -121,24 +121,14 @@ fn header(name: &'static str, value: String) -> HeaderValue {
 
 #[async_trait]
 impl Channel for EmailChannel {
-    fn name(&self) -> &'static str {
-        "email"
+    fn profile(&self) -> Profile<'_> {
+        Profile::per_person("email", &self.config.events)
     }
 
-    fn wants(&self, kind: NotificationKind) -> bool {
-        wanted(&self.config.events, kind)
-    }
-
-    fn per_person(&self) -> bool {
-        true
-    }
-
-    async fn send(
-        &self,
-        message: &Message,
-        delivery: &Delivery,
-        _now: DateTime<Utc>,
-    ) -> Result<(), DeliveryError> {
+    async fn send(&self, attempt: Attempt<'_>) -> Result<(), DeliveryError> {
+        let Attempt {
+            message, delivery, ..
+        } = attempt;
         let to: Mailbox = delivery.recipient.parse().map_err(|e| {
             DeliveryError::permanent(format!(
                 "{:?} is not an email address: {e}",

@@ -46,28 +46,72 @@ impl DeliveryError {
     }
 }
 
+/// One attempt at a delivery: what is sent, to whom, and when (the webhook signs
+/// the time; a retry is a new attempt of the same delivery).
+#[derive(Debug, Clone, Copy)]
+pub struct Attempt<'a> {
+    /// The laid-out notification.
+    pub message: &'a Message,
+    /// The outbox row: its id and, for a per-person channel, its recipient.
+    pub delivery: &'a Delivery,
+    /// When the attempt is made.
+    pub now: DateTime<Utc>,
+}
+
+/// What the worker needs to know of a channel besides how to send, read from the
+/// channel's configuration.
+#[derive(Debug, Clone, Copy)]
+pub struct Profile<'a> {
+    /// `slack`, `email`, `webhook`: the outbox's `channel` column and the metrics label.
+    pub name: &'static str,
+    /// True when each person gets their own delivery (email); false when the channel
+    /// is one destination for everybody (Slack, webhook).
+    pub per_person: bool,
+    /// The events from configuration: empty means every event.
+    pub events: &'a [NotificationKind],
+}
+
+impl<'a> Profile<'a> {
+    /// A channel that is one destination for everybody.
+    pub fn shared(name: &'static str, events: &'a [NotificationKind]) -> Self {
+        Self {
+            name,
+            per_person: false,
+            events,
+        }
+    }
+
+    /// A channel where each person gets their own delivery.
+    pub fn per_person(name: &'static str, events: &'a [NotificationKind]) -> Self {
+        Self {
+            name,
+            per_person: true,
+            events,
+        }
+    }
+}
+
 /// One way of reaching people.
 #[async_trait]
 pub trait Channel: Send + Sync + std::fmt::Debug + 'static {
+    /// The channel's name, audience and events.
+    fn profile(&self) -> Profile<'_>;
     /// `slack`, `email`, `webhook`: the outbox's `channel` column and the metrics label.
-    fn name(&self) -> &'static str;
+    fn name(&self) -> &'static str {
+        self.profile().name
+    }
     /// Whether this channel carries events of `kind`.
-    fn wants(&self, kind: NotificationKind) -> bool;
+    fn wants(&self, kind: NotificationKind) -> bool {
+        let events = self.profile().events;
+        events.is_empty() || events.contains(&kind)
+    }
     /// True when each person gets their own delivery (email); false when the channel
     /// is one destination for everybody (Slack, webhook).
-    fn per_person(&self) -> bool;
-    /// Sends `message` for `delivery` at `now`.
-    async fn send(
-        &self,
-        message: &Message,
-        delivery: &Delivery,
-        now: DateTime<Utc>,
-    ) -> Result<(), DeliveryError>;
-}
-
-/// `events` from configuration: empty means every event.
-pub(crate) fn wanted(events: &[NotificationKind], kind: NotificationKind) -> bool {
-    events.is_empty() || events.contains(&kind)
+    fn per_person(&self) -> bool {
+        self.profile().per_person
+    }
+    /// Makes one `attempt`.
+    async fn send(&self, attempt: Attempt<'_>) -> Result<(), DeliveryError>;
 }
 
 /// The HTTP client of the Slack and webhook channels: rustls, a timeout, and no
@@ -81,10 +125,18 @@ pub(crate) fn http_client() -> Result<reqwest::Client, reqwest::Error> {
         .build()
 }
 
-/// Turns an HTTP answer into the outcome of a send.
-pub(crate) async fn http_outcome(
-    result: Result<reqwest::Response, reqwest::Error>,
+/// POSTs `body` as JSON with `request` (URL and any extra headers already set) and
+/// turns the answer into the outcome of a send: the one HTTP send path of the Slack
+/// and webhook channels.
+pub(crate) async fn post_json(
+    request: reqwest::RequestBuilder,
+    body: impl Into<reqwest::Body>,
 ) -> Result<(), DeliveryError> {
+    let result = request
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .body(body)
+        .send()
+        .await;
     let response = match result {
         Ok(r) => r,
         // `without_url`: the URL may be a secret (Slack's webhook URL is).

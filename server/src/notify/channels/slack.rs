@@ -8,7 +8,7 @@
 //! Text from people (justification, ticket) is escaped (`&`, `<`, `>`), so a
 //! justification cannot ping `<!channel>` or forge a link.
 
-use super::{http_client, http_outcome, wanted, Channel, ChannelError, DeliveryError};
+use super::{http_client, post_json, Attempt, Channel, ChannelError, DeliveryError, Profile};
 use crate::config::SlackConfig;
 use crate::notify::message::Message;
 use crate::notify::NotificationKind;
@@ -109,33 +109,13 @@ pub fn payload(m: &Message, delivery: &Delivery) -> Value {
 
 #[async_trait]
 impl Channel for SlackChannel {
-    fn name(&self) -> &'static str {
-        "slack"
+    fn profile(&self) -> Profile<'_> {
+        Profile::shared("slack", &self.config.events)
     }
 
-    fn wants(&self, kind: NotificationKind) -> bool {
-        wanted(&self.config.events, kind)
-    }
-
-    fn per_person(&self) -> bool {
-        false
-    }
-
-    async fn send(
-        &self,
-        message: &Message,
-        delivery: &Delivery,
-        _now: DateTime<Utc>,
-    ) -> Result<(), DeliveryError> {
-        let body = payload(message, delivery).to_string();
-        http_outcome(
-            self.client
-                .post(self.config.webhook_url.expose())
-                .header(reqwest::header::CONTENT_TYPE, "application/json")
-                .body(body)
-                .send()
-                .await,
-        )
-        .await
+    async fn send(&self, attempt: Attempt<'_>) -> Result<(), DeliveryError> {
+        let url = self.config.webhook_url.expose();
+        let body = payload(attempt.message, attempt.delivery).to_string();
+        post_json(self.client.post(url), body).await
     }
 }

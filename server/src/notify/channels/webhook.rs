@@ -7,7 +7,7 @@
 //! - `X-Timebox-Delivery-Id` and `Idempotency-Key`: this delivery; a retry of the same
 //!   delivery carries the same id, so a receiver can drop what it has already seen.
 
-use super::{http_client, http_outcome, wanted, Channel, ChannelError, DeliveryError};
+use super::{http_client, post_json, Attempt, Channel, ChannelError, DeliveryError, Profile};
 use crate::config::WebhookConfig;
 use crate::notify::message::Message;
 use crate::notify::NotificationKind;
@@ -87,41 +87,25 @@ pub fn payload(m: &Message, delivery: &Delivery) -> Value {
 
 #[async_trait]
 impl Channel for WebhookChannel {
-    fn name(&self) -> &'static str {
-        "webhook"
+    fn profile(&self) -> Profile<'_> {
+        Profile::shared("webhook", &self.config.events)
     }
 
-    fn wants(&self, kind: NotificationKind) -> bool {
-        wanted(&self.config.events, kind)
-    }
-
-    fn per_person(&self) -> bool {
-        false
-    }
-
-    async fn send(
-        &self,
-        message: &Message,
-        delivery: &Delivery,
-        now: DateTime<Utc>,
-    ) -> Result<(), DeliveryError> {
-        let body = payload(message, delivery).to_string().into_bytes();
-        let timestamp = now.timestamp();
+    async fn send(&self, attempt: Attempt<'_>) -> Result<(), DeliveryError> {
+        let body = payload(attempt.message, attempt.delivery)
+            .to_string()
+            .into_bytes();
+        let timestamp = attempt.now.timestamp();
         let signature = signature(self.config.secret.expose().as_bytes(), timestamp, &body);
-        http_outcome(
-            self.client
-                .post(&self.config.url)
-                .header(reqwest::header::CONTENT_TYPE, "application/json")
-                .header("X-Timebox-Timestamp", timestamp.to_string())
-                .header("X-Timebox-Signature", format!("sha256={signature}"))
-                .header("X-Timebox-Event-Id", message.event_id.to_string())
-                .header("X-Timebox-Delivery-Id", delivery.id.to_string())
-                .header("Idempotency-Key", delivery.id.to_string())
-                .body(body)
-                .send()
-                .await,
-        )
-        .await
+        let request = self
+            .client
+            .post(&self.config.url)
+            .header("X-Timebox-Timestamp", timestamp.to_string())
+            .header("X-Timebox-Signature", format!("sha256={signature}"))
+            .header("X-Timebox-Event-Id", attempt.message.event_id.to_string())
+            .header("X-Timebox-Delivery-Id", attempt.delivery.id.to_string())
+            .header("Idempotency-Key", attempt.delivery.id.to_string());
+        post_json(request, body).await
     }
 }
 
