@@ -9,10 +9,7 @@ use super::{Attempt, Channel, ChannelError, DeliveryError, Profile, SEND_TIMEOUT
 use crate::config::{EmailConfig, SmtpTls};
 use crate::html::escape;
 use crate::notify::message::Message;
-use crate::notify::NotificationKind;
-use crate::store::Delivery;
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
 use lettre::message::header::{HeaderName, HeaderValue};
 use lettre::message::{Mailbox, MultiPart};
 use lettre::transport::smtp::authentication::Credentials;

@@ -11,10 +11,8 @@
 use super::{http_client, post_json, Attempt, Channel, ChannelError, DeliveryError, Profile};
 use crate::config::SlackConfig;
 use crate::notify::message::Message;
-use crate::notify::NotificationKind;
 use crate::store::Delivery;
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
 #[derive(Debug)]

@@ -10,10 +10,8 @@
 use super::{http_client, post_json, Attempt, Channel, ChannelError, DeliveryError, Profile};
 use crate::config::WebhookConfig;
 use crate::notify::message::Message;
-use crate::notify::NotificationKind;
 use crate::store::Delivery;
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
 use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
 use sha2::Sha256;
