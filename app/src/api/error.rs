@@ -15,7 +15,6 @@ macro_rules! error_codes {
         /// What went wrong, for programs: each code has one wire name and one HTTP
         /// status ([`ErrorCode::status`]).
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-        #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
         pub enum ErrorCode {
             $($(#[doc = $doc])* #[serde(rename = $code)] $variant,)*
         }
@@ -38,6 +37,24 @@ macro_rules! error_codes {
                 }
             }
         }
+
+        /// The schema lists the wire names (what the JSON carries), from the same table;
+        /// a derive would list the variants' Rust names.
+        #[cfg(feature = "ssr")]
+        impl utoipa::PartialSchema for ErrorCode {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                utoipa::openapi::schema::ObjectBuilder::new()
+                    .schema_type(utoipa::openapi::schema::Type::String)
+                    .description(Some(
+                        "What went wrong, for programs: each code has one HTTP status.",
+                    ))
+                    .enum_values(Some(ErrorCode::ALL.iter().map(|c| c.as_str())))
+                    .into()
+            }
+        }
+
+        #[cfg(feature = "ssr")]
+        impl utoipa::ToSchema for ErrorCode {}
     };
 }
 
