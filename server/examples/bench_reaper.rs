@@ -6,8 +6,13 @@
 //! ```text
 //! cargo run --release -p server --example bench_reaper -- \
 //!     [--grants 10000] [--rate 0] [--interval-ms 250] [--concurrency 32] \
-//!     [--database sqlite://…|postgres://…] [--moto-url http://127.0.0.1:5000]
+//!     [--database sqlite://…|postgres://…] [--moto-url http://127.0.0.1:5000] \
+//!     [--contend 0]
 //! ```
+//! `--contend N` runs N clients that loop the other-paths lookup (`FindUser`,
+//! `ListGroupMembershipsForMember`, `ListAccountAssignments`: what
+//! `GET /api/v1/other-paths` asks Identity Center on a cache miss) as fast as they
+//! can through the same paced Identity Center, for as long as the reaper runs.
 //! `--rate` is the AWS call rate limit (`aws.max_calls_per_second`, 0 = none). Without
 //! `--moto-url` a `moto_server` is started on a free port. See docs/benchmarks.md.
 
@@ -44,6 +49,7 @@ struct Args {
     concurrency: usize,
     database: Option<String>,
     moto_url: Option<String>,
+    contend: usize,
 }
 
 fn args() -> Args {
@@ -54,6 +60,7 @@ fn args() -> Args {
         concurrency: 32,
         database: None,
         moto_url: None,
+        contend: 0,
     };
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
@@ -65,6 +72,7 @@ fn args() -> Args {
             "--concurrency" => a.concurrency = v.parse().expect("--concurrency N"),
             "--database" => a.database = Some(v),
             "--moto-url" => a.moto_url = Some(v),
+            "--contend" => a.contend = v.parse().expect("--contend N"),
             other => panic!("unknown option {other}"),
         }
     }
@@ -302,9 +310,25 @@ async fn main() {
             user_match: UserMatch::UserName,
             catalog_refresh: Duration::from_secs(3600),
             reconcile_every: 0,
+            max_in_flight: timebox_server::reaper::AWS_MAX_IN_FLIGHT,
         },
     ));
     let (stop, stopped) = tokio::sync::watch::channel(false);
+    // Clients looping the other-paths lookup through the same paced Identity Center.
+    let lookups = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let mut clients_running = Vec::new();
+    for c in 0..a.contend {
+        let (ic, stopped, lookups) = (ic.clone(), stop.subscribe(), lookups.clone());
+        let (account, arn) = (accounts[c % 10].clone(), sets[c % 10].1.clone());
+        clients_running.push(tokio::spawn(async move {
+            while !*stopped.borrow() {
+                let _ = ic.find_user(UserMatch::UserName, "bench-user-0").await;
+                let _ = ic.user_groups("principal-bench-user-0").await;
+                let _ = ic.list_assignments(&account, &arn).await;
+                lookups.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        }));
+    }
     // The server's loop (Reaper::run): a task per due target, passes every interval.
     let task = tokio::spawn(reaper.clone().run(stopped));
     let started = Instant::now();
@@ -321,6 +345,9 @@ async fn main() {
     }
     let _ = stop.send(true);
     let _ = task.await;
+    for c in clients_running {
+        let _ = c.await;
+    }
 
     // Lag: from each grant's end to the moment its DeleteAccountAssignment was sent.
     let mut lags = Vec::new();
@@ -376,6 +403,11 @@ async fn main() {
         } else {
             format!("{}/s", a.rate)
         }
+    );
+    println!(
+        "contending clients: {}  other-paths lookups they made: {}",
+        a.contend,
+        lookups.load(std::sync::atomic::Ordering::Relaxed)
     );
     println!(
         "lag end → DeleteAccountAssignment: p50 {:.3}s  p99 {:.3}s  max {:.3}s",

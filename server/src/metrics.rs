@@ -43,6 +43,8 @@ pub struct Metrics {
     /// Refused operations, by operation and reason code (every refusal is also
     /// logged with the caller and the grant).
     pub refusals: IntCounterVec,
+    /// Drift findings, by kind (`removed`, `recreated`, `unmanaged`, `group_path`).
+    pub drift_findings: IntCounterVec,
 }
 
 impl Metrics {
@@ -154,8 +156,17 @@ impl Metrics {
             &["operation", "reason"],
         )
         .expect("metric");
+        let drift_findings = IntCounterVec::new(
+            Opts::new(
+                "timebox_drift_findings_total",
+                "Differences between Identity Center and Timebox found by the drift pass, by kind",
+            ),
+            &["kind"],
+        )
+        .expect("metric");
         for c in [
-            Box::new(reaper_lag.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(drift_findings.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(reaper_lag.clone()),
             Box::new(reaper_queue_depth.clone()),
             Box::new(reaper_failures.clone()),
             Box::new(aws_call_seconds.clone()),
@@ -190,6 +201,7 @@ impl Metrics {
             notification_outbox_depth,
             notification_oldest_undelivered,
             refusals,
+            drift_findings,
         }
     }
 

@@ -91,6 +91,8 @@ error_codes! {
     TicketRequired = "ticket_required" => 422,
     TicketMismatch = "ticket_mismatch" => 422,
     JustificationTooShort = "justification_too_short" => 422,
+    /// The caller asked too often; `message` says when to try again.
+    TooManyRequests = "too_many_requests" => 429,
     /// Too many writers at once; try again.
     Busy = "busy" => 503,
     /// Identity Center cannot be asked now.

@@ -18,11 +18,20 @@ pub enum AuditAction {
     /// An assignment of a managed permission set that Timebox did not make
     /// (`drift_unmanaged`).
     DriftUnmanaged,
+    /// An active grant's assignment was gone and was created again (`drift_recreated`).
+    DriftRecreated,
+    /// A group assignment gives the grant's user the same access (`drift_group_path`).
+    DriftGroupPath,
 }
 
 impl AuditAction {
     /// The drift reports, newest first on the status page.
-    pub const DRIFT: [AuditAction; 2] = [AuditAction::DriftRemoved, AuditAction::DriftUnmanaged];
+    pub const DRIFT: [AuditAction; 4] = [
+        AuditAction::DriftRemoved,
+        AuditAction::DriftUnmanaged,
+        AuditAction::DriftRecreated,
+        AuditAction::DriftGroupPath,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -31,6 +40,8 @@ impl AuditAction {
             AuditAction::Review => "review",
             AuditAction::DriftRemoved => "drift_removed",
             AuditAction::DriftUnmanaged => "drift_unmanaged",
+            AuditAction::DriftRecreated => "drift_recreated",
+            AuditAction::DriftGroupPath => "drift_group_path",
         }
     }
 
@@ -41,6 +52,8 @@ impl AuditAction {
             AuditAction::Review,
             AuditAction::DriftRemoved,
             AuditAction::DriftUnmanaged,
+            AuditAction::DriftRecreated,
+            AuditAction::DriftGroupPath,
         ]
         .into_iter()
         .chain(Action::ALL.into_iter().map(AuditAction::Step))

@@ -26,10 +26,13 @@ pub enum NotificationKind {
     ActivityAfterRevocation,
     /// Amazon Detective rated an investigation high or critical (to auditors).
     InvestigationSevere,
+    /// The drift pass found Identity Center different from Timebox's record (to
+    /// admins).
+    Drift,
 }
 
 impl NotificationKind {
-    pub const ALL: [NotificationKind; 9] = [
+    pub const ALL: [NotificationKind; 10] = [
         NotificationKind::NewRequest,
         NotificationKind::Decision,
         NotificationKind::GrantActive,
@@ -39,6 +42,7 @@ impl NotificationKind {
         NotificationKind::BreakGlassUsed,
         NotificationKind::ActivityAfterRevocation,
         NotificationKind::InvestigationSevere,
+        NotificationKind::Drift,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -52,6 +56,7 @@ impl NotificationKind {
             NotificationKind::BreakGlassUsed => "break_glass_used",
             NotificationKind::ActivityAfterRevocation => "activity_after_revocation",
             NotificationKind::InvestigationSevere => "investigation_severe",
+            NotificationKind::Drift => "drift",
         }
     }
 
@@ -74,6 +79,7 @@ impl NotificationKind {
             NotificationKind::ActivityAfterRevocation | NotificationKind::InvestigationSevere => {
                 &[Audience::Auditors]
             }
+            NotificationKind::Drift => &[Audience::Admins],
         }
     }
 }
@@ -87,6 +93,8 @@ pub enum Audience {
     /// Every approver.
     AllApprovers,
     Auditors,
+    /// The members of the admin groups.
+    Admins,
 }
 
 #[cfg(test)]

@@ -157,8 +157,10 @@ impl TryFrom<String> for SessionDuration {
     }
 }
 
-/// The Identity Center instance's access-portal session length: 15 minutes to 7 days,
-/// 8 hours by default.
+/// The Identity Center instance's access-portal session length: 15 minutes to 90 days,
+/// 8 hours by default (IAM Identity Center user guide, "Configure the duration of the
+/// AWS access portal and IAM Identity Center integrated applications sessions"; the
+/// 7-day ceiling of earlier years was raised).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema), schema(value_type = i64))]
 #[serde(try_from = "i64", into = "i64")]
@@ -166,7 +168,7 @@ pub struct PortalSession(i64);
 
 impl PortalSession {
     pub const MIN_SECONDS: i64 = 15 * 60;
-    pub const MAX_SECONDS: i64 = 7 * 86_400;
+    pub const MAX_SECONDS: i64 = 90 * 86_400;
     pub const DEFAULT: PortalSession = PortalSession(8 * 3600);
 
     pub fn from_seconds(s: i64) -> Result<Self, String> {
@@ -174,7 +176,7 @@ impl PortalSession {
             Ok(Self(s))
         } else {
             Err(format!(
-                "the access-portal session must be between 15m and 7d (got {})",
+                "the access-portal session must be between 15m and 90d (got {})",
                 format_human(Duration::seconds(s))
             ))
         }
@@ -284,8 +286,12 @@ mod tests {
     fn portal_session_range() {
         assert!(PortalSession::from_seconds(15 * 60).is_ok());
         assert!(PortalSession::from_seconds(7 * 86_400).is_ok());
+        assert!(PortalSession::from_seconds(30 * 86_400).is_ok());
+        assert!(PortalSession::from_seconds(90 * 86_400).is_ok());
+        assert!(PortalSession::from_seconds(5 * 60).is_err());
         assert!(PortalSession::from_seconds(14 * 60).is_err());
-        assert!(PortalSession::from_seconds(7 * 86_400 + 1).is_err());
+        assert!(PortalSession::from_seconds(90 * 86_400 + 1).is_err());
+        assert!(PortalSession::from_seconds(91 * 86_400).is_err());
         assert_eq!(PortalSession::DEFAULT.seconds(), 8 * 3600);
     }
 

@@ -205,6 +205,21 @@ mod tests {
         assert!(w.explanation().contains("1h"));
     }
 
+    /// A 30-day access-portal session (Identity Center allows up to 90 days): the
+    /// tail is 30 days plus the permission-set session.
+    #[test]
+    fn a_thirty_day_portal_session_gives_a_thirty_day_tail() {
+        let mut i = inputs(Some(t(5, 0)));
+        i.portal_session = PortalSession::from_seconds(30 * 86_400).unwrap();
+        let w = Windows::compute(&i).unwrap();
+        assert_eq!(
+            w.real.end,
+            t(5, 0) + Duration::days(30) + Duration::hours(1)
+        );
+        assert_eq!(w.tail.length(), Duration::days(30) + Duration::hours(1));
+        assert!(w.explanation().contains("30d"), "{}", w.explanation());
+    }
+
     #[test]
     fn revocation_time_not_plan_drives_the_final_window() {
         // The deletion SUCCEEDED 7 minutes late: the real window moves with it.
@@ -270,7 +285,7 @@ mod tests {
             0i64..10_000_000,
             1i64..(12 * 60),
             proptest::option::of(0i64..(24 * 60)),
-            (15 * 60)..=(7 * 86_400i64),
+            (15 * 60)..=(90 * 86_400i64),
             3600i64..=43_200,
             proptest::option::of((0i64..100_000, 0i64..100_000, any::<bool>(), any::<bool>())),
         )

@@ -7,8 +7,8 @@ use crate::domain::{
 use chrono::{DateTime, NaiveTime, TimeZone, Utc};
 use leptos::prelude::*;
 
-/// Portal-session choices offered by the preview (Identity Center allows 15 min–7 days).
-const PORTAL_CHOICES: [(&str, i64); 7] = [
+/// Portal-session choices offered by the preview (Identity Center allows 15 min–90 days).
+const PORTAL_CHOICES: [(&str, i64); 9] = [
     ("15 minutes", 15 * 60),
     ("1 hour", 3600),
     ("4 hours", 4 * 3600),
@@ -16,6 +16,8 @@ const PORTAL_CHOICES: [(&str, i64); 7] = [
     ("12 hours", 12 * 3600),
     ("1 day", 86_400),
     ("7 days", 7 * 86_400),
+    ("30 days", 30 * 86_400),
+    ("90 days", 90 * 86_400),
 ];
 
 /// The preview's outcome: either the windows or the first wrong field and why.

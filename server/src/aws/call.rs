@@ -2,7 +2,7 @@
 //! [`Calls::pages`] for the SDK's paginators (one call per page). Each call is paced,
 //! bounded by the call timeout, timed, counted, logged once and classified.
 
-use super::{classify, AwsError, Pacer};
+use super::{classify, AwsError, Pacer, Priority};
 use crate::metrics::Metrics;
 use aws_smithy_async::future::pagination_stream::PaginationStream;
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
@@ -20,6 +20,7 @@ pub struct Calls {
     metrics: Arc<Metrics>,
     pacer: Arc<Pacer>,
     timeout: Duration,
+    priority: Priority,
 }
 
 /// The default of `aws.call_timeout`.
@@ -33,6 +34,7 @@ impl Calls {
             metrics,
             pacer: Arc::new(Pacer::unlimited()),
             timeout: DEFAULT_TIMEOUT,
+            priority: Priority::Normal,
         }
     }
 
@@ -40,6 +42,14 @@ impl Calls {
     pub fn paced(&self, pacer: Arc<Pacer>) -> Self {
         Self {
             pacer,
+            ..self.clone()
+        }
+    }
+
+    /// The same, paced as `priority` (revocations: [`Priority::First`]).
+    pub fn with_priority(&self, priority: Priority) -> Self {
+        Self {
+            priority,
             ..self.clone()
         }
     }
@@ -95,7 +105,7 @@ impl Calls {
         operation: &'static str,
         call: impl Future<Output = Result<T, AwsError>>,
     ) -> Result<T, AwsError> {
-        self.pacer.acquire().await;
+        self.pacer.acquire_as(self.priority).await;
         let started = Instant::now();
         let result = tokio::time::timeout(self.timeout, call)
             .await

@@ -1,24 +1,57 @@
-//! The one call pacer: calls that share a [`Pacer`] start at most `n` per second,
-//! in the order they asked. A call takes its slot when it starts, not when it
-//! queues, so a caller that gives up while waiting costs the others nothing.
+//! The one call pacer: calls that share a [`Pacer`] start at most `n` per second. A
+//! call takes its slot when it starts, not when it queues, so a caller that gives up
+//! while waiting costs the others nothing.
+//!
+//! Two classes share the budget: [`Priority::First`] (revocations and their status
+//! polls) and [`Priority::Normal`] (everything else). First-class calls start ahead
+//! of every waiting normal call, and normal calls together use at most
+//! `1 - reserve` of the rate, so a revocation never waits behind a queue of
+//! request-path lookups, and always has `reserve` of the rate even when it arrives
+//! into a busy stream.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
+/// Which class a call is paced in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Priority {
+    /// Ending access: `DeleteAccountAssignment` and its status polls.
+    First,
+    #[default]
+    Normal,
+}
+
+/// The share of the rate kept for [`Priority::First`] calls.
+pub const FIRST_RESERVE: f64 = 0.5;
+
 /// Spaces the start of calls at least `1/n` seconds apart (a token bucket holding one
 /// token). Share one with `Arc` between everything that counts against one limit.
 ///
-/// Waiters queue on a fair lock and hold it while they wait for their moment, so they
-/// start first come, first served. A later priority (for revocations, say) becomes an
-/// argument of [`Pacer::acquire`]; the slot is already taken only at the start, so a
-/// reserved share can be given without renumbering queued calls.
+/// Waiters of a class queue on a fair lock and hold it while they wait for their
+/// moment, so within a class they start first come, first served.
 #[derive(Debug)]
 pub struct Pacer {
     /// `None`: no limit.
     gap: Option<Duration>,
-    /// The earliest moment the next call may start.
-    next_start: Mutex<Instant>,
+    /// The gap between two normal calls (`gap / (1 - reserve)`).
+    normal_gap: Option<Duration>,
+    /// The earliest moments the next call, and the next normal call, may start.
+    next: std::sync::Mutex<(Instant, Instant)>,
+    first_queue: Mutex<()>,
+    normal_queue: Mutex<()>,
+    /// First-class calls waiting: while any is, normal calls do not start.
+    first_waiting: AtomicUsize,
+}
+
+/// Counts a waiting first-class call while it lives (a dropped future included).
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl Pacer {
@@ -34,21 +67,63 @@ impl Pacer {
 
     /// `None` or `Some(0)`: no limit (as `aws.max_calls_per_second` says it).
     pub fn limit(calls_per_second: Option<u32>) -> Self {
+        let gap = calls_per_second
+            .filter(|n| *n > 0)
+            .map(|n| Duration::from_secs_f64(1.0 / f64::from(n)));
+        let now = Instant::now();
         Self {
-            gap: calls_per_second
-                .filter(|n| *n > 0)
-                .map(|n| Duration::from_secs_f64(1.0 / f64::from(n))),
-            next_start: Mutex::new(Instant::now()),
+            gap,
+            normal_gap: gap.map(|g| g.div_f64(1.0 - FIRST_RESERVE)),
+            next: std::sync::Mutex::new((now, now)),
+            first_queue: Mutex::new(()),
+            normal_queue: Mutex::new(()),
+            first_waiting: AtomicUsize::new(0),
         }
     }
 
-    /// Waits until a call may start, and takes that slot as it returns. Dropping the
-    /// future while it waits takes nothing.
+    /// Waits until a normal call may start, and takes that slot as it returns.
+    /// Dropping the future while it waits takes nothing.
     pub async fn acquire(&self) {
-        let Some(gap) = self.gap else { return };
-        let mut next_start = self.next_start.lock().await;
-        tokio::time::sleep_until(*next_start).await;
-        *next_start = Instant::now() + gap;
+        self.acquire_as(Priority::Normal).await;
+    }
+
+    /// Waits until a call of `priority` may start, and takes that slot as it
+    /// returns. Dropping the future while it waits takes nothing.
+    pub async fn acquire_as(&self, priority: Priority) {
+        let (Some(gap), Some(normal_gap)) = (self.gap, self.normal_gap) else {
+            return;
+        };
+        let first = priority == Priority::First;
+        let _waiting = first.then(|| {
+            self.first_waiting.fetch_add(1, Ordering::SeqCst);
+            Waiting(&self.first_waiting)
+        });
+        let _queue = if first {
+            self.first_queue.lock().await
+        } else {
+            self.normal_queue.lock().await
+        };
+        loop {
+            let now = Instant::now();
+            let at = {
+                let mut next = self.next.lock().unwrap_or_else(|p| p.into_inner());
+                let at = if first { next.0 } else { next.0.max(next.1) };
+                let yield_to_first = !first && self.first_waiting.load(Ordering::SeqCst) > 0;
+                if at <= now && !yield_to_first {
+                    next.0 = now + gap;
+                    if !first {
+                        next.1 = now + normal_gap;
+                    }
+                    return;
+                }
+                if yield_to_first {
+                    at.max(now + gap)
+                } else {
+                    at
+                }
+            };
+            tokio::time::sleep_until(at).await;
+        }
     }
 }
 
@@ -92,6 +167,61 @@ mod tests {
         assert!(
             waited >= Duration::from_millis(190) && waited < Duration::from_millis(350),
             "{waited:?}: one slot, not two"
+        );
+    }
+
+    /// A revocation arriving behind a queue of normal calls starts next, not last.
+    #[tokio::test]
+    async fn first_class_calls_go_ahead_of_waiting_normal_calls() {
+        let pacer = Arc::new(Pacer::per_second(20));
+        pacer.acquire().await;
+        let order = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let mut tasks = Vec::new();
+        for i in 0..6 {
+            let (pacer, order) = (pacer.clone(), order.clone());
+            tasks.push(tokio::spawn(async move {
+                pacer.acquire().await;
+                order.lock().unwrap().push(i);
+            }));
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        let (p, o) = (pacer.clone(), order.clone());
+        let first = tokio::spawn(async move {
+            p.acquire_as(Priority::First).await;
+            o.lock().unwrap().push(99);
+        });
+        first.await.unwrap();
+        for t in tasks {
+            t.await.unwrap();
+        }
+        let order = order.lock().unwrap().clone();
+        let at = order.iter().position(|i| *i == 99).unwrap();
+        assert!(at <= 1, "the revocation started {at}th: {order:?}");
+    }
+
+    /// Normal calls alone use at most half the rate; the rest is kept for
+    /// revocations.
+    #[tokio::test]
+    async fn normal_calls_leave_the_reserve() {
+        let pacer = Pacer::per_second(100);
+        let started = Instant::now();
+        for _ in 0..6 {
+            pacer.acquire().await;
+        }
+        // Five gaps of 20 ms (half of 100/s), not 10 ms.
+        assert!(
+            started.elapsed() >= Duration::from_millis(95),
+            "{:?}",
+            started.elapsed()
+        );
+        let started = Instant::now();
+        for _ in 0..6 {
+            pacer.acquire_as(Priority::First).await;
+        }
+        assert!(
+            started.elapsed() < Duration::from_millis(90),
+            "{:?}",
+            started.elapsed()
         );
     }
 

@@ -34,7 +34,7 @@ impl UserMatch {
 /// `[identity_center]`: the IAM Identity Center instance Timebox works with.
 #[derive(Debug, Clone)]
 pub struct IdentityCenterConfig {
-    /// The instance's access-portal session length (15m..=7d). Default 8h.
+    /// The instance's access-portal session length (15m..=90d). Default 8h.
     pub portal_session: PortalSession,
     /// AWS region of the instance, such as `us-east-1`.
     pub region: Option<String>,
@@ -183,18 +183,23 @@ mod tests {
         assert_contains(
             &m,
             "identity_center.portal_session = \"10m\" is out of range: the access-portal \
-             session must be between 15m and 7d; set it to your Identity Center instance's \
+             session must be between 15m and 90d; set it to your Identity Center instance's \
              session duration (Settings → Authentication → Session duration)",
         );
-        let m = message(from_toml("[identity_center]\nportal_session = \"8d\"\n"));
+        let m = message(from_toml("[identity_center]\nportal_session = \"5m\"\n"));
         assert_contains(
             &m,
-            "identity_center.portal_session = \"8d\" is out of range",
+            "identity_center.portal_session = \"5m\" is out of range",
         );
-        assert_contains(&m, "between 15m and 7d");
+        let m = message(from_toml("[identity_center]\nportal_session = \"91d\"\n"));
+        assert_contains(
+            &m,
+            "identity_center.portal_session = \"91d\" is out of range",
+        );
+        assert_contains(&m, "between 15m and 90d");
 
-        // The bounds themselves are accepted.
-        for ok in ["15m", "7d", "1h 30m"] {
+        // The bounds themselves are accepted, and everything between.
+        for ok in ["15m", "7d", "8d", "30d", "90d", "1h 30m"] {
             from_toml(&format!("[identity_center]\nportal_session = \"{ok}\"\n"))
                 .unwrap_or_else(|e| panic!("{ok} refused: {e}"));
         }

@@ -11,7 +11,7 @@ use super::{
     Assignment, IcError, IcErrorKind, IdentityCenter, IdentityError, Instance, Operation,
     OperationStatus, PermissionSetInfo, UserContact, UserMatch,
 };
-use crate::aws::{AwsSetup, Calls, Pacer};
+use crate::aws::{AwsSetup, Calls, Pacer, Priority};
 use crate::config::{AwsConfig, IdentityCenterConfig};
 use crate::metrics::Metrics;
 use crate::store::{CatalogNode, NodeKind};
@@ -421,7 +421,11 @@ impl IdentityCenter for SdkIdentityCenter {
             &instance_arn,
             a
         );
-        let out = self.aws.call(OP, request.send()).await?;
+        let out = self
+            .aws
+            .with_priority(Priority::First)
+            .call(OP, request.send())
+            .await?;
         operation_of(OP, out.account_assignment_deletion_status())
     }
 
@@ -434,7 +438,11 @@ impl IdentityCenter for SdkIdentityCenter {
             .describe_account_assignment_deletion_status()
             .instance_arn(&instance_arn)
             .account_assignment_deletion_request_id(request_id);
-        let out = self.aws.call(OP, request.send()).await?;
+        let out = self
+            .aws
+            .with_priority(Priority::First)
+            .call(OP, request.send())
+            .await?;
         status_of(OP, out.account_assignment_deletion_status())
     }
 

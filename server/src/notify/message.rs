@@ -153,6 +153,14 @@ impl Message {
                     format!("Amazon Detective rated investigation {id} of the {what} role in account {account} {severity}. The role is shared by everyone holding {what} there; see the grant's evidence."),
                 )
             }
+            NotificationKind::Drift => {
+                let finding = detail(d, "finding").unwrap_or("a difference");
+                let account = detail(d, "account_id").unwrap_or(&account).to_owned();
+                (
+                    format!("Drift in {account}: {}", detail(d, "kind").unwrap_or("finding")),
+                    format!("Identity Center differs from Timebox's record in account {account}: {finding}. See the status page's drift findings."),
+                )
+            }
         };
         let mut facts = Vec::new();
         if let Some(g) = grant {

@@ -129,6 +129,28 @@ pub async fn enqueue(
     Ok(n > 0)
 }
 
+/// Puts a drift finding in the outbox, for the admins (Slack and the webhook carry
+/// it too). `key` identifies the finding: the same finding is told once.
+pub async fn enqueue_drift(
+    store: &dyn Store,
+    grant: Option<GrantId>,
+    key: String,
+    details: serde_json::Value,
+    at: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    let n = store
+        .enqueue_notifications(&[NewNotification {
+            id: uuid::Uuid::new_v4(),
+            dedupe_key: format!("drift:{key}"),
+            kind: NotificationKind::Drift,
+            grant_id: grant,
+            details,
+            at,
+        }])
+        .await?;
+    Ok(n > 0)
+}
+
 /// The notification a new request causes (none when it needs no approval: the
 /// policy approves it at once and the decision is announced instead).
 pub fn for_new_request(

@@ -45,6 +45,11 @@ pub trait Recipients: Send + Sync + std::fmt::Debug + 'static {
     /// Every approver (break-glass).
     async fn all_approvers(&self) -> Result<Vec<Recipient>, RecipientError>;
     async fn auditors(&self) -> Result<Vec<Recipient>, RecipientError>;
+    /// The members of the admin groups (drift findings). Empty by default: Slack and
+    /// the webhook, which are channel-wide, still carry the event.
+    async fn admins(&self) -> Result<Vec<Recipient>, RecipientError> {
+        Ok(Vec::new())
+    }
     /// One person's addresses (empty when none is known).
     async fn person(&self, who: &PersonId) -> Result<Vec<Recipient>, RecipientError>;
 }
@@ -63,6 +68,7 @@ pub async fn resolve(
             (Audience::ApproversOfGrant | Audience::AllApprovers, None)
             | (Audience::AllApprovers, Some(_)) => recipients.all_approvers().await?,
             (Audience::Auditors, _) => recipients.auditors().await?,
+            (Audience::Admins, _) => recipients.admins().await?,
             (Audience::Requester, None) => Vec::new(),
         };
         out.extend(found);
@@ -84,6 +90,7 @@ pub struct DirectoryRecipients {
     auditor_groups: Vec<String>,
     approvers_to: Vec<String>,
     auditors_to: Vec<String>,
+    admin_groups: Vec<String>,
 }
 
 impl DirectoryRecipients {
@@ -102,7 +109,14 @@ impl DirectoryRecipients {
             auditor_groups,
             approvers_to,
             auditors_to,
+            admin_groups: Vec::new(),
         }
+    }
+
+    /// Drift findings go to the members of these groups too.
+    pub fn with_admin_groups(mut self, groups: Vec<String>) -> Self {
+        self.admin_groups = groups;
+        self
     }
 
     /// From `[oidc]` (the role groups), `[notify.email]` and `[identity_center]`.
@@ -127,6 +141,7 @@ impl DirectoryRecipients {
             approvers_to,
             auditors_to,
         )
+        .with_admin_groups(groups(app::domain::Role::Admin))
     }
 
     async fn members(&self, groups: &[String]) -> Result<Vec<Recipient>, RecipientError> {
@@ -195,6 +210,10 @@ impl Recipients for DirectoryRecipients {
         let mut out = configured(&self.auditors_to);
         out.extend(self.members(&self.auditor_groups).await?);
         Ok(out)
+    }
+
+    async fn admins(&self) -> Result<Vec<Recipient>, RecipientError> {
+        self.members(&self.admin_groups).await
     }
 
     async fn person(&self, who: &PersonId) -> Result<Vec<Recipient>, RecipientError> {

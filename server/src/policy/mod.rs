@@ -235,6 +235,14 @@ impl PolicyService {
         Ok(Catalog::new(nodes, sets, synced))
     }
 
+    /// The (account, permission set name) pairs the policies in force can grant.
+    pub async fn grantable(
+        &self,
+    ) -> Result<std::collections::BTreeSet<(String, String)>, StoreError> {
+        let catalog = self.catalog().await?;
+        Ok(resolve::grantable(&self.current(), &catalog))
+    }
+
     /// Re-reads the file. A file that cannot be read, breaks a rule, or names a
     /// permission set, account or OU the synced catalog does not have is refused:
     /// the previous policy stays in force, the refusal is logged and recorded in

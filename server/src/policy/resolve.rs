@@ -191,6 +191,30 @@ fn permission_set_rank(policy: &CompiledPolicy, permission_set: &str) -> Option<
         .min()
 }
 
+/// The (account, permission set name) pairs some policy of `set` can grant, among
+/// the catalog's accounts and permission sets: the assignments the drift pass watches.
+pub fn grantable(set: &PolicySet, catalog: &Catalog) -> BTreeSet<(String, String)> {
+    let accounts = catalog.accounts();
+    let mut out = BTreeSet::new();
+    for p in &set.policies {
+        let sets: Vec<&String> = catalog
+            .permission_sets()
+            .iter()
+            .filter(|n| permission_set_rank(p, n).is_some())
+            .collect();
+        if sets.is_empty() {
+            continue;
+        }
+        for a in accounts
+            .iter()
+            .filter(|a| account_rank(p, catalog, a).is_some())
+        {
+            out.extend(sets.iter().map(|n| (a.clone(), (*n).clone())));
+        }
+    }
+    out
+}
+
 /// What is asked, and by whom.
 #[derive(Debug, Clone, Copy)]
 pub struct Ask<'a> {

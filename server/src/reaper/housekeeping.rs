@@ -5,9 +5,35 @@
 use super::{Reaper, ReaperError};
 use crate::identity_center::catalog;
 use crate::jobs::to_std;
+use app::domain::{GrantId, GrantState};
 use chrono::{DateTime, Utc};
+use std::collections::HashSet;
 
 impl Reaper {
+    /// Frees the request slots of grants whose request another replica finished (or
+    /// that moved on): a slot is held only while the database shows the request
+    /// outstanding.
+    async fn forget_finished_requests(&self) -> Result<(), ReaperError> {
+        if self.outstanding.is_empty() {
+            return Ok(());
+        }
+        let read_at = std::time::Instant::now();
+        let rows = self
+            .store
+            .grant_aws_in_states(&[GrantState::Provisioning, GrantState::Revoking])
+            .await?;
+        let still: HashSet<GrantId> = rows
+            .into_iter()
+            .filter(|(g, w)| match g.state {
+                GrantState::Provisioning => w.create_started_at.is_some(),
+                _ => w.delete_started_at.is_some(),
+            })
+            .map(|(g, _)| g.id)
+            .collect();
+        self.outstanding.retain(&still, read_at);
+        Ok(())
+    }
+
     /// Catalog refresh when due, pending requests settled, drift every few passes,
     /// grant counts. Returns (expired, auto-approved).
     pub(super) async fn housekeeping(
@@ -36,6 +62,7 @@ impl Reaper {
             }
         }
         let settled = self.settle_pending(now).await?;
+        self.forget_finished_requests().await?;
         if self.settings.reconcile_every > 0 && tick_no % self.settings.reconcile_every == 0 {
             if let Err(e) = self.reconcile().await {
                 tracing::warn!(error = %e, "drift reconciliation failed");

@@ -32,6 +32,7 @@ mod housekeeping;
 mod pending;
 mod provision;
 mod revoke;
+mod target;
 
 use crate::clock::Clock;
 use crate::identity_center::{catalog, IcError, IdentityCenter, OperationStatus, UserMatch};
@@ -39,11 +40,11 @@ use crate::jobs::{self, Backoff, Job, JobError, Leases};
 use crate::metrics::Metrics;
 use crate::services::grants::{GrantError, GrantService};
 use crate::store::{GrantAws, GrantFilter, GrantPatch, Store, StoreError};
-use app::domain::{Action, Actor, Grant, GrantState, PortalSession, RevokeCause};
+use app::domain::{Action, Actor, Grant, GrantId, GrantState, PortalSession, RevokeCause};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{watch, Semaphore};
@@ -73,7 +74,14 @@ pub struct ReaperSettings {
     pub catalog_refresh: Duration,
     /// Drift is reconciled every this many ticks.
     pub reconcile_every: u32,
+    /// Asynchronous create/delete requests outstanding at once (sent, not yet final).
+    /// Identity Center allows 15 per instance ("IAM Identity Center quotas"); deletes
+    /// are counted with creates.
+    pub max_in_flight: usize,
 }
+
+/// Identity Center's limit of outstanding asynchronous assignment requests.
+pub const AWS_MAX_IN_FLIGHT: usize = 15;
 
 impl ReaperSettings {
     pub fn from_config(c: &crate::config::Config) -> Self {
@@ -97,6 +105,7 @@ impl ReaperSettings {
             user_match: c.identity_center.user_match,
             catalog_refresh: c.identity_center.catalog_refresh,
             reconcile_every: 20,
+            max_in_flight: AWS_MAX_IN_FLIGHT,
         }
     }
 }
@@ -148,6 +157,66 @@ pub struct Reaper {
     permits: Arc<Semaphore>,
     /// The evidence step (`None` when `evidence.source = "none"`).
     evidence: Option<Arc<dyn Job>>,
+    /// Grants with a create or delete request outstanding in AWS.
+    outstanding: Outstanding,
+}
+
+/// The grants whose create or delete request is outstanding (sent, not final), at
+/// most `limit` of them: a request is sent only when a slot is free. A request
+/// stored before a restart takes its slot when it is next polled.
+#[derive(Debug)]
+struct Outstanding {
+    limit: usize,
+    /// Each grant holding a slot, with when it took it.
+    grants: Mutex<HashMap<GrantId, std::time::Instant>>,
+}
+
+impl Outstanding {
+    fn new(limit: usize) -> Self {
+        Self {
+            limit: limit.max(1),
+            grants: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<GrantId, std::time::Instant>> {
+        self.grants.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Takes a slot for `id` (true when it holds one already).
+    fn take(&self, id: GrantId) -> bool {
+        let mut g = self.lock();
+        if g.contains_key(&id) {
+            return true;
+        }
+        if g.len() >= self.limit {
+            return false;
+        }
+        g.insert(id, std::time::Instant::now());
+        true
+    }
+
+    /// Counts a request found outstanding (polled after a restart), whatever the limit.
+    fn mark(&self, id: GrantId) {
+        self.lock()
+            .entry(id)
+            .or_insert_with(std::time::Instant::now);
+    }
+
+    fn release(&self, id: GrantId) {
+        self.lock().remove(&id);
+    }
+
+    fn is_empty(&self) -> bool {
+        self.lock().is_empty()
+    }
+
+    /// Frees the slots taken before `read_at` whose grant is not in `still` (the
+    /// requests the database showed outstanding when read at `read_at`).
+    fn retain(&self, still: &HashSet<GrantId>, read_at: std::time::Instant) {
+        self.lock()
+            .retain(|id, taken| *taken >= read_at || still.contains(id));
+    }
 }
 
 /// What one grant's step came to.
@@ -157,6 +226,9 @@ enum Step {
     Failed,
     Retry,
     Waiting,
+    /// Waiting for another grant of the same target (its create or delete is in
+    /// flight); worked on again after the target's other grants.
+    Blocked,
     Nothing,
 }
 
@@ -171,11 +243,22 @@ enum Polled {
     Unreachable(IcError),
 }
 
+/// Waits for a free request slot: due again at once, nothing sent.
+async fn no_slot(reaper: &Reaper, g: &Grant, w: &mut GrantAws) -> Result<Step, ReaperError> {
+    w.next_attempt_at = Some(reaper.clock.now());
+    reaper.store.save_grant_aws(g.id, w).await?;
+    reaper
+        .metrics
+        .reaper_failures
+        .with_label_values(&["send", "in_flight_limit"])
+        .inc();
+    Ok(Step::Waiting)
+}
+
 /// Failed revocation attempts after which people are told (once per grant).
 pub const REVOCATION_ALERT_AFTER: i64 = 3;
 
-/// `grant_aws.shared_with` of a grant that rides on a standing assignment.
-const STANDING: &str = r#"{"standing_assignment":true}"#;
+use target::{Sibling, STANDING};
 
 fn target_key(g: &Grant) -> String {
     format!(
@@ -196,6 +279,7 @@ impl Reaper {
         Self {
             leases: Leases::new("reaper", store.clone(), clock.clone(), settings.lease),
             permits: Arc::new(Semaphore::new(settings.concurrency.max(1))),
+            outstanding: Outstanding::new(settings.max_in_flight),
             store,
             grants,
             ic,
@@ -333,7 +417,7 @@ impl Reaper {
                             Step::Revoked => report.revoked += 1,
                             Step::Failed => report.failed += 1,
                             Step::Retry => report.retried += 1,
-                            Step::Waiting | Step::Nothing => {}
+                            Step::Waiting | Step::Blocked | Step::Nothing => {}
                         }
                     }
                 }
@@ -350,14 +434,26 @@ impl Reaper {
         self.leases.hold(target).await
     }
 
+    /// Works on one target's due grants under its lease: grants to provision first
+    /// (so one can take over an assignment whose delete has not been sent), then the
+    /// rest; a grant that waited for a sibling's create or delete is tried once more
+    /// after them, so a delete that finished in this pass is followed by the create.
     async fn work_target(
         &self,
         target: &str,
-        grants: Vec<Grant>,
+        mut grants: Vec<Grant>,
     ) -> Result<Vec<Step>, ReaperError> {
+        grants.sort_by_key(|g| !matches!(g.state, GrantState::Approved | GrantState::Provisioning));
         let work = async {
             let mut steps = Vec::with_capacity(grants.len());
+            let mut blocked = Vec::new();
             for g in grants {
+                match self.work_grant(target, g.clone()).await? {
+                    Step::Blocked => blocked.push(g),
+                    step => steps.push(step),
+                }
+            }
+            for g in blocked {
                 steps.push(self.work_grant(target, g).await?);
             }
             Ok::<_, ReaperError>(steps)
@@ -416,22 +512,30 @@ impl Reaper {
         }
     }
 
-    /// Other grants of the same target in `states`.
-    async fn siblings(&self, g: &Grant, states: &[GrantState]) -> Result<Vec<Grant>, StoreError> {
+    /// The other grants of `g`'s target that may hold its assignment, with their AWS
+    /// bookkeeping: the database's view [`target::provide`] and [`target::release`]
+    /// decide on.
+    async fn siblings(&self, g: &Grant) -> Result<Vec<Sibling>, StoreError> {
         let filter = GrantFilter {
             requester: Some(g.request.requester.to_string()),
             account_id: Some(g.request.account_id.to_string()),
             permission_set: Some(g.request.permission_set.to_string()),
-            states: states.to_vec(),
+            states: vec![
+                GrantState::Provisioning,
+                GrantState::Active,
+                GrantState::Revoking,
+            ],
             ..GrantFilter::default()
         };
-        Ok(self
-            .store
-            .list_grants(&filter, None, 1000)
-            .await?
-            .into_iter()
-            .filter(|o| o.id != g.id)
-            .collect())
+        let mut out = Vec::new();
+        for grant in self.store.list_grants(&filter, None, 1000).await? {
+            if grant.id == g.id {
+                continue;
+            }
+            let aws = self.store.grant_aws(grant.id).await?.unwrap_or_default();
+            out.push(Sibling { grant, aws });
+        }
+        Ok(out)
     }
 
     /// Records a failed step and schedules the retry after the backoff.
@@ -498,6 +602,7 @@ impl Reaper {
         request_id: &str,
         deletion: bool,
     ) -> Result<Polled, ReaperError> {
+        self.outstanding.mark(g.id);
         let started = std::time::Instant::now();
         let mut delay = self.settings.poll_initial;
         let status = loop {
@@ -520,6 +625,9 @@ impl Reaper {
             tokio::time::sleep(delay).await;
             delay = (delay * 2).min(self.settings.poll_max);
         };
+        if status != OperationStatus::InProgress {
+            self.outstanding.release(g.id);
+        }
         match status {
             OperationStatus::Succeeded => Ok(Polled::Succeeded),
             OperationStatus::Failed(reason) => Ok(Polled::Failed(reason)),

@@ -3,10 +3,11 @@
 //! created and polled; then activation (the real window from the permission set's
 //! session duration) with the other paths to the same access recorded.
 
+use super::target::{self, Provide};
 use super::{Polled, Reaper, ReaperError, Step, STANDING};
 use crate::identity_center::{catalog, Assignment, IcError, IdentityError};
 use crate::store::{GrantAws, GrantPatch};
-use app::domain::{Action, Actor, Grant, GrantState, SessionDuration, WindowInputs, Windows};
+use app::domain::{Action, Actor, Grant, SessionDuration, WindowInputs, Windows};
 
 impl Reaper {
     async fn fail_provisioning(
@@ -113,24 +114,39 @@ impl Reaper {
         self.store.save_grant_aws(g.id, &w).await?;
 
         if w.create_request_id.is_none() && w.shared_with.is_none() {
-            let holders = self.siblings(&g, &[GrantState::Active]).await?;
-            if !holders.is_empty() {
-                // Another active grant holds the assignment: share it (and if that one
-                // rides on a standing assignment, so does this one).
-                let mut standing = false;
-                for h in &holders {
-                    if let Some(hw) = self.store.grant_aws(h.id).await? {
-                        standing |= hw.shared_with.as_deref() == Some(STANDING);
-                    }
+            let siblings = self.siblings(&g).await?;
+            match target::provide(&siblings) {
+                Provide::Wait { grant, why } => {
+                    // Decided again once the sibling's request is final (this pass, or
+                    // the next: it is due again at once).
+                    tracing::debug!(grant = %g.id, sibling = %grant, why, "provisioning waits for a sibling");
+                    w.next_attempt_at = Some(self.clock.now());
+                    self.store.save_grant_aws(g.id, &w).await?;
+                    return Ok(Step::Blocked);
                 }
-                let ids: Vec<String> = holders.iter().map(|h| h.id.to_string()).collect();
-                w.shared_with = Some(if standing {
-                    STANDING.to_owned()
-                } else {
-                    serde_json::json!(ids).to_string()
-                });
-                self.store.save_grant_aws(g.id, &w).await?;
-                return self.activate(g, w, &assignment, "shared").await;
+                Provide::Share {
+                    with,
+                    taken_over,
+                    standing,
+                } => {
+                    // Other grants hold the assignment: ride on it (and if it is a
+                    // standing assignment, so does this grant). A revoking holder
+                    // whose delete was not sent keeps it for this grant.
+                    let ids: Vec<String> = with.iter().map(ToString::to_string).collect();
+                    w.shared_with = Some(if standing {
+                        STANDING.to_owned()
+                    } else {
+                        serde_json::json!(ids).to_string()
+                    });
+                    self.store.save_grant_aws(g.id, &w).await?;
+                    let how = if taken_over.is_empty() {
+                        "shared"
+                    } else {
+                        "taken_over"
+                    };
+                    return self.activate(g, w, &assignment, how).await;
+                }
+                Provide::Create => {}
             }
             // Does the user already hold this assignment? After a crash between
             // sending a create and storing its answer, that is ours: adopt it. Before
@@ -159,6 +175,9 @@ impl Reaper {
             if !self.hold(target).await? {
                 return Ok(Step::Nothing);
             }
+            if !self.outstanding.take(g.id) {
+                return super::no_slot(self, &g, &mut w).await;
+            }
             w.create_started_at = Some(self.clock.now());
             self.store.save_grant_aws(g.id, &w).await?;
             match self.ic.create_assignment(&assignment).await {
@@ -166,7 +185,10 @@ impl Reaper {
                     w.create_request_id = Some(op.request_id);
                     self.store.save_grant_aws(g.id, &w).await?;
                 }
-                Err(e) => return retry_or_fail(w, &e).await,
+                Err(e) => {
+                    self.outstanding.release(g.id);
+                    return retry_or_fail(w, &e).await;
+                }
             }
         }
         let Some(request_id) = w.create_request_id.clone() else {

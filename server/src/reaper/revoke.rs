@@ -2,7 +2,8 @@
 //! still covers it or it was a standing assignment), then the grant `revoked` with its
 //! real window final. A revocation is never given up.
 
-use super::{Polled, Reaper, ReaperError, Step, STANDING};
+use super::target::{self, Release};
+use super::{Polled, Reaper, ReaperError, Step};
 use crate::identity_center::{Assignment, IcErrorKind};
 use crate::jobs::to_std;
 use crate::store::{GrantAws, GrantPatch};
@@ -25,32 +26,40 @@ impl Reaper {
             principal_type: "USER".into(),
             principal_id,
         };
-        if w.delete_request_id.is_none() && w.shared_with.as_deref() == Some(STANDING) {
-            return self
-                .revoked(
-                    g,
-                    w,
-                    serde_json::json!({ "assignment": "standing_kept",
-                        "why": "the user held this assignment before the grant; Timebox does not remove access it did not give" }),
-                )
-                .await;
+        // A delete sent before a crash whose request id was never stored is sent again
+        // (it may already have removed the assignment): the decision to delete stands.
+        if w.delete_request_id.is_none() && w.delete_started_at.is_none() {
+            let siblings = self.siblings(&g).await?;
+            match target::release(&w, &siblings) {
+                Release::KeepStanding => {
+                    return self
+                        .revoked(
+                            g,
+                            w,
+                            serde_json::json!({ "assignment": "standing_kept",
+                                "why": "the user held this assignment before the grant; Timebox does not remove access it did not give" }),
+                        )
+                        .await;
+                }
+                Release::Keep { for_grants } => {
+                    let ids: Vec<String> = for_grants.iter().map(ToString::to_string).collect();
+                    return self
+                        .revoked(
+                            g,
+                            w,
+                            serde_json::json!({ "assignment": "kept", "kept_for": ids }),
+                        )
+                        .await;
+                }
+                Release::Delete => {}
+            }
         }
         if w.delete_request_id.is_none() {
-            let still_needed = self
-                .siblings(&g, &[GrantState::Provisioning, GrantState::Active])
-                .await?;
-            if !still_needed.is_empty() {
-                let ids: Vec<String> = still_needed.iter().map(|s| s.id.to_string()).collect();
-                return self
-                    .revoked(
-                        g,
-                        w,
-                        serde_json::json!({ "assignment": "kept", "kept_for": ids }),
-                    )
-                    .await;
-            }
             if !self.hold(target).await? {
                 return Ok(Step::Nothing);
+            }
+            if !self.outstanding.take(g.id) {
+                return super::no_slot(self, &g, &mut w).await;
             }
             let now = self.clock.now();
             if w.delete_started_at.is_none() {
@@ -64,7 +73,11 @@ impl Reaper {
             }
             w.delete_started_at = Some(now);
             self.store.save_grant_aws(g.id, &w).await?;
-            match self.ic.delete_assignment(&assignment).await {
+            let sent = self.ic.delete_assignment(&assignment).await;
+            if sent.is_err() {
+                self.outstanding.release(g.id);
+            }
+            match sent {
                 Ok(op) => {
                     w.delete_request_id = Some(op.request_id);
                     self.store.save_grant_aws(g.id, &w).await?;

@@ -27,6 +27,9 @@ pub enum AccessError {
     /// Identity Center could not be asked; the detail was logged where it failed.
     #[error("{0}")]
     Unavailable(String),
+    /// The caller asked too often; the message says when to try again.
+    #[error("{0}")]
+    TooMany(String),
     /// A value the caller gave is wrong; the error names the field.
     #[error(transparent)]
     Field(#[from] FieldError),
@@ -112,6 +115,8 @@ pub struct Core {
     pub(super) config: Arc<Config>,
     pub(super) identity_center: Arc<dyn IdentityCenter>,
     metrics: Arc<Metrics>,
+    /// Other-paths answers, cached and rate-limited per person.
+    pub(super) other_paths: super::catalog::OtherPathsCache,
 }
 
 /// The factory of role-scoped handles. Cheap to clone; the web layer holds one.
@@ -149,6 +154,7 @@ impl Access {
                 config: parts.config,
                 identity_center: parts.identity_center,
                 metrics: parts.metrics,
+                other_paths: super::catalog::OtherPathsCache::default(),
             }),
         }
     }

@@ -54,6 +54,16 @@ pub trait ReaperQueue {
         &self,
         states: &[GrantState],
     ) -> Result<Vec<(Grant, GrantAws)>, StoreError>;
+
+    /// The newest grant for which Timebox sent `CreateAccountAssignment` of
+    /// `permission_set_arn` in `account_id` to `principal_id`: whether an assignment
+    /// found in AWS is one Timebox made (an indexed lookup, whatever the history).
+    async fn grant_that_made(
+        &self,
+        account_id: &str,
+        permission_set_arn: &str,
+        principal_id: &str,
+    ) -> Result<Option<(Grant, GrantAws)>, StoreError>;
 }
 
 #[derive(sqlx::FromRow)]
@@ -207,6 +217,33 @@ macro_rules! impl_reaper_queue {
                     }
                 }
                 Ok(out)
+            }
+
+            async fn grant_that_made(
+                &self,
+                account_id: &str,
+                permission_set_arn: &str,
+                principal_id: &str,
+            ) -> Result<Option<(Grant, GrantAws)>, StoreError> {
+                let row: Option<GrantAwsRow> = sqlx::query_as(&format!(
+                    "SELECT {} FROM grant_aws JOIN grants ON grants.id = grant_aws.grant_id \
+                     WHERE grant_aws.principal_id = $1 AND grant_aws.permission_set_arn = $2 \
+                     AND grants.account_id = $3 AND grant_aws.create_started_at IS NOT NULL \
+                     ORDER BY grants.created_at DESC, grants.id DESC LIMIT 1",
+                    qualified("grant_aws", GRANT_AWS_COLUMNS)
+                ))
+                .bind(principal_id)
+                .bind(permission_set_arn)
+                .bind(account_id)
+                .fetch_optional(&self.pool)
+                .await?;
+                let Some(w) = row.map(GrantAws::try_from).transpose()? else {
+                    return Ok(None);
+                };
+                let Some(id) = w.grant_id else {
+                    return Ok(None);
+                };
+                Ok(self.get_grant(id).await?.map(|g| (g, w)))
             }
         }
     };

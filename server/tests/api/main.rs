@@ -24,3 +24,4 @@ mod provider;
 mod reaper;
 mod startup;
 mod store_suite;
+mod timing;

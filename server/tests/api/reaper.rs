@@ -33,11 +33,26 @@ pub fn settings() -> ReaperSettings {
         user_match: UserMatch::UserName,
         catalog_refresh: std::time::Duration::from_secs(3600),
         reconcile_every: 0,
+        max_in_flight: timebox_server::reaper::AWS_MAX_IN_FLIGHT,
     }
 }
 
 pub fn start_time() -> chrono::DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0).unwrap()
+}
+
+/// A request by `requester` for `minutes` of `permission_set` in `account`.
+pub fn request(requester: &str, account: &str, permission_set: &str, minutes: i64) -> GrantRequest {
+    GrantRequest {
+        requester: PersonId::parse(requester).unwrap(),
+        account_id: AccountId::parse(account).unwrap(),
+        permission_set: PermissionSetName::parse(permission_set).unwrap(),
+        justification: Justification::parse("INC-42: the checkout service is down").unwrap(),
+        ticket: None,
+        duration: GrantDuration::from_minutes(minutes, None).unwrap(),
+        requested_start: None,
+        approvals_required: 0,
+    }
 }
 
 /// A pending request for `requester`, approved by policy at once.
@@ -49,20 +64,7 @@ pub async fn approved_grant(
     minutes: i64,
 ) -> Grant {
     let g = grants
-        .request(
-            GrantRequest {
-                requester: PersonId::parse(requester).unwrap(),
-                account_id: AccountId::parse(account).unwrap(),
-                permission_set: PermissionSetName::parse(permission_set).unwrap(),
-                justification: Justification::parse("INC-42: the checkout service is down")
-                    .unwrap(),
-                ticket: None,
-                duration: GrantDuration::from_minutes(minutes, None).unwrap(),
-                requested_start: None,
-                approvals_required: 0,
-            },
-            &[],
-        )
+        .request(request(requester, account, permission_set, minutes), &[])
         .await
         .unwrap();
     if g.state == GrantState::Approved {

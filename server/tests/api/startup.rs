@@ -26,13 +26,22 @@ fn config_file(dir: &tempfile::TempDir, body: &str) -> std::path::PathBuf {
 
 #[test]
 fn an_out_of_range_portal_session_stops_start_up_naming_the_key() {
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = config_file(&dir, "[identity_center]\nportal_session = \"10m\"\n");
-    let out = timebox().arg("--config").arg(&cfg).output().unwrap();
-    assert_eq!(out.status.code(), Some(78));
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("identity_center.portal_session"), "{err}");
-    assert!(err.contains("15m") && err.contains("7d"), "{err}");
+    // Identity Center allows 15 minutes to 90 days.
+    for wrong in ["5m", "91d"] {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = config_file(
+            &dir,
+            &format!("[identity_center]\nportal_session = \"{wrong}\"\n"),
+        );
+        let out = timebox().arg("--config").arg(&cfg).output().unwrap();
+        assert_eq!(out.status.code(), Some(78));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(&format!("identity_center.portal_session = \"{wrong}\"")),
+            "{err}"
+        );
+        assert!(err.contains("between 15m and 90d"), "{err}");
+    }
 }
 
 #[test]
@@ -42,7 +51,7 @@ fn an_environment_override_is_validated_too() {
     let out = timebox()
         .arg("--config")
         .arg(&cfg)
-        .env("TIMEBOX_IDENTITY_CENTER__PORTAL_SESSION", "8d")
+        .env("TIMEBOX_IDENTITY_CENTER__PORTAL_SESSION", "91d")
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(78));
