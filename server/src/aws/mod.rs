@@ -12,5 +12,5 @@ mod setup;
 
 pub use call::{Calls, Pages};
 pub use error::{classify, AwsError, AwsErrorKind};
-pub use pacer::{Pacer, Priority, FIRST_RESERVE};
+pub use pacer::{Pacer, Priority};
 pub use setup::AwsSetup;

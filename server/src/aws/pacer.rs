@@ -3,11 +3,10 @@
 //! while waiting costs the others nothing.
 //!
 //! Two classes share the budget: [`Priority::First`] (revocations and their status
-//! polls) and [`Priority::Normal`] (everything else). First-class calls start ahead
-//! of every waiting normal call, and normal calls together use at most
-//! `1 - reserve` of the rate, so a revocation never waits behind a queue of
-//! request-path lookups, and always has `reserve` of the rate even when it arrives
-//! into a busy stream.
+//! polls) and [`Priority::Normal`] (everything else). While a first-class call
+//! waits, no normal call starts: a revocation waits at most one gap, however many
+//! request-path lookups are queued, and has the whole rate when it needs it; normal
+//! calls have the whole rate when no revocation does.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -23,9 +22,6 @@ pub enum Priority {
     Normal,
 }
 
-/// The share of the rate kept for [`Priority::First`] calls.
-pub const FIRST_RESERVE: f64 = 0.5;
-
 /// Spaces the start of calls at least `1/n` seconds apart (a token bucket holding one
 /// token). Share one with `Arc` between everything that counts against one limit.
 ///
@@ -35,10 +31,8 @@ pub const FIRST_RESERVE: f64 = 0.5;
 pub struct Pacer {
     /// `None`: no limit.
     gap: Option<Duration>,
-    /// The gap between two normal calls (`gap / (1 - reserve)`).
-    normal_gap: Option<Duration>,
-    /// The earliest moments the next call, and the next normal call, may start.
-    next: std::sync::Mutex<(Instant, Instant)>,
+    /// The earliest moment the next call may start.
+    next_start: std::sync::Mutex<Instant>,
     first_queue: Mutex<()>,
     normal_queue: Mutex<()>,
     /// First-class calls waiting: while any is, normal calls do not start.
@@ -70,11 +64,9 @@ impl Pacer {
         let gap = calls_per_second
             .filter(|n| *n > 0)
             .map(|n| Duration::from_secs_f64(1.0 / f64::from(n)));
-        let now = Instant::now();
         Self {
             gap,
-            normal_gap: gap.map(|g| g.div_f64(1.0 - FIRST_RESERVE)),
-            next: std::sync::Mutex::new((now, now)),
+            next_start: std::sync::Mutex::new(Instant::now()),
             first_queue: Mutex::new(()),
             normal_queue: Mutex::new(()),
             first_waiting: AtomicUsize::new(0),
@@ -90,9 +82,7 @@ impl Pacer {
     /// Waits until a call of `priority` may start, and takes that slot as it
     /// returns. Dropping the future while it waits takes nothing.
     pub async fn acquire_as(&self, priority: Priority) {
-        let (Some(gap), Some(normal_gap)) = (self.gap, self.normal_gap) else {
-            return;
-        };
+        let Some(gap) = self.gap else { return };
         let first = priority == Priority::First;
         let _waiting = first.then(|| {
             self.first_waiting.fetch_add(1, Ordering::SeqCst);
@@ -106,14 +96,11 @@ impl Pacer {
         loop {
             let now = Instant::now();
             let at = {
-                let mut next = self.next.lock().unwrap_or_else(|p| p.into_inner());
-                let at = if first { next.0 } else { next.0.max(next.1) };
+                let mut next = self.next_start.lock().unwrap_or_else(|p| p.into_inner());
+                let at = *next;
                 let yield_to_first = !first && self.first_waiting.load(Ordering::SeqCst) > 0;
                 if at <= now && !yield_to_first {
-                    next.0 = now + gap;
-                    if !first {
-                        next.1 = now + normal_gap;
-                    }
+                    *next = now + gap;
                     return;
                 }
                 if yield_to_first {
@@ -197,32 +184,6 @@ mod tests {
         let order = order.lock().unwrap().clone();
         let at = order.iter().position(|i| *i == 99).unwrap();
         assert!(at <= 1, "the revocation started {at}th: {order:?}");
-    }
-
-    /// Normal calls alone use at most half the rate; the rest is kept for
-    /// revocations.
-    #[tokio::test]
-    async fn normal_calls_leave_the_reserve() {
-        let pacer = Pacer::per_second(100);
-        let started = Instant::now();
-        for _ in 0..6 {
-            pacer.acquire().await;
-        }
-        // Five gaps of 20 ms (half of 100/s), not 10 ms.
-        assert!(
-            started.elapsed() >= Duration::from_millis(95),
-            "{:?}",
-            started.elapsed()
-        );
-        let started = Instant::now();
-        for _ in 0..6 {
-            pacer.acquire_as(Priority::First).await;
-        }
-        assert!(
-            started.elapsed() < Duration::from_millis(90),
-            "{:?}",
-            started.elapsed()
-        );
     }
 
     #[tokio::test]

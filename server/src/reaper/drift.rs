@@ -130,19 +130,11 @@ impl Reaper {
         target: &str,
         work: impl std::future::Future<Output = Result<T, ReaperError>>,
     ) -> Result<Option<T>, ReaperError> {
-        let fresh = self
-            .in_flight
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(target.to_owned());
-        if !fresh {
+        if !self.claim(target) {
             return Ok(None);
         }
         let out = self.leases.while_held(target, work).await;
-        self.in_flight
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(target);
+        self.unclaim(target);
         out
     }
 

@@ -335,12 +335,7 @@ impl Reaper {
             .reaper_queue_depth
             .set(self.store.reaper_queue_depth(now).await?);
         for (target, grants) in self.due_by_target(now).await? {
-            let fresh = self
-                .in_flight
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .insert(target.clone());
-            if !fresh {
+            if !self.claim(&target) {
                 continue;
             }
             let Ok(permit) = self.permits.clone().acquire_owned().await else {
@@ -351,10 +346,7 @@ impl Reaper {
                 if let Err(e) = me.work_target(&target, grants).await {
                     tracing::error!(error = %e, "reaper step failed");
                 }
-                me.in_flight
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .remove(&target);
+                me.unclaim(&target);
                 drop(permit);
             });
         }
@@ -427,6 +419,21 @@ impl Reaper {
             }
         }
         Ok(report)
+    }
+
+    /// Claims `target` for one task of this replica; false when one works on it.
+    fn claim(&self, target: &str) -> bool {
+        self.in_flight
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(target.to_owned())
+    }
+
+    fn unclaim(&self, target: &str) {
+        self.in_flight
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(target);
     }
 
     /// Takes or renews this replica's lease on `target`; false when another holds it.

@@ -136,10 +136,11 @@ pub(super) fn release(me: &GrantAws, siblings: &[Sibling]) -> Release {
     if is_standing(me) {
         return Release::KeepStanding;
     }
+    // Those who keep it: active grants, and provisioning ones already sharing or
+    // creating it (a revoking one is letting it go).
     let for_grants: Vec<GrantId> = siblings
         .iter()
-        .filter(|s| matches!(hold(s), Hold::Holds { .. } | Hold::Settling(_)))
-        .filter(|s| s.grant.state != GrantState::Revoking)
+        .filter(|s| s.grant.state != GrantState::Revoking && hold(s) != Hold::Nothing)
         .map(|s| s.grant.id)
         .collect();
     if for_grants.is_empty() {

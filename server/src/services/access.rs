@@ -116,7 +116,7 @@ pub struct Core {
     pub(super) identity_center: Arc<dyn IdentityCenter>,
     metrics: Arc<Metrics>,
     /// Other-paths answers, cached and rate-limited per person.
-    pub(super) other_paths: super::catalog::OtherPathsCache,
+    pub(super) other_paths: super::other_paths::OtherPathsCache,
 }
 
 /// The factory of role-scoped handles. Cheap to clone; the web layer holds one.
@@ -154,7 +154,7 @@ impl Access {
                 config: parts.config,
                 identity_center: parts.identity_center,
                 metrics: parts.metrics,
-                other_paths: super::catalog::OtherPathsCache::default(),
+                other_paths: super::other_paths::OtherPathsCache::default(),
             }),
         }
     }

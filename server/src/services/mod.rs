@@ -31,6 +31,7 @@ pub mod evidence;
 pub mod grants;
 pub mod history;
 mod inbox;
+mod other_paths;
 pub mod reader;
 pub mod requester;
 mod status;

@@ -85,6 +85,25 @@ pub async fn approved_grant(
         .grant
 }
 
+/// "I'm done": `who` ends their grant `g` early.
+pub async fn finish_early(grants: &GrantService, g: &Grant, who: &str) {
+    let me = Actor::Person {
+        id: PersonId::parse(who).unwrap(),
+        roles: RoleSet::empty(),
+    };
+    grants
+        .act(
+            g.id,
+            Action::Revoke(RevokeCause::Early),
+            &me,
+            Some("I'm done".into()),
+            GrantPatch::default(),
+            serde_json::json!({}),
+        )
+        .await
+        .unwrap();
+}
+
 pub struct Rig {
     pub moto: Moto,
     pub org: Org,
@@ -296,21 +315,7 @@ async fn early_revoke_by_the_requester(db: &TestDb) {
         1
     );
     r.clock.advance(Duration::minutes(10));
-    let carol = Actor::Person {
-        id: PersonId::parse("carol").unwrap(),
-        roles: RoleSet::empty(),
-    };
-    r.grants
-        .act(
-            g.id,
-            Action::Revoke(RevokeCause::Early),
-            &carol,
-            Some("I'm done".into()),
-            GrantPatch::default(),
-            serde_json::json!({}),
-        )
-        .await
-        .unwrap();
+    finish_early(&r.grants, &g, "carol").await;
     r.reaper.tick().await.unwrap();
     let done = get(&r.store, &g).await;
     assert_eq!(done.state, GrantState::Revoked);

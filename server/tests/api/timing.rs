@@ -8,10 +8,8 @@
 
 use crate::helpers::TestDb;
 use crate::moto::{seed, user_assignments, Moto, Org};
-use crate::reaper::{approved_grant, settings, start_time};
-use app::domain::{
-    Action, Actor, Grant, GrantState, PersonId, PortalSession, RevokeCause, RoleSet,
-};
+use crate::reaper::{approved_grant, finish_early, settings, start_time};
+use app::domain::{Grant, GrantState, PortalSession};
 use async_trait::async_trait;
 use chrono::Duration;
 use std::collections::HashMap;
@@ -25,7 +23,7 @@ use timebox_server::identity_center::{
 use timebox_server::metrics::Metrics;
 use timebox_server::reaper::{Reaper, ReaperSettings};
 use timebox_server::services::grants::GrantService;
-use timebox_server::store::{CatalogNode, GrantPatch, Store};
+use timebox_server::store::{CatalogNode, Store};
 use tokio::sync::Notify;
 
 /// A create or delete accepted but not carried out yet.
@@ -264,21 +262,19 @@ impl Rig {
 
     /// "I'm done": the requester ends their grant early.
     async fn done(&self, g: &Grant, who: &str) {
-        let me = Actor::Person {
-            id: PersonId::parse(who).unwrap(),
-            roles: RoleSet::empty(),
-        };
-        self.grants
-            .act(
-                g.id,
-                Action::Revoke(RevokeCause::Early),
-                &me,
-                Some("I'm done".into()),
-                GrantPatch::default(),
-                serde_json::json!({}),
-            )
-            .await
-            .unwrap();
+        finish_early(&self.grants, g, who).await;
+    }
+
+    /// `minutes` later the reaper has revoked `g` and no user holds `ps` in
+    /// `account` any more.
+    async fn ends_leaving_nothing(&self, g: &Grant, minutes: i64, account: &str, ps: &str) {
+        self.clock.advance(Duration::minutes(minutes));
+        self.reaper.tick().await.unwrap();
+        assert_eq!(self.get(g).await.state, GrantState::Revoked);
+        assert!(
+            self.assignments(account, ps).await.is_empty(),
+            "nothing outlives the grant"
+        );
     }
 
     async fn actions(&self, g: &Grant) -> Vec<(String, String)> {
@@ -332,13 +328,7 @@ async fn done_then_the_same_access_at_once(db: &TestDb) {
         && d.contains(&second.id.to_string())));
 
     // The second grant's end removes the assignment: nothing is left.
-    r.clock.advance(Duration::minutes(31));
-    r.reaper.tick().await.unwrap();
-    assert_eq!(r.get(&second).await.state, GrantState::Revoked);
-    assert!(
-        r.assignments(&prod, &ro).await.is_empty(),
-        "nothing outlives the second grant"
-    );
+    r.ends_leaving_nothing(&second, 31, &prod, &ro).await;
 }
 
 /// "I'm done" whose delete is already in flight (AWS has not finished it) when the
@@ -387,11 +377,7 @@ async fn a_sibling_whose_delete_is_in_flight(db: &TestDb) {
     let w = r.store.grant_aws(second.id).await.unwrap().unwrap();
     assert!(w.create_request_id.is_some(), "created, not shared: {w:?}");
     assert!(w.shared_with.is_none(), "{w:?}");
-
-    r.clock.advance(Duration::minutes(31));
-    r.reaper.tick().await.unwrap();
-    assert_eq!(r.get(&second).await.state, GrantState::Revoked);
-    assert!(r.assignments(&prod, &ro).await.is_empty());
+    r.ends_leaving_nothing(&second, 31, &prod, &ro).await;
 }
 
 /// The drift pass lists Identity Center (slow) after reading the database; a grant
@@ -405,10 +391,7 @@ async fn drift_racing_a_provisioning(db: &TestDb) {
     let alice = r.org.user("alice");
     let old = approved_grant(&r.grants, "alice", &prod, "ReadOnlyAccess", 30).await;
     r.reaper.tick().await.unwrap();
-    r.clock.advance(Duration::minutes(31));
-    r.reaper.tick().await.unwrap();
-    assert_eq!(r.get(&old).await.state, GrantState::Revoked);
-    assert!(r.assignments(&prod, &ro).await.is_empty());
+    r.ends_leaving_nothing(&old, 31, &prod, &ro).await;
 
     r.slow.pause_next_list();
     let new = approved_grant(&r.grants, "alice", &prod, "ReadOnlyAccess", 60).await;
@@ -477,11 +460,7 @@ async fn drift_recreates_a_vanished_assignment(db: &TestDb) {
     );
     // A second pass finds nothing more.
     assert_eq!(r.reaper.reconcile().await.unwrap(), 0);
-
-    r.clock.advance(Duration::minutes(61));
-    r.reaper.tick().await.unwrap();
-    assert_eq!(r.get(&g).await.state, GrantState::Revoked);
-    assert!(r.assignments(&prod, &ro).await.is_empty());
+    r.ends_leaving_nothing(&g, 61, &prod, &ro).await;
 }
 
 /// The end counts from activation: AWS answers IN_PROGRESS for seven minutes, and
@@ -517,10 +496,7 @@ async fn end_counted_from_a_late_activation(db: &TestDb) {
     r.reaper.tick().await.unwrap();
     assert_eq!(r.get(&g).await.state, GrantState::Active);
     assert_eq!(r.assignments(&prod, &ro).await.len(), 1);
-    r.clock.advance(Duration::minutes(6));
-    r.reaper.tick().await.unwrap();
-    assert_eq!(r.get(&g).await.state, GrantState::Revoked);
-    assert!(r.assignments(&prod, &ro).await.is_empty());
+    r.ends_leaving_nothing(&g, 6, &prod, &ro).await;
 }
 
 /// A scheduled start is held back until its time, then provisioned; its end counts
