@@ -226,6 +226,7 @@ async fn main() {
                             duration: GrantDuration::from_minutes(60, None).unwrap(),
                             requested_start: None,
                             approvals_required: 0,
+                            extends: None,
                         },
                         &[],
                     )

@@ -2,9 +2,10 @@
 //! compiled into the browser bundle too; every list is already authorized for the
 //! caller that asked.
 
+pub use crate::domain::OtherPath;
 use crate::domain::{
-    ActivityEvent, EvidenceSummary, ExplainRow, FieldError, Grant, GrantActions, GrantState,
-    InvestigationSummary, Policy, ReloadStatus,
+    AccessChain, ActivityEvent, EvidenceSummary, ExplainRow, FieldError, Grant, GrantActions,
+    GrantState, InvestigationSummary, Policy, ReloadStatus,
 };
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -86,16 +87,6 @@ pub struct RequestOptions {
     pub catalog_synced_at: Option<DateTime<Utc>>,
 }
 
-/// Another way the requester already reaches the same access.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
-pub struct OtherPath {
-    /// `USER` (a standing direct assignment) or `GROUP`.
-    pub principal_type: String,
-    /// The group's name when known, else its id.
-    pub principal: String,
-}
-
 /// One approver's recorded decision.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
@@ -128,6 +119,9 @@ pub struct InboxItem {
     /// preview; `None` when the catalog does not know the permission set.
     pub permission_set_session_seconds: Option<i64>,
     pub portal_session_seconds: i64,
+    /// The account's display name from the synced catalog.
+    #[serde(default)]
+    pub account_name: Option<String>,
 }
 
 /// One event of a grant's audit trail.
@@ -177,6 +171,12 @@ pub struct GrantDetail {
     pub events: Vec<ActivityEvent>,
     /// The Amazon Detective investigation of the role over the real window.
     pub investigation: Option<InvestigationSummary>,
+    /// With extensions (or as one): the grants of the access, shown as one.
+    #[serde(default)]
+    pub access: Option<AccessChain>,
+    /// The account's display name from the synced catalog.
+    #[serde(default)]
+    pub account_name: Option<String>,
 }
 
 /// Filters of the history (all optional; all given must match).
@@ -306,6 +306,7 @@ impl RequestForm {
             ticket: p.ticket?,
             requested_start: p.requested_start?,
             approvals_required: offer.map_or(1, |o| o.approvals_required),
+            extends: None,
         })
     }
 

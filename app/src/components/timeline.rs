@@ -43,6 +43,10 @@ pub fn Timeline(
     approvals: Vec<ApprovalView>,
     windows: Option<Windows>,
     #[prop(optional)] activity: ActivityMarks,
+    /// The granted spans of the other grants of the same access (its extensions, or
+    /// the grant it extends), drawn on the granted row.
+    #[prop(optional)]
+    linked: Vec<(DateTime<Utc>, DateTime<Utc>)>,
     now: DateTime<Utc>,
 ) -> impl IntoView {
     let mut end = grant.created_at + chrono::Duration::minutes(grant.request.duration.minutes());
@@ -55,6 +59,7 @@ pub fn Timeline(
     ]
     .into_iter()
     .flatten()
+    .chain(linked.iter().map(|l| l.1))
     {
         end = end.max(t);
     }
@@ -134,6 +139,18 @@ pub fn Timeline(
             <text x=s.x(w.real.end) y="108" text-anchor="end" class="tl-time">{format!("real end {}", hhmm(w.real.end))}</text>
         }
     });
+    let linked_view = linked
+        .iter()
+        .map(|(from, to)| {
+            let x = s.x(*from);
+            let w = (s.x(*to) - x).max(2.0);
+            view! {
+                <rect x=x y="44" width=w height="14" class="tl-linked" rx="3" data-testid="timeline-linked">
+                    <title>{format!("the same access, extended: {} – {} UTC", from.format("%Y-%m-%d %H:%M"), to.format("%H:%M"))}</title>
+                </rect>
+            }
+        })
+        .collect_view();
     let revoked = grant.revoked_at.map(|r| {
         let x = s.x(r);
         view! {
@@ -180,6 +197,7 @@ pub fn Timeline(
                 {row(116.0, "activity")}
                 <line x1=LEFT x2=W - RIGHT y1="20" y2="20" class="tl-axis"/>
                 {request_marks}
+                {linked_view}
                 {windows_view}
                 {revoked}
                 {observed}
@@ -187,7 +205,7 @@ pub fn Timeline(
                 <text x=W - RIGHT y="148" text-anchor="end" class="tl-time">{format!("{} UTC", end.format("%Y-%m-%d %H:%M"))}</text>
             </svg>
             <figcaption class="muted">
-                "Green: granted (assignment in place). Hatched: the tail, when sessions opened before the end can still be used. "
+                "Green: granted (assignment in place); outlined: the same access under a linked grant (an extension). Hatched: the tail, when sessions opened before the end can still be used. "
                 "Blue: activity seen in CloudTrail."
             </figcaption>
         </figure>

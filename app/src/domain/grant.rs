@@ -49,6 +49,37 @@ pub struct GrantRequest {
     pub requested_start: Option<DateTime<Utc>>,
     /// Distinct approvals the matching policy requires (0 = automatic approval).
     pub approvals_required: u32,
+    /// The grant this request extends: once approved, the access runs on to the end
+    /// of the access it extends plus `duration` (never earlier); see
+    /// docs/architecture.md, "Extensions".
+    #[serde(default)]
+    pub extends: Option<GrantId>,
+}
+
+/// Another way the requester already reaches the same access (a group assignment,
+/// or a standing direct assignment Timebox did not make).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct OtherPath {
+    /// `USER` (a standing direct assignment) or `GROUP`.
+    pub principal_type: String,
+    /// The group's display name when known, else its id.
+    pub principal: String,
+    /// The identity-store id of the group or user.
+    #[serde(default)]
+    pub principal_id: String,
+}
+
+impl OtherPath {
+    /// How the pages and notifications say it: "group sre", "a standing direct
+    /// assignment".
+    pub fn describe(&self) -> String {
+        if self.principal_type == "USER" {
+            "a standing direct assignment (not made by Timebox)".to_owned()
+        } else {
+            format!("group {}", self.principal)
+        }
+    }
 }
 
 /// A grant's windows, and whether they are a preview of a grant still to start.
@@ -100,6 +131,10 @@ pub struct Grant {
     pub reviewed_at: Option<DateTime<Utc>>,
     #[serde(default)]
     pub review_comment: Option<String>,
+    /// The other paths to the same access found when the request was made (`None`:
+    /// not looked up, or Identity Center could not be asked), shown to approvers.
+    #[serde(default)]
+    pub paths_at_request: Option<Vec<OtherPath>>,
 }
 
 impl Grant {
@@ -192,6 +227,7 @@ pub(crate) mod tests {
                 duration: GrantDuration::from_minutes(60, None).expect("duration"),
                 requested_start: None,
                 approvals_required: 1,
+                extends: None,
             },
             state,
             created_at: nine(),
@@ -211,6 +247,7 @@ pub(crate) mod tests {
             reviewed_by: None,
             reviewed_at: None,
             review_comment: None,
+            paths_at_request: None,
         }
     }
 

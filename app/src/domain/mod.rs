@@ -8,6 +8,7 @@ pub mod audit;
 pub mod catalog;
 pub mod decision;
 pub mod evidence;
+pub mod extension;
 pub mod fields;
 pub mod grant;
 pub mod lifecycle;
@@ -25,11 +26,12 @@ pub use evidence::{
     ActivityEvent, ActivityFlag, ConsoleLinks, EvidenceSummary, Indicator, InvestigationSeverity,
     InvestigationStatus, InvestigationSummary, IpHistory, SummaryBuilder,
 };
+pub use extension::{AccessChain, ChainLink};
 pub use fields::{
     fmt_minutes, AccountId, Comment, FieldError, GrantDuration, Justification, PermissionSetArn,
     PermissionSetName, PersonId, Reason, ReviewComment, TicketRef, UserName,
 };
-pub use grant::{Grant, GrantId, GrantRequest, GrantWindows};
+pub use grant::{Grant, GrantId, GrantRequest, GrantWindows, OtherPath};
 pub use lifecycle::{
     decide, Action, Actor, ApprovalProgress, GrantState, Outcome, Refusal, RevokeCause, Role,
     RoleSet, TransitionCtx,

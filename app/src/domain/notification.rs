@@ -29,10 +29,13 @@ pub enum NotificationKind {
     /// The drift pass found Identity Center different from Timebox's record (to
     /// admins).
     Drift,
+    /// The access could not be given: provisioning failed, or the requester no longer
+    /// had the entitlement when a later start came (to the requester and approvers).
+    ProvisionFailed,
 }
 
 impl NotificationKind {
-    pub const ALL: [NotificationKind; 10] = [
+    pub const ALL: [NotificationKind; 11] = [
         NotificationKind::NewRequest,
         NotificationKind::Decision,
         NotificationKind::GrantActive,
@@ -43,6 +46,7 @@ impl NotificationKind {
         NotificationKind::ActivityAfterRevocation,
         NotificationKind::InvestigationSevere,
         NotificationKind::Drift,
+        NotificationKind::ProvisionFailed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -57,6 +61,7 @@ impl NotificationKind {
             NotificationKind::ActivityAfterRevocation => "activity_after_revocation",
             NotificationKind::InvestigationSevere => "investigation_severe",
             NotificationKind::Drift => "drift",
+            NotificationKind::ProvisionFailed => "provision_failed",
         }
     }
 
@@ -80,6 +85,7 @@ impl NotificationKind {
                 &[Audience::Auditors]
             }
             NotificationKind::Drift => &[Audience::Admins],
+            NotificationKind::ProvisionFailed => &[Audience::Requester, Audience::ApproversOfGrant],
         }
     }
 }

@@ -11,8 +11,8 @@ use crate::components::{
     Table, Timeline, When,
 };
 use crate::domain::{
-    fmt_minutes, format_human, EvidenceSummary, Grant, GrantWindows, PortalSession, Reason,
-    ReviewComment, SessionDuration, WindowInputs, Windows,
+    fmt_minutes, format_human, AccessChain, EvidenceSummary, Grant, GrantId, GrantWindows,
+    PortalSession, Reason, ReviewComment, SessionDuration, WindowInputs, Windows,
 };
 use chrono::Utc;
 use leptos::form::ActionForm;
@@ -162,6 +162,13 @@ fn GrantView(
         events: d.events.iter().map(|e| e.event_time).collect(),
     };
     let now = Utc::now();
+    let linked: Vec<_> = d
+        .access
+        .iter()
+        .flat_map(|c| c.links.iter())
+        .filter(|l| l.id != id)
+        .filter_map(|l| Some((l.activated_at?, l.ends_at?)))
+        .collect();
     let approvals_have = d
         .approvals
         .iter()
@@ -180,7 +187,7 @@ fn GrantView(
         let list = d
             .other_paths
             .iter()
-            .map(|p| view! { <li>{format!("{} {}", p.principal_type.to_lowercase(), p.principal)}</li> })
+            .map(|p| view! { <li>{p.describe()}</li> })
             .collect_view();
         view! {
             <div class="warning" role="note" data-testid="other-paths">
@@ -193,7 +200,8 @@ fn GrantView(
     view! {
         <section aria-labelledby="grant-title" data-testid="grant" data-state=g.state.as_str()>
             <h1 id="grant-title">
-                {g.request.permission_set.to_string()} " in " {g.request.account_id.to_string()} " "
+                {g.request.permission_set.to_string()} " in "
+                {super::inbox::account_label(d.account_name.as_deref(), g.request.account_id.as_str())} " "
                 <StateBadge state=g.state/>
             </h1>
             <dl class="facts">
@@ -212,7 +220,8 @@ fn GrantView(
             </dl>
             {windows.map(|w| view! { <WindowSentence windows=w preview=preview/> })}
             {other_paths}
-            <Timeline grant=g.clone() approvals=d.approvals.clone() windows=windows activity=activity now=now/>
+            {d.access.clone().map(|c| view! { <AccessChainView chain=c current=id/> })}
+            <Timeline grant=g.clone() approvals=d.approvals.clone() windows=windows activity=activity linked=linked now=now/>
         </section>
 
         <section aria-labelledby="approvals-title">
@@ -402,5 +411,52 @@ fn GrantView(
                         }).collect_view()}
             </Table>
         </section>
+    }
+}
+
+/// A grant with its extensions, as one access: from the first activation to the
+/// latest end, each grant linked.
+#[component]
+fn AccessChainView(chain: AccessChain, current: GrantId) -> impl IntoView {
+    let summary = match (chain.starts_at, chain.ends_at) {
+        (Some(from), Some(to)) => view! {
+            <p data-testid="access-span">
+                {if chain.is_live() { "One access, extended: from " } else { "One access, extended: it ran from " }}
+                <When at=from/> " to " <When at=to/>
+                {if chain.continuous { " without a gap" } else { ", with a gap (an extension approved after the access had ended is a new grant)" }}
+                {chain.real_end.map(|r| view! { "; sessions may last until " <When at=r/> })}
+                "."
+            </p>
+        }
+        .into_any(),
+        _ => view! { <p data-testid="access-span">"An extension is asked for; the access is not active yet."</p> }.into_any(),
+    };
+    let links = chain
+        .links
+        .iter()
+        .map(|l| {
+            let label = if l.id == current {
+                "this grant".to_owned()
+            } else if l.extends.is_none() {
+                "the grant extended".to_owned()
+            } else {
+                "an extension".to_owned()
+            };
+            let href = format!("/grants/{}", l.id);
+            view! {
+                <li data-testid="access-link" data-state=l.state.as_str()>
+                    <a href=href>{label}</a> " " <StateBadge state=l.state/> " · "
+                    {fmt_minutes(l.duration_minutes)}
+                    {l.activated_at.map(|a| view! { " · from " <When at=a/> })}
+                    {l.ends_at.map(|e| view! { " to " <When at=e/> })}
+                </li>
+            }
+        })
+        .collect_view();
+    view! {
+        <div class="access-chain" data-testid="access-chain">
+            {summary}
+            <ol>{links}</ol>
+        </div>
     }
 }

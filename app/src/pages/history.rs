@@ -129,7 +129,9 @@ pub fn HistoryPage() -> impl IntoView {
                                                 <td><a href=format!("/grants/{}", g.id)><When at=g.created_at/></a></td>
                                                 <td>{g.request.requester.to_string()}</td>
                                                 <td>{format!("{} in {}", g.request.permission_set, g.request.account_id)}</td>
-                                                <td>{fmt_minutes(g.request.duration.minutes())}</td>
+                                                <td>{fmt_minutes(g.request.duration.minutes())}
+                                                    {g.request.extends.map(|e| view! { " " <a href=format!("/grants/{e}") class="extends" data-testid="extends" title="an extension: the same access, continued">"(extends)"</a> })}
+                                                </td>
                                                 <td><StateBadge state=g.state/></td>
                                                 <td><MaybeWhen at=g.revoked_at/></td>
                                                 <td><MaybeWhen at=g.real_end/></td>

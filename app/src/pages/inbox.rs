@@ -47,9 +47,14 @@ fn Item(item: InboxItem, decide: ServerAction<DecideGrant>) -> impl IntoView {
             <h2>
                 <a href=format!("/grants/{id}")>
                     {g.request.requester.to_string()} " asks for " {g.request.permission_set.to_string()}
-                    " in " {g.request.account_id.to_string()} " for " {fmt_minutes(g.request.duration.minutes())}
+                    " in " {account_label(item.account_name.as_deref(), g.request.account_id.as_str())}
+                    " for " {fmt_minutes(g.request.duration.minutes())}
                 </a>
             </h2>
+            {g.request.extends.map(|e| view! {
+                <p data-testid="extends">"An extension of " <a href=format!("/grants/{e}")>"a grant of the same access"</a>
+                    ": approved while that access runs, the extra time counts from its end; approved after it ended, it is a new grant."</p>
+            })}
             <p class="justification">{g.request.justification.to_string()}</p>
             <p class="muted">
                 {g.request.ticket.as_ref().map(|t| format!("Ticket {t} · "))}
@@ -57,6 +62,17 @@ fn Item(item: InboxItem, decide: ServerAction<DecideGrant>) -> impl IntoView {
                 {match g.request.requested_start { Some(t) => view! { " · to start " <When at=t/> }.into_any(), None => view! { " · to start when approved" }.into_any() }}
             </p>
             {windows.map(|w| view! { <WindowSentence windows=w.windows preview=w.preview/> })}
+            {match g.paths_at_request.clone() {
+                Some(paths) if !paths.is_empty() => view! {
+                    <div class="warning" role="note" data-testid="other-paths">
+                        <strong>{format!("{} already reaches this access", g.request.requester)}</strong>
+                        " (found when the request was made) through:"
+                        <ul>{paths.iter().map(|p| view! { <li>{p.describe()}</li> }).collect_view()}</ul>
+                    </div>
+                }.into_any(),
+                Some(_) => view! { <p class="muted" data-testid="other-paths">"No other path to this access was found when the request was made."</p> }.into_any(),
+                None => view! { <p class="muted" data-testid="other-paths">"Other paths to this access could not be checked when the request was made."</p> }.into_any(),
+            }}
             <p data-testid="recent-use">
                 {format!("{} had this permission set in this account {} time{} in the last 30 days",
                     g.request.requester, item.recent.grants_30d, if item.recent.grants_30d == 1 { "" } else { "s" })}
@@ -69,5 +85,13 @@ fn Item(item: InboxItem, decide: ServerAction<DecideGrant>) -> impl IntoView {
             <p>{format!("Approvals: {have} of {}", g.request.approvals_required)}</p>
             <DecideForm id=id decide=decide comment_id=format!("comment-{id}")/>
         </article>
+    }
+}
+
+/// "prod (111122223333)", or the id alone when the catalog has no name for it.
+pub fn account_label(name: Option<&str>, id: &str) -> String {
+    match name {
+        Some(n) if !n.is_empty() && n != id => format!("{n} ({id})"),
+        _ => id.to_owned(),
     }
 }

@@ -57,6 +57,26 @@ pub struct Operation {
 /// How a dashboard person is looked up in the identity store (a configuration value).
 pub use crate::config::UserMatch;
 
+/// A group as the identity store describes it: its display name and the ids its
+/// source directory gave it (SCIM from Entra ID sets the group's object id).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupInfo {
+    pub group_id: String,
+    pub display_name: Option<String>,
+    pub external_ids: Vec<String>,
+}
+
+impl GroupInfo {
+    /// The names a policy's `group:` entry may use for this group: its display name
+    /// and its external ids.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.display_name
+            .as_deref()
+            .into_iter()
+            .chain(self.external_ids.iter().map(String::as_str))
+    }
+}
+
 /// A person's name and addresses in the identity store (for notifications).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserContact {
@@ -104,6 +124,9 @@ pub trait IdentityCenter: Send + Sync + std::fmt::Debug + 'static {
 
     /// The groups the user is a direct member of.
     async fn user_groups(&self, user_id: &str) -> Result<Vec<String>, IcError>;
+
+    /// A group's display name and external ids (`DescribeGroup`).
+    async fn describe_group(&self, group_id: &str) -> Result<GroupInfo, IcError>;
 
     async fn create_assignment(&self, a: &Assignment) -> Result<Operation, IcError>;
 

@@ -8,8 +8,8 @@
 //! or built from configuration ([`SdkIdentityCenter::from_config`]).
 
 use super::{
-    Assignment, IcError, IcErrorKind, IdentityCenter, IdentityError, Instance, Operation,
-    OperationStatus, PermissionSetInfo, UserContact, UserMatch,
+    Assignment, GroupInfo, IcError, IcErrorKind, IdentityCenter, IdentityError, Instance,
+    Operation, OperationStatus, PermissionSetInfo, UserContact, UserMatch,
 };
 use crate::aws::{AwsSetup, Calls, Pacer, Priority};
 use crate::config::{AwsConfig, IdentityCenterConfig};
@@ -386,6 +386,26 @@ impl IdentityCenter for SdkIdentityCenter {
             .pages(OP, request.into_paginator().send(), |p| p.next_token())
             .collect(|p| p.group_memberships.into_iter().filter_map(|m| m.group_id))
             .await
+    }
+
+    async fn describe_group(&self, group_id: &str) -> Result<GroupInfo, IcError> {
+        let store_id = self.identity_store_id().await?;
+        let request = self
+            .clients
+            .identity_store
+            .describe_group()
+            .identity_store_id(&store_id)
+            .group_id(group_id);
+        let out = self.aws.call("DescribeGroup", request.send()).await?;
+        Ok(GroupInfo {
+            group_id: out.group_id().to_owned(),
+            display_name: out.display_name().map(str::to_owned),
+            external_ids: out
+                .external_ids()
+                .iter()
+                .map(|e| e.id().to_owned())
+                .collect(),
+        })
     }
 
     async fn create_assignment(&self, a: &Assignment) -> Result<Operation, IcError> {

@@ -84,10 +84,20 @@ impl Message {
         };
         let ends = grant.and_then(|g| g.ends_at).map(when);
         let (title, summary) = match event.kind {
-            NotificationKind::NewRequest => (
-                format!("Approval needed: {who} asks for {what} in {account}"),
-                format!("{who} asks for {what} in account {account}. Review the request and approve or deny it on its page."),
-            ),
+            NotificationKind::NewRequest => {
+                let paths = match grant.and_then(|g| g.paths_at_request.as_ref()) {
+                    Some(p) if !p.is_empty() => format!(
+                        " {who} already reaches this access through {}.",
+                        p.iter().map(app::domain::OtherPath::describe).collect::<Vec<_>>().join(", ")
+                    ),
+                    Some(_) => String::new(),
+                    None => " Other paths to this access could not be checked.".to_owned(),
+                };
+                (
+                    format!("Approval needed: {who} asks for {what} in {account}"),
+                    format!("{who} asks for {what} in account {account}.{paths} Review the request and approve or deny it on its page."),
+                )
+            }
             NotificationKind::Decision => {
                 let decision = detail(d, "decision").unwrap_or("decided");
                 let by = detail(d, "by").unwrap_or("an approver");
@@ -159,6 +169,13 @@ impl Message {
                 (
                     format!("Drift in {account}: {}", detail(d, "kind").unwrap_or("finding")),
                     format!("Identity Center differs from Timebox's record in account {account}: {finding}. See the status page's drift findings."),
+                )
+            }
+            NotificationKind::ProvisionFailed => {
+                let reason = detail(d, "reason").unwrap_or("no reason recorded");
+                (
+                    format!("Not given: {who}'s {what} in {account}"),
+                    format!("{who}'s access to {what} in account {account} was not given: {reason}. Nothing was assigned; ask again once this is resolved."),
                 )
             }
         };

@@ -207,6 +207,10 @@ pub fn for_transition(
             NotificationKind::Revoked,
             serde_json::json!({ "reason": reason }),
         ),
+        (Action::ProvisionFailed, GrantState::Failed) => (
+            NotificationKind::ProvisionFailed,
+            serde_json::json!({ "reason": reason }),
+        ),
         _ => return Vec::new(),
     };
     vec![NewNotification {

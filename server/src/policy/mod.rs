@@ -80,13 +80,17 @@ pub struct Decided {
     pub policy: CompiledPolicy,
 }
 
+/// The file's text, with its fingerprint taken *before* the read: a write that lands
+/// during or after the read changes the fingerprint the poll compares against, so a
+/// half-written file read once is read again when the write completes.
 fn read(path: &Path) -> Result<(String, Option<(SystemTime, u64)>), PolicyLoadError> {
     let unreadable = |source| PolicyLoadError::Unreadable {
         path: path.to_owned(),
         source,
     };
+    let fp = fingerprint(path);
     let text = std::fs::read_to_string(path).map_err(unreadable)?;
-    Ok((text, fingerprint(path)))
+    Ok((text, fp))
 }
 
 fn fingerprint(path: &Path) -> Option<(SystemTime, u64)> {
@@ -252,6 +256,7 @@ impl PolicyService {
             return Ok(());
         };
         let now = self.inner.clock.now();
+        let before = fingerprint(&path);
         let result = self.load_checked(&path).await;
         let mut state = self.state_mut();
         state.status.last_attempt_at = Some(now);
@@ -269,8 +274,9 @@ impl PolicyService {
             Err(e) => {
                 tracing::error!(error = %e, "policy reload refused; the previous policy stays in force");
                 state.status.last_error = Some(e.to_string());
-                // Remember this version so the poll does not report it again.
-                state.fingerprint = fingerprint(&path);
+                // Remember this version so the poll does not report it again (taken
+                // before the read: a write still landing is read again).
+                state.fingerprint = before;
                 Err(e)
             }
         }

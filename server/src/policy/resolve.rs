@@ -718,6 +718,7 @@ mod tests {
             duration: GrantDuration::from_minutes(duration, None).unwrap_or_else(|e| panic!("{e}")),
             requested_start: None,
             approvals_required: 0,
+            extends: None,
         }
     }
 

@@ -6,8 +6,16 @@
 use super::target::{self, Provide};
 use super::{Polled, Reaper, ReaperError, Step, STANDING};
 use crate::identity_center::{catalog, Assignment, IcError, IdentityError};
+use crate::policy::PolicyDecisionError;
 use crate::store::{GrantAws, GrantPatch};
-use app::domain::{Action, Actor, Grant, SessionDuration, WindowInputs, Windows};
+use app::domain::{Action, Actor, Grant, GrantState, SessionDuration, WindowInputs, Windows};
+use chrono::{DateTime, Utc};
+
+/// Why the entitlement could not be checked again.
+enum Recheck {
+    Aws(IcError),
+    Store(crate::store::StoreError),
+}
 
 impl Reaper {
     async fn fail_provisioning(
@@ -114,6 +122,15 @@ impl Reaper {
         self.store.save_grant_aws(g.id, &w).await?;
 
         if w.create_request_id.is_none() && w.shared_with.is_none() {
+            // A later start is given only if the requester is still entitled to it.
+            if g.request.requested_start.is_some() && w.create_started_at.is_none() {
+                match self.no_longer_entitled(&g, &principal_id).await {
+                    Ok(None) => {}
+                    Ok(Some(why)) => return self.fail_provisioning(&g, w, why).await,
+                    Err(Recheck::Aws(e)) => return retry_or_fail(w, &e).await,
+                    Err(Recheck::Store(e)) => return Err(e.into()),
+                }
+            }
             let siblings = self.siblings(&g).await?;
             match target::provide(&siblings) {
                 Provide::Wait { grant, why } => {
@@ -247,14 +264,24 @@ impl Reaper {
                 .retry_later(&g, w, "activate", "no session duration", "internal")
                 .await;
         };
-        let other_paths = self.other_paths(assignment).await;
+        let standing = w.shared_with.as_deref() == Some(STANDING);
+        let other_paths = self
+            .other_paths(assignment, standing, g.request.requester.as_str())
+            .await;
         w.other_paths = other_paths.clone();
         w.next_attempt_at = None;
         w.last_error = None;
         w.attempts = 0;
         self.store.save_grant_aws(g.id, &w).await?;
         let activated_at = self.clock.now();
-        let ends_at = activated_at + g.request.duration.as_duration();
+        // An extension continues the access it extends: its time counts from the
+        // latest end among the user's active grants of the same target (never from
+        // earlier than now). When that access has ended, it is a new grant.
+        let continues = match g.request.extends {
+            Some(_) => self.access_end(&g).await?.filter(|end| *end > activated_at),
+            None => None,
+        };
+        let ends_at = continues.unwrap_or(activated_at) + g.request.duration.as_duration();
         let real_end = Windows::compute(&WindowInputs {
             activated_at,
             revoked_at: None,
@@ -286,16 +313,63 @@ impl Reaper {
                     "permission_set_arn": assignment.permission_set_arn,
                     "shared_with": w.shared_with,
                     "other_paths": other_paths.and_then(|p| serde_json::from_str::<serde_json::Value>(&p).ok()),
+                    "extends": g.request.extends,
+                    "continues_from": continues,
                 }),
             )
             .await?;
         Ok(Step::Activated)
     }
 
+    /// Why the requester of `g` may no longer have it (`None`: they still may): the
+    /// policy in force now decides the request again, with the requester's groups as
+    /// the identity store has them now (display names and external ids). A grant
+    /// decided before policies existed, or without a policy file, is not re-checked.
+    async fn no_longer_entitled(
+        &self,
+        g: &Grant,
+        principal_id: &str,
+    ) -> Result<Option<String>, Recheck> {
+        let policy = self.grants.policy();
+        if g.policy.is_none() || !policy.is_configured() {
+            return Ok(None);
+        }
+        let mut groups = Vec::new();
+        for id in self
+            .ic
+            .user_groups(principal_id)
+            .await
+            .map_err(Recheck::Aws)?
+        {
+            let info = self.ic.describe_group(&id).await.map_err(Recheck::Aws)?;
+            groups.extend(info.names().map(str::to_owned));
+        }
+        match policy.decide(&g.request, &groups, g.break_glass).await {
+            Ok(_) => Ok(None),
+            Err(PolicyDecisionError::Refused(r)) => Ok(Some(format!(
+                "at its start the requester was no longer entitled to it: {r}"
+            ))),
+            Err(PolicyDecisionError::Store(e)) => Err(Recheck::Store(e)),
+        }
+    }
+
+    /// The latest end among the other active grants of `g`'s target: the end of the
+    /// access an extension continues.
+    async fn access_end(&self, g: &Grant) -> Result<Option<DateTime<Utc>>, ReaperError> {
+        Ok(self
+            .siblings(g)
+            .await?
+            .iter()
+            .filter(|s| s.grant.state == GrantState::Active)
+            .filter_map(|s| s.grant.ends_at)
+            .max())
+    }
+
     /// Group assignments of the same permission set in the same account that include
-    /// the user: other paths to the same access. `None` when they could not be read
+    /// the user (named by their display names), and a standing direct assignment:
+    /// other paths to the same access. `None` when they could not be read
     /// (logged; the grant still activates).
-    async fn other_paths(&self, a: &Assignment) -> Option<String> {
+    async fn other_paths(&self, a: &Assignment, standing: bool, user_name: &str) -> Option<String> {
         let groups = match self.ic.user_groups(&a.principal_id).await {
             Ok(g) => g,
             Err(e) => {
@@ -314,11 +388,25 @@ impl Reaper {
                 return None;
             }
         };
-        let paths: Vec<serde_json::Value> = list
-            .iter()
-            .filter(|x| x.principal_type == "GROUP" && groups.contains(&x.principal_id))
-            .map(|x| serde_json::json!({ "principal_type": "GROUP", "principal_id": x.principal_id }))
-            .collect();
+        let mut paths: Vec<serde_json::Value> = Vec::new();
+        for x in &list {
+            if x.principal_type == "GROUP" && groups.contains(&x.principal_id) {
+                let name = match self.ic.describe_group(&x.principal_id).await {
+                    Ok(g) => g.display_name,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot read a group's name for other-path detection");
+                        None
+                    }
+                };
+                paths.push(serde_json::json!({ "principal_type": "GROUP",
+                    "principal_id": x.principal_id, "principal": name }));
+            }
+        }
+        if standing {
+            // The user held the assignment before the grant: it is another path.
+            paths.push(serde_json::json!({ "principal_type": "USER",
+                "principal_id": a.principal_id, "principal": user_name }));
+        }
         Some(serde_json::Value::Array(paths).to_string())
     }
 }

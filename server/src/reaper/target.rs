@@ -171,6 +171,7 @@ mod tests {
                 duration: GrantDuration::from_minutes(60, None).unwrap(),
                 requested_start: None,
                 approvals_required: 0,
+                extends: None,
             },
             state,
             created_at: now,
@@ -190,6 +191,7 @@ mod tests {
             reviewed_by: None,
             reviewed_at: None,
             review_comment: None,
+            paths_at_request: None,
         }
     }
 

@@ -53,9 +53,10 @@ impl Approver<'_> {
         inbox::items(&self.p).await
     }
 
-    /// Ends an active grant now (someone else's, or one's own).
+    /// Ends an active grant now (someone else's, or one's own), with the rest of the
+    /// access it is part of (its extensions, or the grant it extends).
     pub async fn revoke(&self, id: GrantId, reason: Option<Reason>) -> Acted {
-        self.p.act(id, GrantAction::EndEarly, false, reason).await
+        self.p.end_access(id, false, reason.map(String::from)).await
     }
 
     /// Records the review of a break-glass grant whose policy names the person.

@@ -7,7 +7,7 @@ use super::access::{AccessError, Person};
 use super::evidence;
 use crate::store::AuditEvent;
 use app::api::{ApprovalView, AuditEntry, ChainCheck, GrantDetail, OtherPath};
-use app::domain::Grant;
+use app::domain::{AccessChain, Grant};
 
 /// Activity events shown on a grant's page (the evidence pack has them all).
 const GRANT_PAGE_EVENTS: u32 = 100;
@@ -18,21 +18,16 @@ const AUDIT_LIMIT: u32 = 1000;
 pub(super) async fn detail(p: &Person<'_>, grant: Grant) -> Result<GrantDetail, AccessError> {
     let store = p.core.store();
     let id = grant.id;
+    let grant_account = grant.request.account_id.to_string();
     let facts = p.facts(&grant, true).await?;
     let events = store.audit_events(Some(id), 0, AUDIT_LIMIT).await?;
     let chain = check_grant_chain(p, &events).await?;
-    let other_paths = store
-        .grant_aws(id)
-        .await?
-        .and_then(|w| w.other_paths)
-        .and_then(|p| serde_json::from_str::<Vec<serde_json::Value>>(&p).ok())
-        .unwrap_or_default()
-        .into_iter()
-        .map(|v| OtherPath {
-            principal_type: v["principal_type"].as_str().unwrap_or("GROUP").to_owned(),
-            principal: v["principal_id"].as_str().unwrap_or_default().to_owned(),
-        })
-        .collect();
+    // What the reaper found at activation; before that, what the request found.
+    let other_paths = match store.grant_aws(id).await?.and_then(|w| w.other_paths) {
+        Some(json) => paths_of(&json),
+        None => grant.paths_at_request.clone().unwrap_or_default(),
+    };
+    let access = AccessChain::of(&super::extensions::chain(store.as_ref(), &grant).await?);
     let found = evidence::of_grant(p.core, id).await?;
     let first_events = evidence::events(p.core, id, None, GRANT_PAGE_EVENTS).await?;
     let permission_set_session_seconds = match grant.permission_set_session {
@@ -66,6 +61,10 @@ pub(super) async fn detail(p: &Person<'_>, grant: Grant) -> Result<GrantDetail, 
         evidence: found.summary,
         events: first_events,
         investigation: found.investigation,
+        access,
+        account_name: super::catalog::account_names(p.core)
+            .await?
+            .remove(grant_account.as_str()),
     })
 }
 
@@ -109,4 +108,23 @@ async fn check_grant_chain(
         events_checked: check.events_checked,
         problem: check.problem,
     })
+}
+
+/// The other paths the reaper recorded (JSON; rows written before names were kept
+/// carry only the id).
+fn paths_of(json: &str) -> Vec<OtherPath> {
+    serde_json::from_str::<Vec<serde_json::Value>>(json)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|v| {
+            let id = v["principal_id"].as_str().unwrap_or_default().to_owned();
+            OtherPath {
+                principal_type: v["principal_type"].as_str().unwrap_or("GROUP").to_owned(),
+                principal: v["principal"]
+                    .as_str()
+                    .map_or_else(|| id.clone(), str::to_owned),
+                principal_id: id,
+            }
+        })
+        .collect()
 }

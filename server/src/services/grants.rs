@@ -150,9 +150,23 @@ impl GrantService {
     /// afterwards.
     pub async fn submit(
         &self,
+        request: GrantRequest,
+        groups: &[String],
+        break_glass: bool,
+    ) -> Result<Grant, GrantError> {
+        self.submit_with_paths(request, groups, break_glass, None)
+            .await
+    }
+
+    /// [`GrantService::submit`], recording `paths`: the other ways the requester
+    /// already reaches the same access, as found when the request was made (shown to
+    /// approvers and kept in the request's audit event).
+    pub async fn submit_with_paths(
+        &self,
         mut request: GrantRequest,
         groups: &[String],
         break_glass: bool,
+        paths: Option<Vec<app::domain::OtherPath>>,
     ) -> Result<Grant, GrantError> {
         let decided = self.policy.decide(&request, groups, break_glass).await?;
         let rule = &decided.policy.rule;
@@ -168,6 +182,7 @@ impl GrantService {
             expires_at: Some(now + chrono::Duration::minutes(i64::from(rule.pending_ttl_minutes))),
             review_required: break_glass,
             max_active_per_user: rule.max_active_per_user,
+            paths,
         };
         let event = NewAuditEvent {
             grant_id: Some(id),
@@ -187,6 +202,8 @@ impl GrantService {
                 "policy": rule.name,
                 "break_glass": break_glass,
                 "expires_at": stamp.expires_at,
+                "extends": request.extends,
+                "other_paths": stamp.paths,
             }),
         };
         let grant = match self

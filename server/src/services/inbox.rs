@@ -50,6 +50,7 @@ pub(super) async fn to_decide(p: &Person<'_>) -> Result<Vec<(Grant, GrantFacts)>
 pub(super) async fn items(p: &Person<'_>) -> Result<Vec<InboxItem>, AccessError> {
     let pending = to_decide(p).await?;
     let sessions = super::catalog::sessions(p.core).await?;
+    let names = super::catalog::account_names(p.core).await?;
     let mut out = Vec::with_capacity(pending.len());
     for (grant, facts) in pending {
         out.push(InboxItem {
@@ -59,6 +60,7 @@ pub(super) async fn items(p: &Person<'_>) -> Result<Vec<InboxItem>, AccessError>
                 .copied(),
             portal_session_seconds: p.core.portal_seconds(),
             approvals: approval_views(facts.approvals),
+            account_name: names.get(grant.request.account_id.as_str()).cloned(),
             grant,
         });
     }

@@ -28,6 +28,7 @@ pub mod backend;
 mod catalog;
 mod detail;
 pub mod evidence;
+pub mod extensions;
 pub mod grants;
 pub mod history;
 mod inbox;

@@ -73,6 +73,7 @@ mod tests {
         OtherPath {
             principal_type: "GROUP".into(),
             principal: p.into(),
+            principal_id: p.into(),
         }
     }
 

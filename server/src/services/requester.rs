@@ -8,6 +8,9 @@ use super::catalog;
 use app::api::{OtherPath, RequestForm, RequestOptions};
 use app::domain::{Denied, Grant, GrantAction, GrantId, GrantRequest, Operation, Reason};
 
+/// How long a request waits for its other paths before it is recorded without them.
+const PATHS_AT_REQUEST_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+
 role_handle!(
     /// Acts for a person who may ask for access (requesters and admins).
     Requester,
@@ -53,26 +56,48 @@ impl Requester<'_> {
     }
 
     /// Asks for an already parsed request of the person's own, as the policy decides
-    /// it (see [`super::GrantService::request`]).
+    /// it (see [`super::GrantService::request`]), with the other paths to the same
+    /// access looked up now for the approvers.
     pub async fn ask(&self, request: GrantRequest) -> Result<Grant, AccessError> {
-        self.own_request(&request)?;
-        Ok(self
-            .p
-            .core
-            .grants
-            .request(request, self.p.caller.groups())
-            .await?)
+        self.submit(request, false).await
     }
 
     /// Asks for break-glass access (see [`super::GrantService::submit`]).
     pub async fn ask_break_glass(&self, request: GrantRequest) -> Result<Grant, AccessError> {
+        self.submit(request, true).await
+    }
+
+    async fn submit(&self, request: GrantRequest, break_glass: bool) -> Result<Grant, AccessError> {
         self.own_request(&request)?;
+        let paths = self.paths_now(&request).await;
         Ok(self
             .p
             .core
             .grants
-            .submit(request, self.p.caller.groups(), true)
+            .submit_with_paths(request, self.p.caller.groups(), break_glass, paths)
             .await?)
+    }
+
+    /// The other paths to the requested access, or `None` when they could not be
+    /// looked up now (Identity Center unavailable, the person's lookups spent): the
+    /// request is never refused for that, and the approvers are told it is unknown.
+    async fn paths_now(&self, request: &GrantRequest) -> Option<Vec<OtherPath>> {
+        let lookup = catalog::other_paths(
+            &self.p,
+            request.account_id.as_str(),
+            request.permission_set.as_str(),
+        );
+        match tokio::time::timeout(PATHS_AT_REQUEST_WAIT, lookup).await {
+            Ok(Ok(paths)) => Some(paths),
+            Ok(Err(e)) => {
+                tracing::info!(error = %e, "other paths not known at request time");
+                None
+            }
+            Err(_) => {
+                tracing::info!("other paths not known at request time: Identity Center is slow");
+                None
+            }
+        }
     }
 
     fn own_request(&self, request: &GrantRequest) -> Result<(), AccessError> {
@@ -94,14 +119,18 @@ impl Requester<'_> {
         self.p.act(id, GrantAction::Cancel, true, reason).await
     }
 
-    /// Ends one of the person's active grants now ("I'm done").
+    /// Ends one of the person's active grants now ("I'm done"), with the rest of the
+    /// access it is part of (its extensions, or the grant it extends).
     pub async fn finish(&self, id: GrantId, reason: Option<Reason>) -> Acted {
-        self.p.act(id, GrantAction::EndEarly, true, reason).await
+        self.p.end_access(id, true, reason.map(String::from)).await
     }
 
     /// Asks for more time on one of the person's approved or active grants: a new
-    /// request for the same account and permission set that starts now and
-    /// overlaps, decided like any request; the running grant is never cut short.
+    /// request for the same account and permission set that records which grant it
+    /// extends, decided like any request. Once approved, the reaper gives it the end
+    /// of the access it extends plus `duration` (never earlier); approved after that
+    /// access ended, it is a new grant from its own activation. The running grant is
+    /// never cut short.
     pub async fn extend(
         &self,
         id: GrantId,
@@ -112,7 +141,7 @@ impl Requester<'_> {
         let grant = self.reader().read(id).await?;
         let facts = self.p.facts(&grant, false).await?;
         self.p.check(&grant, &facts, GrantAction::Extend)?;
-        self.request(RequestForm {
+        let form = RequestForm {
             account_id: grant.request.account_id.to_string(),
             permission_set: grant.request.permission_set.to_string(),
             duration,
@@ -120,7 +149,10 @@ impl Requester<'_> {
             justification,
             ticket,
             break_glass: false,
-        })
-        .await
+        };
+        self.p.allow(Operation::RequestGrant)?;
+        let mut request = catalog::parse_form(&self.p, &form).await?;
+        request.extends = Some(grant.id);
+        self.ask(request).await
     }
 }

@@ -76,6 +76,9 @@ pub struct PolicyStamp {
     pub review_required: bool,
     /// The policy's per-person cap on live grants, checked in the same transaction.
     pub max_active_per_user: Option<u32>,
+    /// The other paths to the same access found at request time (`None`: not
+    /// looked up).
+    pub paths: Option<Vec<app::domain::OtherPath>>,
 }
 
 /// The review of a break-glass grant.
@@ -141,6 +144,9 @@ pub trait Grants {
         limit: u32,
     ) -> Result<Vec<Grant>, StoreError>;
 
+    /// The grants that extend `id` (their `extends` names it), oldest first.
+    async fn extensions_of(&self, id: GrantId) -> Result<Vec<Grant>, StoreError>;
+
     /// Grants per state, for metrics.
     async fn grant_counts(&self) -> Result<Vec<(GrantState, i64)>, StoreError>;
 }
@@ -150,7 +156,7 @@ pub(super) const GRANT_COLUMNS: &str =
     duration_minutes, requested_start, approvals_required, state, created_at, updated_at, \
     activated_at, ends_at, revoked_at, permission_set_session_seconds, portal_session_seconds, \
     real_end, failure_reason, version, policy, break_glass, expires_at, review_required, \
-    reviewed_by, reviewed_at, review_comment";
+    reviewed_by, reviewed_at, review_comment, extends, request_paths";
 
 #[derive(sqlx::FromRow)]
 pub(super) struct GrantRow {
@@ -181,6 +187,8 @@ pub(super) struct GrantRow {
     reviewed_by: Option<String>,
     reviewed_at: Option<DateTime<Utc>>,
     review_comment: Option<String>,
+    extends: Option<String>,
+    request_paths: Option<String>,
 }
 
 impl TryFrom<GrantRow> for Grant {
@@ -212,6 +220,12 @@ impl TryFrom<GrantRow> for Grant {
                 requested_start: r.requested_start,
                 approvals_required: u32::try_from(r.approvals_required)
                     .map_err(|e| bad("approvals_required", &e))?,
+                extends: r
+                    .extends
+                    .as_deref()
+                    .map(GrantId::parse)
+                    .transpose()
+                    .map_err(|e| bad("extends", &e))?,
             },
             state: GrantState::parse(&r.state)
                 .ok_or_else(|| bad("state", &format!("unknown state {:?}", r.state)))?,
@@ -240,6 +254,12 @@ impl TryFrom<GrantRow> for Grant {
             reviewed_by: r.reviewed_by,
             reviewed_at: r.reviewed_at,
             review_comment: r.review_comment,
+            paths_at_request: r
+                .request_paths
+                .as_deref()
+                .map(serde_json::from_str)
+                .transpose()
+                .map_err(|e| bad("request_paths", &e))?,
         })
     }
 }
@@ -288,9 +308,10 @@ macro_rules! impl_grants {
                     "INSERT INTO grants (id, requester, account_id, permission_set, \
                      justification, ticket, duration_minutes, requested_start, \
                      approvals_required, state, created_at, updated_at, version, \
-                     policy, break_glass, expires_at, review_required) \
+                     policy, break_glass, expires_at, review_required, extends, \
+                     request_paths) \
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, 0, \
-                     $12, $13, $14, $15) \
+                     $12, $13, $14, $15, $16, $17) \
                      RETURNING {GRANT_COLUMNS}"
                 ))
                 .bind(id.to_string())
@@ -308,6 +329,13 @@ macro_rules! impl_grants {
                 .bind(stamp.break_glass)
                 .bind(stamp.expires_at.map(|t| t.trunc_subsecs(6)))
                 .bind(stamp.review_required)
+                .bind(request.extends.map(|g| g.to_string()))
+                .bind(
+                    stamp
+                        .paths
+                        .as_ref()
+                        .map(|p| serde_json::to_string(p).unwrap_or_else(|_| "[]".into())),
+                )
                 .fetch_one(&mut *tx)
                 .await?;
                 Self::append_in(&mut tx, event).await?;
@@ -497,6 +525,17 @@ macro_rules! impl_grants {
                 .bind(after.trunc_subsecs(6))
                 .bind(until.trunc_subsecs(6))
                 .bind(i64::from(limit.clamp(1, 10_000)))
+                .fetch_all(&self.pool)
+                .await?;
+                rows.into_iter().map(Grant::try_from).collect()
+            }
+
+            async fn extensions_of(&self, id: GrantId) -> Result<Vec<Grant>, StoreError> {
+                let rows: Vec<GrantRow> = sqlx::query_as(&format!(
+                    "SELECT {GRANT_COLUMNS} FROM grants WHERE extends = $1 \
+                     ORDER BY created_at, id LIMIT 1000"
+                ))
+                .bind(id.to_string())
                 .fetch_all(&self.pool)
                 .await?;
                 rows.into_iter().map(Grant::try_from).collect()

@@ -498,6 +498,7 @@ impl Rig {
                     duration: GrantDuration::from_minutes(60, None).unwrap(),
                     requested_start: None,
                     approvals_required: approvals,
+                    extends: None,
                 },
                 &[],
             )
@@ -1144,6 +1145,7 @@ async fn recipients_come_from_the_identity_store() {
                 duration: GrantDuration::from_minutes(30, None).unwrap(),
                 requested_start: None,
                 approvals_required: 1,
+                extends: None,
             },
             &[],
         )

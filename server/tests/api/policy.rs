@@ -217,6 +217,7 @@ fn ask(
         requested_start: None,
         // The policy decides; this value is replaced.
         approvals_required: 7,
+        extends: None,
     }
 }
 

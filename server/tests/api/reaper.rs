@@ -52,6 +52,7 @@ pub fn request(requester: &str, account: &str, permission_set: &str, minutes: i6
         duration: GrantDuration::from_minutes(minutes, None).unwrap(),
         requested_start: None,
         approvals_required: 0,
+        extends: None,
     }
 }
 
@@ -218,6 +219,10 @@ async fn lifecycle_against_the_emulator(db: &TestDb) {
         other[0]["principal_id"],
         r.org.sre_group.as_str(),
         "{other}"
+    );
+    assert_eq!(
+        other[0]["principal"], "sre",
+        "named by its display name: {other}"
     );
 
     // Nothing to do before the end.

@@ -64,6 +64,7 @@ pub fn request(requester: &str, approvals: u32) -> GrantRequest {
         duration: GrantDuration::from_minutes(60, None).unwrap(),
         requested_start: None,
         approvals_required: approvals,
+        extends: None,
     }
 }
 

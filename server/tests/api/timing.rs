@@ -17,8 +17,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use timebox_server::clock::{Clock, ManualClock};
 use timebox_server::identity_center::{
-    Assignment, IcError, IdentityCenter, IdentityError, Instance, Operation, OperationStatus,
-    PermissionSetInfo, UserContact, UserMatch,
+    Assignment, GroupInfo, IcError, IdentityCenter, IdentityError, Instance, Operation,
+    OperationStatus, PermissionSetInfo, UserContact, UserMatch,
 };
 use timebox_server::metrics::Metrics;
 use timebox_server::reaper::{Reaper, ReaperSettings};
@@ -172,6 +172,9 @@ impl IdentityCenter for Slow {
     async fn user_groups(&self, user_id: &str) -> Result<Vec<String>, IcError> {
         self.inner.user_groups(user_id).await
     }
+    async fn describe_group(&self, group_id: &str) -> Result<GroupInfo, IcError> {
+        self.inner.describe_group(group_id).await
+    }
     async fn create_assignment(&self, a: &Assignment) -> Result<Operation, IcError> {
         if self.hold_creates.load(Ordering::SeqCst) {
             return Ok(self.accept(false, a));
@@ -222,11 +225,27 @@ pub struct Rig {
 }
 
 pub async fn rig_with(db: &TestDb, s: ReaperSettings, extra_users: &[String]) -> Rig {
+    rig_under(db, s, extra_users, crate::helpers::TEST_POLICY).await
+}
+
+/// A rig whose requests are decided by `policy` (a policy file's text).
+pub async fn rig_under(
+    db: &TestDb,
+    s: ReaperSettings,
+    extra_users: &[String],
+    policy: &str,
+) -> Rig {
     let moto = Moto::start().await;
     let org = seed(&moto, extra_users).await;
     let clock = ManualClock::new(start_time());
     let store = db.store();
-    let grants = crate::helpers::grant_service(store.clone(), Arc::new(clock.clone()));
+    let policy = timebox_server::policy::PolicyService::from_text(
+        policy,
+        store.clone(),
+        Arc::new(clock.clone()),
+    )
+    .expect("the rig's policy is valid");
+    let grants = GrantService::new(store.clone(), Arc::new(clock.clone()), policy);
     let metrics = Arc::new(Metrics::new());
     let slow = Slow::new(moto.identity_center(metrics.clone()).await);
     let reaper = Reaper::new(
@@ -247,27 +266,27 @@ pub async fn rig_with(db: &TestDb, s: ReaperSettings, extra_users: &[String]) ->
     }
 }
 
-async fn rig(db: &TestDb) -> Rig {
+pub async fn rig(db: &TestDb) -> Rig {
     rig_with(db, settings(), &[]).await
 }
 
 impl Rig {
-    async fn get(&self, g: &Grant) -> Grant {
+    pub async fn get(&self, g: &Grant) -> Grant {
         self.store.get_grant(g.id).await.unwrap().unwrap()
     }
 
-    async fn assignments(&self, account: &str, ps: &str) -> Vec<String> {
+    pub async fn assignments(&self, account: &str, ps: &str) -> Vec<String> {
         user_assignments(&self.moto, &self.org, account, ps).await
     }
 
     /// "I'm done": the requester ends their grant early.
-    async fn done(&self, g: &Grant, who: &str) {
+    pub async fn done(&self, g: &Grant, who: &str) {
         finish_early(&self.grants, g, who).await;
     }
 
     /// `minutes` later the reaper has revoked `g` and no user holds `ps` in
     /// `account` any more.
-    async fn ends_leaving_nothing(&self, g: &Grant, minutes: i64, account: &str, ps: &str) {
+    pub async fn ends_leaving_nothing(&self, g: &Grant, minutes: i64, account: &str, ps: &str) {
         self.clock.advance(Duration::minutes(minutes));
         self.reaper.tick().await.unwrap();
         assert_eq!(self.get(g).await.state, GrantState::Revoked);
@@ -277,7 +296,7 @@ impl Rig {
         );
     }
 
-    async fn actions(&self, g: &Grant) -> Vec<(String, String)> {
+    pub async fn actions(&self, g: &Grant) -> Vec<(String, String)> {
         self.store
             .audit_events(Some(g.id), 0, 100)
             .await
