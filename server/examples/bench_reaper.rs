@@ -7,8 +7,13 @@
 //! cargo run --release -p server --example bench_reaper -- \
 //!     [--grants 10000] [--rate 0] [--interval-ms 250] [--concurrency 32] \
 //!     [--database sqlite://…|postgres://…] [--moto-url http://127.0.0.1:5000] \
-//!     [--contend 0]
+//!     [--contend 0] [--drift-history 0 --drift-passes 5]
 //! ```
+//! `--drift-history H` measures the drift pass instead of the revocations: after
+//! seeding, it times `--drift-passes` passes (`Reaper::reconcile`), adds H closed
+//! grants of the same users and permission sets to the database (one SQL statement),
+//! times the same passes again and prints both, their ratio, and the AWS calls and
+//! grants read per pass; then it stops.
 //! `--contend N` runs N clients that loop the other-paths lookup (`FindUser`,
 //! `ListGroupMembershipsForMember`, `ListAccountAssignments`: what
 //! `GET /api/v1/other-paths` asks Identity Center on a cache miss) as fast as they
@@ -50,6 +55,8 @@ struct Args {
     database: Option<String>,
     moto_url: Option<String>,
     contend: usize,
+    drift_history: u64,
+    drift_passes: usize,
 }
 
 fn args() -> Args {
@@ -61,6 +68,8 @@ fn args() -> Args {
         database: None,
         moto_url: None,
         contend: 0,
+        drift_history: 0,
+        drift_passes: 5,
     };
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
@@ -73,6 +82,8 @@ fn args() -> Args {
             "--database" => a.database = Some(v),
             "--moto-url" => a.moto_url = Some(v),
             "--contend" => a.contend = v.parse().expect("--contend N"),
+            "--drift-history" => a.drift_history = v.parse().expect("--drift-history N"),
+            "--drift-passes" => a.drift_passes = v.parse().expect("--drift-passes N"),
             other => panic!("unknown option {other}"),
         }
     }
@@ -314,6 +325,19 @@ async fn main() {
             max_in_flight: timebox_server::reaper::AWS_MAX_IN_FLIGHT,
         },
     ));
+    if a.drift_history > 0 {
+        drift(
+            &reaper,
+            &store,
+            &metrics,
+            &db_url,
+            a.drift_history,
+            a.drift_passes,
+            &sets[0].1,
+        )
+        .await;
+        return;
+    }
     let (stop, stopped) = tokio::sync::watch::channel(false);
     // Clients looping the other-paths lookup through the same paced Identity Center.
     let lookups = Arc::new(std::sync::atomic::AtomicU64::new(0));
@@ -433,6 +457,157 @@ async fn main() {
         "throughput: {:.0} revocations/s (first to last delete over {span:.1}s)",
         lags.len() as f64 / span.max(0.001)
     );
+}
+
+/// Identity Center calls made so far (every operation).
+fn aws_calls(metrics: &Metrics) -> u64 {
+    [
+        "ListAccountAssignments",
+        "ListPermissionSets",
+        "DescribePermissionSet",
+        "ListInstances",
+        "GetUserId",
+    ]
+    .iter()
+    .map(|op| {
+        metrics
+            .aws_call_seconds
+            .with_label_values(&[op])
+            .get_sample_count()
+    })
+    .sum()
+}
+
+/// Times `passes` drift passes (milliseconds, sorted) and the AWS calls per pass.
+async fn drift_passes(reaper: &Reaper, metrics: &Metrics, passes: usize) -> (Vec<f64>, u64) {
+    let calls_before = aws_calls(metrics);
+    let mut times = Vec::new();
+    for _ in 0..passes {
+        let t = Instant::now();
+        let findings = reaper.reconcile().await.expect("drift pass");
+        times.push(t.elapsed().as_secs_f64() * 1000.0);
+        assert_eq!(findings, 0, "a seeded organisation has no drift");
+    }
+    times.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let per_pass = (aws_calls(metrics) - calls_before) / passes.max(1) as u64;
+    (times, per_pass)
+}
+
+/// The drift pass with no history, then with `history` closed grants added.
+async fn drift(
+    reaper: &Reaper,
+    store: &Arc<dyn timebox_server::store::Store>,
+    metrics: &Metrics,
+    db_url: &str,
+    history: u64,
+    passes: usize,
+    arn: &str,
+) {
+    let (bare, calls) = drift_passes(reaper, metrics, passes).await;
+    eprintln!("adding {history} closed grants…");
+    let t = Instant::now();
+    // Closed grants of the benchmark's users on the first permission set, each with the
+    // AWS row a revoked grant keeps (what `grant_that_made` would search).
+    let at = Utc::now() - chrono::Duration::days(30);
+    let (id, user) = if db_url.starts_with("postgres") {
+        (
+            "'00000000-0000-4000-8000-' || lpad(i::text, 12, '0')",
+            "'bench-user-' || (i % 10)::text",
+        )
+    } else {
+        (
+            "printf('00000000-0000-4000-8000-%012d', i)",
+            "'bench-user-' || (i % 10)",
+        )
+    };
+    let grants = format!(
+        "INSERT INTO grants (id, requester, account_id, permission_set, justification, \
+         duration_minutes, approvals_required, state, created_at, updated_at, activated_at, \
+         ends_at, revoked_at, version) \
+         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < $2) \
+         SELECT {id}, {user}, '100000000000', 'Bench0', 'history', 60, 0, 'revoked', \
+         $1, $1, $1, $1, $1, 3 FROM n"
+    );
+    let aws = format!(
+        "INSERT INTO grant_aws (grant_id, principal_id, permission_set_arn, create_request_id, \
+         delete_request_id) \
+         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < $1) \
+         SELECT {id}, 'principal-' || {user}, $2, 'seeded', 'seeded' FROM n"
+    );
+    let history = i64::try_from(history).unwrap();
+    if db_url.starts_with("postgres") {
+        let pool = sqlx::PgPool::connect(db_url).await.unwrap();
+        sqlx::query(&grants)
+            .bind(at)
+            .bind(history)
+            .execute(&pool)
+            .await
+            .unwrap();
+        sqlx::query(&aws)
+            .bind(history)
+            .bind(arn)
+            .execute(&pool)
+            .await
+            .unwrap();
+        sqlx::query("ANALYZE").execute(&pool).await.unwrap();
+    } else {
+        let pool = sqlx::SqlitePool::connect(db_url).await.unwrap();
+        let at = at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+        sqlx::query(&grants)
+            .bind(at)
+            .bind(history)
+            .execute(&pool)
+            .await
+            .unwrap();
+        sqlx::query(&aws)
+            .bind(history)
+            .bind(arn)
+            .execute(&pool)
+            .await
+            .unwrap();
+        sqlx::query("ANALYZE").execute(&pool).await.unwrap();
+    }
+    eprintln!("added in {:.1}s", t.elapsed().as_secs_f64());
+    let (full, calls_full) = drift_passes(reaper, metrics, passes).await;
+    let live = reaper_live(db_url).await;
+    // What the first version of the pass read every time: every grant ever made.
+    let t = Instant::now();
+    let every = store
+        .grant_aws_in_states(&GrantState::ALL)
+        .await
+        .unwrap()
+        .len();
+    let read_all = t.elapsed().as_secs_f64() * 1000.0;
+    println!("drift pass, {live} live grants, {passes} passes each:");
+    println!(
+        "  no history:            p50 {:.1} ms  max {:.1} ms  AWS calls/pass {calls}",
+        percentile(&bare, 50.0),
+        bare.last().copied().unwrap_or(f64::NAN)
+    );
+    println!(
+        "  + {history} closed grants: p50 {:.1} ms  max {:.1} ms  AWS calls/pass {calls_full}",
+        percentile(&full, 50.0),
+        full.last().copied().unwrap_or(f64::NAN)
+    );
+    println!(
+        "  ratio (with history / without): p50 {:.2}",
+        percentile(&full, 50.0) / percentile(&bare, 50.0)
+    );
+    println!(
+        "  reading every grant ({every}), as the first version of the pass did: {read_all:.1} ms"
+    );
+}
+
+/// The grants a drift pass reads (provisioning, active, revoking).
+async fn reaper_live(db_url: &str) -> i64 {
+    let q = "SELECT COUNT(*) FROM grants WHERE state IN ('provisioning', 'active', 'revoking')";
+    if db_url.starts_with("postgres") {
+        let pool = sqlx::PgPool::connect(db_url).await.unwrap();
+        sqlx::query_scalar(q).fetch_one(&pool).await.unwrap()
+    } else {
+        let pool = sqlx::SqlitePool::connect(db_url).await.unwrap();
+        sqlx::query_scalar(q).fetch_one(&pool).await.unwrap()
+    }
 }
 
 struct KillOnDrop(std::process::Child);
