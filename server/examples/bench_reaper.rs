@@ -535,37 +535,32 @@ async fn drift(
          SELECT {id}, 'principal-' || {user}, $2, 'seeded', 'seeded' FROM n"
     );
     let history = i64::try_from(history).unwrap();
+    // The same statements on either backend (SQLite binds the time as its text).
+    macro_rules! add {
+        ($pool:ty, $at:expr) => {{
+            let pool = <$pool>::connect(db_url).await.unwrap();
+            sqlx::query(&grants)
+                .bind($at)
+                .bind(history)
+                .execute(&pool)
+                .await
+                .unwrap();
+            sqlx::query(&aws)
+                .bind(history)
+                .bind(arn)
+                .execute(&pool)
+                .await
+                .unwrap();
+            sqlx::query("ANALYZE").execute(&pool).await.unwrap();
+        }};
+    }
     if db_url.starts_with("postgres") {
-        let pool = sqlx::PgPool::connect(db_url).await.unwrap();
-        sqlx::query(&grants)
-            .bind(at)
-            .bind(history)
-            .execute(&pool)
-            .await
-            .unwrap();
-        sqlx::query(&aws)
-            .bind(history)
-            .bind(arn)
-            .execute(&pool)
-            .await
-            .unwrap();
-        sqlx::query("ANALYZE").execute(&pool).await.unwrap();
+        add!(sqlx::PgPool, at);
     } else {
-        let pool = sqlx::SqlitePool::connect(db_url).await.unwrap();
-        let at = at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
-        sqlx::query(&grants)
-            .bind(at)
-            .bind(history)
-            .execute(&pool)
-            .await
-            .unwrap();
-        sqlx::query(&aws)
-            .bind(history)
-            .bind(arn)
-            .execute(&pool)
-            .await
-            .unwrap();
-        sqlx::query("ANALYZE").execute(&pool).await.unwrap();
+        add!(
+            sqlx::SqlitePool,
+            at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+        );
     }
     eprintln!("added in {:.1}s", t.elapsed().as_secs_f64());
     let (full, calls_full) = drift_passes(reaper, metrics, passes).await;
@@ -603,11 +598,10 @@ async fn reaper_live(db_url: &str) -> i64 {
     let q = "SELECT COUNT(*) FROM grants WHERE state IN ('provisioning', 'active', 'revoking')";
     if db_url.starts_with("postgres") {
         let pool = sqlx::PgPool::connect(db_url).await.unwrap();
-        sqlx::query_scalar(q).fetch_one(&pool).await.unwrap()
-    } else {
-        let pool = sqlx::SqlitePool::connect(db_url).await.unwrap();
-        sqlx::query_scalar(q).fetch_one(&pool).await.unwrap()
+        return sqlx::query_scalar(q).fetch_one(&pool).await.unwrap();
     }
+    let pool = sqlx::SqlitePool::connect(db_url).await.unwrap();
+    sqlx::query_scalar(q).fetch_one(&pool).await.unwrap()
 }
 
 struct KillOnDrop(std::process::Child);

@@ -110,38 +110,27 @@ mod tests {
 
     fn grant(n: u128, extends: Option<u128>, active: (i64, i64), state: GrantState) -> Grant {
         let t0 = Utc.with_ymd_and_hms(2026, 12, 1, 9, 0, 0).unwrap();
+        let request = GrantRequest {
+            requester: PersonId::parse("alice").unwrap(),
+            account_id: AccountId::parse("111122223333").unwrap(),
+            permission_set: PermissionSetName::parse("AdministratorAccess").unwrap(),
+            justification: Justification::parse("fix the outage in prod").unwrap(),
+            ticket: None,
+            duration: GrantDuration::from_minutes(60, None).unwrap(),
+            requested_start: None,
+            approvals_required: 1,
+            extends: extends.map(|e| GrantId(uuid::Uuid::from_u128(e))),
+        };
         Grant {
-            id: GrantId(uuid::Uuid::from_u128(n)),
-            request: GrantRequest {
-                requester: PersonId::parse("alice").unwrap(),
-                account_id: AccountId::parse("111122223333").unwrap(),
-                permission_set: PermissionSetName::parse("AdministratorAccess").unwrap(),
-                justification: Justification::parse("fix the outage in prod").unwrap(),
-                ticket: None,
-                duration: GrantDuration::from_minutes(60, None).unwrap(),
-                requested_start: None,
-                approvals_required: 1,
-                extends: extends.map(|e| GrantId(uuid::Uuid::from_u128(e))),
-            },
             state,
-            created_at: t0 + Duration::minutes(active.0 - 1),
-            updated_at: t0,
             activated_at: Some(t0 + Duration::minutes(active.0)),
             ends_at: Some(t0 + Duration::minutes(active.1)),
-            revoked_at: None,
-            permission_set_session: None,
-            portal_session: None,
             real_end: Some(t0 + Duration::minutes(active.1 + 60)),
-            failure_reason: None,
-            version: 0,
-            policy: None,
-            break_glass: false,
-            expires_at: None,
-            review_required: false,
-            reviewed_by: None,
-            reviewed_at: None,
-            review_comment: None,
-            paths_at_request: None,
+            ..Grant::requested(
+                GrantId(uuid::Uuid::from_u128(n)),
+                request,
+                t0 + Duration::minutes(active.0 - 1),
+            )
         }
     }
 

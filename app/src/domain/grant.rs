@@ -138,6 +138,34 @@ pub struct Grant {
 }
 
 impl Grant {
+    /// A grant as a request is first stored: pending, version 0, nothing decided,
+    /// provisioned or reviewed yet.
+    pub fn requested(id: GrantId, request: GrantRequest, at: DateTime<Utc>) -> Grant {
+        Grant {
+            id,
+            request,
+            state: GrantState::Pending,
+            created_at: at,
+            updated_at: at,
+            activated_at: None,
+            ends_at: None,
+            revoked_at: None,
+            permission_set_session: None,
+            portal_session: None,
+            real_end: None,
+            failure_reason: None,
+            version: 0,
+            policy: None,
+            break_glass: false,
+            expires_at: None,
+            review_required: false,
+            reviewed_by: None,
+            reviewed_at: None,
+            review_comment: None,
+            paths_at_request: None,
+        }
+    }
+
     /// A break-glass use that nobody has reviewed yet.
     pub fn awaits_review(&self) -> bool {
         self.review_required && self.reviewed_at.is_none()
@@ -216,38 +244,22 @@ pub(crate) mod tests {
     /// owen's one-hour request for AdministratorAccess under policy `prod`, in
     /// `state`, created at [`nine`].
     pub(crate) fn sample(state: GrantState) -> Grant {
+        let request = GrantRequest {
+            requester: PersonId::parse("owen").expect("id"),
+            account_id: AccountId::parse("111122223333").expect("account"),
+            permission_set: PermissionSetName::parse("AdministratorAccess").expect("ps"),
+            justification: Justification::parse("rotate the leaked key").expect("why"),
+            ticket: None,
+            duration: GrantDuration::from_minutes(60, None).expect("duration"),
+            requested_start: None,
+            approvals_required: 1,
+            extends: None,
+        };
         Grant {
-            id: GrantId(Uuid::nil()),
-            request: GrantRequest {
-                requester: PersonId::parse("owen").expect("id"),
-                account_id: AccountId::parse("111122223333").expect("account"),
-                permission_set: PermissionSetName::parse("AdministratorAccess").expect("ps"),
-                justification: Justification::parse("rotate the leaked key").expect("why"),
-                ticket: None,
-                duration: GrantDuration::from_minutes(60, None).expect("duration"),
-                requested_start: None,
-                approvals_required: 1,
-                extends: None,
-            },
             state,
-            created_at: nine(),
-            updated_at: nine(),
-            activated_at: None,
-            ends_at: None,
-            revoked_at: None,
-            permission_set_session: None,
-            portal_session: None,
-            real_end: None,
-            failure_reason: None,
             version: 1,
             policy: Some("prod".into()),
-            break_glass: false,
-            expires_at: None,
-            review_required: false,
-            reviewed_by: None,
-            reviewed_at: None,
-            review_comment: None,
-            paths_at_request: None,
+            ..Grant::requested(GrantId(Uuid::nil()), request, nine())
         }
     }
 

@@ -696,38 +696,26 @@ mod tests {
     }
 
     fn grant(state: GrantState, revoked: Option<DateTime<Utc>>) -> Grant {
+        let request = GrantRequest {
+            requester: PersonId::parse("bob").unwrap(),
+            account_id: AccountId::parse("111122223333").unwrap(),
+            permission_set: PermissionSetName::parse("Admin").unwrap(),
+            justification: Justification::parse_with_min("x", 1).unwrap(),
+            ticket: None,
+            duration: GrantDuration::from_minutes(60, None).unwrap(),
+            requested_start: None,
+            approvals_required: 0,
+            extends: None,
+        };
         Grant {
-            id: GrantId(uuid::Uuid::new_v4()),
-            request: GrantRequest {
-                requester: PersonId::parse("bob").unwrap(),
-                account_id: AccountId::parse("111122223333").unwrap(),
-                permission_set: PermissionSetName::parse("Admin").unwrap(),
-                justification: Justification::parse_with_min("x", 1).unwrap(),
-                ticket: None,
-                duration: GrantDuration::from_minutes(60, None).unwrap(),
-                requested_start: None,
-                approvals_required: 0,
-                extends: None,
-            },
             state,
-            created_at: t(3, 0),
-            updated_at: t(3, 0),
             activated_at: Some(t(4, 0)),
             ends_at: Some(t(5, 0)),
             revoked_at: revoked,
             permission_set_session: Some(SessionDuration::parse("PT1H").unwrap()),
             portal_session: Some(PortalSession::DEFAULT),
-            real_end: None,
-            failure_reason: None,
             version: 1,
-            policy: None,
-            break_glass: false,
-            expires_at: None,
-            review_required: false,
-            reviewed_by: None,
-            reviewed_at: None,
-            review_comment: None,
-            paths_at_request: None,
+            ..Grant::requested(GrantId(uuid::Uuid::new_v4()), request, t(3, 0))
         }
     }
 

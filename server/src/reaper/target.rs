@@ -160,38 +160,22 @@ mod tests {
 
     fn grant(state: GrantState, activated: bool) -> Grant {
         let now = Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0).unwrap();
+        let request = GrantRequest {
+            requester: PersonId::parse("alice").unwrap(),
+            account_id: AccountId::parse("111111111111").unwrap(),
+            permission_set: PermissionSetName::parse("AdministratorAccess").unwrap(),
+            justification: Justification::parse_with_min("INC-1", 1).unwrap(),
+            ticket: None,
+            duration: GrantDuration::from_minutes(60, None).unwrap(),
+            requested_start: None,
+            approvals_required: 0,
+            extends: None,
+        };
         Grant {
-            id: GrantId(uuid::Uuid::new_v4()),
-            request: GrantRequest {
-                requester: PersonId::parse("alice").unwrap(),
-                account_id: AccountId::parse("111111111111").unwrap(),
-                permission_set: PermissionSetName::parse("AdministratorAccess").unwrap(),
-                justification: Justification::parse_with_min("INC-1", 1).unwrap(),
-                ticket: None,
-                duration: GrantDuration::from_minutes(60, None).unwrap(),
-                requested_start: None,
-                approvals_required: 0,
-                extends: None,
-            },
             state,
-            created_at: now,
-            updated_at: now,
             activated_at: activated.then_some(now),
-            ends_at: None,
-            revoked_at: None,
-            permission_set_session: None,
-            portal_session: None,
-            real_end: None,
-            failure_reason: None,
             version: 1,
-            policy: None,
-            break_glass: false,
-            expires_at: None,
-            review_required: false,
-            reviewed_by: None,
-            reviewed_at: None,
-            review_comment: None,
-            paths_at_request: None,
+            ..Grant::requested(GrantId(uuid::Uuid::new_v4()), request, now)
         }
     }
 

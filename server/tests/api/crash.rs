@@ -119,19 +119,15 @@ async fn killed_mid_provisioning_and_mid_revocation_resumes_without_doubles() {
         )
         .await
         .unwrap();
-    moto.clients()
-        .await
-        .sso_admin
-        .create_account_assignment()
-        .instance_arn(&org.instance_arn)
-        .target_id(&prod)
-        .target_type(aws_sdk_ssoadmin::types::TargetType::AwsAccount)
-        .permission_set_arn(&admin)
-        .principal_type(aws_sdk_ssoadmin::types::PrincipalType::User)
-        .principal_id(org.user("carol"))
-        .send()
-        .await
-        .unwrap();
+    crate::moto::assign(
+        &moto,
+        &org,
+        &prod,
+        &admin,
+        aws_sdk_ssoadmin::types::PrincipalType::User,
+        &org.user("carol"),
+    )
+    .await;
     ids.push(sent.id);
 
     let dir = tempfile::tempdir().unwrap();

@@ -5,7 +5,7 @@
 //! one; a later start is given only to a requester still entitled to it.
 
 use crate::helpers::TestDb;
-use crate::reaper::{approved_grant, request, start_time};
+use crate::reaper::{request, start_time};
 use crate::timing::{rig, rig_under, Rig};
 use app::domain::{AccessChain, Action, Actor, Caller, Grant, GrantState, PersonId, Role, RoleSet};
 use chrono::Duration;
@@ -71,10 +71,7 @@ async fn an_extension_approved_before_the_end(db: &TestDb) {
     let prod = r.org.accounts[0].clone();
     let admin = r.org.permission_set("AdministratorAccess");
     let alice = r.org.user("alice");
-    let first = approved_grant(&r.grants, "alice", &prod, "AdministratorAccess", 60).await;
-    r.reaper.tick().await.unwrap();
-    let first = r.get(&first).await;
-    assert_eq!(first.state, GrantState::Active);
+    let first = r.active_grant("alice", "AdministratorAccess", 60).await;
     let end = first.ends_at.unwrap();
     assert_eq!(end, start_time() + Duration::minutes(60));
 
@@ -117,8 +114,7 @@ async fn an_extension_approved_after_the_end(db: &TestDb) {
     let r = rig(db).await;
     let prod = r.org.accounts[0].clone();
     let admin = r.org.permission_set("AdministratorAccess");
-    let first = approved_grant(&r.grants, "alice", &prod, "AdministratorAccess", 60).await;
-    r.reaper.tick().await.unwrap();
+    let first = r.active_grant("alice", "AdministratorAccess", 60).await;
     r.clock.advance(Duration::minutes(50));
     let ext = extension(&r, &first, "AdministratorAccess", 30).await;
     r.clock.advance(Duration::minutes(11));
@@ -150,8 +146,7 @@ async fn an_extension_denied(db: &TestDb) {
     let r = rig(db).await;
     let prod = r.org.accounts[0].clone();
     let admin = r.org.permission_set("AdministratorAccess");
-    let first = approved_grant(&r.grants, "alice", &prod, "AdministratorAccess", 60).await;
-    r.reaper.tick().await.unwrap();
+    let first = r.active_grant("alice", "AdministratorAccess", 60).await;
     let end = r.get(&first).await.ends_at;
     r.clock.advance(Duration::minutes(30));
     let ext = extension(&r, &first, "AdministratorAccess", 30).await;
@@ -172,8 +167,7 @@ async fn two_extensions(db: &TestDb) {
     let ro = r.org.permission_set("ReadOnlyAccess");
     let alice = r.org.user("alice");
     // ReadOnlyAccess is approved automatically: each extension is approved at once.
-    let first = approved_grant(&r.grants, "alice", &prod, "ReadOnlyAccess", 60).await;
-    r.reaper.tick().await.unwrap();
+    let first = r.active_grant("alice", "ReadOnlyAccess", 60).await;
     r.clock.advance(Duration::minutes(10));
     let one = extension(&r, &first, "ReadOnlyAccess", 30).await;
     assert_eq!(one.state, GrantState::Approved);
@@ -205,8 +199,7 @@ async fn done_ends_the_extended_access(db: &TestDb) {
     let r = rig(db).await;
     let prod = r.org.accounts[0].clone();
     let ro = r.org.permission_set("ReadOnlyAccess");
-    let first = approved_grant(&r.grants, "alice", &prod, "ReadOnlyAccess", 60).await;
-    r.reaper.tick().await.unwrap();
+    let first = r.active_grant("alice", "ReadOnlyAccess", 60).await;
     r.clock.advance(Duration::minutes(10));
     let ext = extension(&r, &first, "ReadOnlyAccess", 30).await;
     r.reaper.tick().await.unwrap();

@@ -292,3 +292,28 @@ pub async fn user_assignments(
         .filter_map(|a| a.principal_id().map(str::to_owned))
         .collect()
 }
+
+/// Assigns `permission_set_arn` in `account` to a group or a user, directly in the
+/// emulator (access Timebox did not give).
+pub async fn assign(
+    moto: &Moto,
+    org: &Org,
+    account: &str,
+    permission_set_arn: &str,
+    principal_type: aws_sdk_ssoadmin::types::PrincipalType,
+    principal_id: &str,
+) {
+    moto.clients()
+        .await
+        .sso_admin
+        .create_account_assignment()
+        .instance_arn(&org.instance_arn)
+        .target_id(account)
+        .target_type(aws_sdk_ssoadmin::types::TargetType::AwsAccount)
+        .permission_set_arn(permission_set_arn)
+        .principal_type(principal_type)
+        .principal_id(principal_id)
+        .send()
+        .await
+        .expect("create the assignment");
+}

@@ -5,6 +5,7 @@
 //! (groups and accounts).
 
 use crate::helpers::TestDb;
+use crate::moto::assign;
 use crate::reaper::request;
 use crate::timing::{rig, Rig};
 use app::domain::{Caller, GrantState, NotificationKind, Operation, PersonId, Role, RoleSet};
@@ -35,28 +36,6 @@ async fn access(r: &Rig) -> Access {
     })
 }
 
-async fn assign(r: &Rig, account: &str, ps: &str, group: bool, principal: &str) {
-    use aws_sdk_ssoadmin::types::{PrincipalType, TargetType};
-    r.moto
-        .clients()
-        .await
-        .sso_admin
-        .create_account_assignment()
-        .instance_arn(&r.org.instance_arn)
-        .target_id(account)
-        .target_type(TargetType::AwsAccount)
-        .permission_set_arn(ps)
-        .principal_type(if group {
-            PrincipalType::Group
-        } else {
-            PrincipalType::User
-        })
-        .principal_id(principal)
-        .send()
-        .await
-        .unwrap();
-}
-
 /// Alice's group reaches AdministratorAccess in prod, and Bob holds it directly
 /// (standing): both requests carry that, the inbox, the pending page and the
 /// notification say so by name; Carol, with no other path, is shown none.
@@ -71,8 +50,25 @@ async fn other_paths_are_known_before_the_decision(db: &TestDb) {
     )
     .await
     .unwrap();
-    assign(&r, &prod, &admin, true, &r.org.sre_group).await;
-    assign(&r, &prod, &admin, false, &r.org.user("bob")).await;
+    use aws_sdk_ssoadmin::types::PrincipalType;
+    assign(
+        &r.moto,
+        &r.org,
+        &prod,
+        &admin,
+        PrincipalType::Group,
+        &r.org.sre_group,
+    )
+    .await;
+    assign(
+        &r.moto,
+        &r.org,
+        &prod,
+        &admin,
+        PrincipalType::User,
+        &r.org.user("bob"),
+    )
+    .await;
     let access = access(&r).await;
 
     let ask = |who: &str| {

@@ -8,6 +8,7 @@ use app::domain::{
     AccountId, Action, Actor, Grant, GrantDuration, GrantRequest, GrantState, Justification,
     PermissionSetName, PersonId, PortalSession, RevokeCause, RoleSet,
 };
+use aws_sdk_ssoadmin::types::PrincipalType::{Group, User};
 use chrono::{Duration, TimeZone, Utc};
 use std::sync::Arc;
 use timebox_server::clock::ManualClock;
@@ -151,20 +152,7 @@ async fn lifecycle_against_the_emulator(db: &TestDb) {
     let admin = r.org.permission_set("AdministratorAccess");
     let alice = r.org.user("alice");
     // A standing group assignment: another path to the same access.
-    r.moto
-        .clients()
-        .await
-        .sso_admin
-        .create_account_assignment()
-        .instance_arn(&r.org.instance_arn)
-        .target_id(&prod)
-        .target_type(aws_sdk_ssoadmin::types::TargetType::AwsAccount)
-        .permission_set_arn(&admin)
-        .principal_type(aws_sdk_ssoadmin::types::PrincipalType::Group)
-        .principal_id(&r.org.sre_group)
-        .send()
-        .await
-        .unwrap();
+    crate::moto::assign(&r.moto, &r.org, &prod, &admin, Group, &r.org.sre_group).await;
 
     let g = approved_grant(&r.grants, "alice", &prod, "AdministratorAccess", 60).await;
     assert!(user_assignments(&r.moto, &r.org, &prod, &admin)
@@ -414,18 +402,8 @@ async fn drift_is_removed_or_reported(db: &TestDb) {
     r.reaper.tick().await.unwrap();
     assert_eq!(get(&r.store, &g).await.state, GrantState::Revoked);
     // Someone puts alice's assignment back by hand, and gives carol one directly.
-    let sso = r.moto.clients().await.sso_admin;
     for user in [r.org.user("alice"), r.org.user("carol")] {
-        sso.create_account_assignment()
-            .instance_arn(&r.org.instance_arn)
-            .target_id(&prod)
-            .target_type(aws_sdk_ssoadmin::types::TargetType::AwsAccount)
-            .permission_set_arn(&admin)
-            .principal_type(aws_sdk_ssoadmin::types::PrincipalType::User)
-            .principal_id(user)
-            .send()
-            .await
-            .unwrap();
+        crate::moto::assign(&r.moto, &r.org, &prod, &admin, User, &user).await;
     }
     assert_eq!(r.reaper.reconcile().await.unwrap(), 2);
     // Timebox's leftover is gone; carol's standing assignment is only reported.
@@ -583,20 +561,7 @@ async fn a_standing_assignment_is_used_and_never_removed(db: &TestDb) {
     let sandbox = r.org.accounts[2].clone();
     let ro = r.org.permission_set("ReadOnlyAccess");
     let carol = r.org.user("carol");
-    r.moto
-        .clients()
-        .await
-        .sso_admin
-        .create_account_assignment()
-        .instance_arn(&r.org.instance_arn)
-        .target_id(&sandbox)
-        .target_type(aws_sdk_ssoadmin::types::TargetType::AwsAccount)
-        .permission_set_arn(&ro)
-        .principal_type(aws_sdk_ssoadmin::types::PrincipalType::User)
-        .principal_id(&carol)
-        .send()
-        .await
-        .unwrap();
+    crate::moto::assign(&r.moto, &r.org, &sandbox, &ro, User, &carol).await;
     let g = approved_grant(&r.grants, "carol", &sandbox, "ReadOnlyAccess", 30).await;
     r.reaper.tick().await.unwrap();
     assert_eq!(get(&r.store, &g).await.state, GrantState::Active);

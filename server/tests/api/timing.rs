@@ -271,6 +271,17 @@ pub async fn rig(db: &TestDb) -> Rig {
 }
 
 impl Rig {
+    /// `who`'s grant of `permission_set` in the first account for `minutes`,
+    /// approved and made active by a reaper pass.
+    pub async fn active_grant(&self, who: &str, permission_set: &str, minutes: i64) -> Grant {
+        let account = self.org.accounts[0].clone();
+        let g = approved_grant(&self.grants, who, &account, permission_set, minutes).await;
+        self.reaper.tick().await.unwrap();
+        let g = self.get(&g).await;
+        assert_eq!(g.state, GrantState::Active);
+        g
+    }
+
     pub async fn get(&self, g: &Grant) -> Grant {
         self.store.get_grant(g.id).await.unwrap().unwrap()
     }
