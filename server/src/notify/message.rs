@@ -61,6 +61,22 @@ fn detail<'a>(d: &'a serde_json::Value, key: &str) -> Option<&'a str> {
 }
 
 impl Message {
+    /// Names account `id` by its display name from the catalog: "prod
+    /// (111122223333)" in the summary and the facts, "prod" in the title.
+    pub fn name_account(&mut self, id: &str, name: &str) {
+        if name.is_empty() || name == id {
+            return;
+        }
+        let both = format!("{name} ({id})");
+        self.title = self.title.replace(id, name);
+        self.summary = self.summary.replace(id, &both);
+        for (label, value) in &mut self.facts {
+            if *label == "Account" && value == id {
+                value.clone_from(&both);
+            }
+        }
+    }
+
     /// Renders `event` about `grant` (as it is now). `window` is the grant's real
     /// window, or its preview for a request not yet active.
     pub fn render(

@@ -293,12 +293,15 @@ impl NotifyWorker {
             Some(g) => self.window(g, now).await,
             None => None,
         };
-        Ok(Message::render(
-            event,
-            grant.as_ref(),
-            window,
-            &self.settings.public_url,
-        ))
+        let mut message = Message::render(event, grant.as_ref(), window, &self.settings.public_url);
+        if let Some(g) = &grant {
+            let id = g.request.account_id.as_str();
+            let nodes = self.store.catalog_nodes().await?;
+            if let Some(account) = nodes.iter().find(|n| n.id == id) {
+                message.name_account(id, &account.name);
+            }
+        }
+        Ok(message)
     }
 
     async fn deliver_one(&self, d: Delivery) -> Result<Sent, StoreError> {

@@ -146,6 +146,15 @@ async fn other_paths_are_known_before_the_decision(db: &TestDb) {
         "{}",
         message.summary
     );
+    // The worker names the account from the catalog.
+    let mut named = message.clone();
+    named.name_account(&prod, "prod");
+    assert!(
+        named.summary.contains(&format!("prod ({prod})")),
+        "{}",
+        named.summary
+    );
+    assert!(named.title.ends_with("in prod"), "{}", named.title);
     let audit = r.actions(&alice).await;
     assert!(
         audit
