@@ -483,6 +483,9 @@ impl Reaper {
                 if g.request.requested_start.is_some_and(|s| s > now) {
                     return Ok(Step::Nothing);
                 }
+                if self.extension_waits(&g).await? {
+                    return Ok(Step::Blocked);
+                }
                 let moved = self
                     .grants
                     .act(

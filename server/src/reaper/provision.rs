@@ -321,6 +321,26 @@ impl Reaper {
         Ok(Step::Activated)
     }
 
+    /// Whether extension `g` must wait for the grant it extends, which has not
+    /// started yet (its time counts from that grant's end, so it may not start
+    /// first); if so it is due again at that grant's start.
+    pub(super) async fn extension_waits(&self, g: &Grant) -> Result<bool, ReaperError> {
+        let Some(extended) = g.request.extends else {
+            return Ok(false);
+        };
+        let Some(e) = self.store.get_grant(extended).await? else {
+            return Ok(false);
+        };
+        if !matches!(e.state, GrantState::Approved | GrantState::Provisioning) {
+            return Ok(false);
+        }
+        let now = self.clock.now();
+        let mut w = self.store.grant_aws(g.id).await?.unwrap_or_default();
+        w.next_attempt_at = Some(e.request.requested_start.map_or(now, |s| s.max(now)));
+        self.store.save_grant_aws(g.id, &w).await?;
+        Ok(true)
+    }
+
     /// Why the requester of `g` may no longer have it (`None`: they still may): the
     /// policy in force now decides the request again, with the requester's groups as
     /// the identity store has them now (display names and external ids). A grant

@@ -193,6 +193,39 @@ async fn two_extensions(db: &TestDb) {
     r.ends_leaving_nothing(&two, 1, &prod, &ro).await;
 }
 
+/// An extension of a grant approved for a later start waits for that start, then
+/// runs on from the grant's end (it never starts first).
+async fn an_extension_of_a_later_start(db: &TestDb) {
+    let r = rig(db).await;
+    let prod = r.org.accounts[0].clone();
+    let ro = r.org.permission_set("ReadOnlyAccess");
+    let start = start_time() + Duration::hours(1);
+    let first = r
+        .grants
+        .request(
+            app::domain::GrantRequest {
+                requested_start: Some(start),
+                ..request("alice", &prod, "ReadOnlyAccess", 60)
+            },
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(first.state, GrantState::Approved);
+    let ext = extension(&r, &first, "ReadOnlyAccess", 30).await;
+    assert_eq!(ext.state, GrantState::Approved);
+    r.reaper.tick().await.unwrap();
+    assert_eq!(r.get(&ext).await.state, GrantState::Approved, "held back");
+    assert!(r.assignments(&prod, &ro).await.is_empty());
+    r.clock.advance(Duration::hours(1));
+    r.reaper.tick().await.unwrap();
+    assert_eq!(r.get(&first).await.state, GrantState::Active);
+    let ext = r.get(&ext).await;
+    assert_eq!(ext.state, GrantState::Active);
+    assert_eq!(ext.ends_at, Some(start + Duration::minutes(90)));
+    assert_eq!(r.assignments(&prod, &ro).await.len(), 1);
+}
+
 /// "I'm done" on the original ends its active extension too: the access ends as
 /// one and nothing is left.
 async fn done_ends_the_extended_access(db: &TestDb) {
@@ -314,6 +347,7 @@ crate::on_both_backends!(
     an_extension_approved_after_the_end,
     an_extension_denied,
     two_extensions,
+    an_extension_of_a_later_start,
     done_ends_the_extended_access,
     a_later_start_rechecks_the_entitlement,
 );
