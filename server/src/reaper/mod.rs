@@ -159,6 +159,10 @@ pub struct Reaper {
     evidence: Option<Arc<dyn Job>>,
     /// Grants with a create or delete request outstanding in AWS.
     outstanding: Outstanding,
+    /// When the last catalog sync failed (the next waits `CATALOG_RETRY`).
+    catalog_failed_at: Mutex<Option<DateTime<Utc>>>,
+    /// The slow housekeeping of [`Reaper::run`] is running (one at a time).
+    slow_running: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// The grants whose create or delete request is outstanding (sent, not final), at
@@ -290,6 +294,8 @@ impl Reaper {
             ticks: Mutex::new(0),
             in_flight: Mutex::new(HashSet::new()),
             evidence: None,
+            catalog_failed_at: Mutex::new(None),
+            slow_running: Arc::new(std::sync::atomic::AtomicBool::new(false)),
         }
     }
 
@@ -327,10 +333,26 @@ impl Reaper {
         }
     }
 
-    /// One pass of [`Reaper::run`]: housekeeping, then a task per due target.
+    /// One pass of [`Reaper::run`]: housekeeping, then a task per due target. The
+    /// slow housekeeping (catalog, drift) runs beside the pass, one at a time, so its
+    /// Identity Center calls never hold back the revocations handed out here.
     async fn dispatch(self: Arc<Self>) -> Result<(), ReaperError> {
         let now = self.clock.now();
-        self.housekeeping(now).await?;
+        let (_, drift_due) = self.housekeeping(now).await?;
+        use std::sync::atomic::Ordering;
+        if self
+            .slow_running
+            .compare_exchange(false, true, Ordering::SeqCst, Ordering::SeqCst)
+            .is_ok()
+        {
+            let me = self.clone();
+            tokio::spawn(async move {
+                if let Err(e) = me.slow_housekeeping(now, drift_due).await {
+                    tracing::error!(error = %e, "reaper housekeeping failed");
+                }
+                me.slow_running.store(false, Ordering::SeqCst);
+            });
+        }
         self.metrics
             .reaper_queue_depth
             .set(self.store.reaper_queue_depth(now).await?);
@@ -357,7 +379,8 @@ impl Reaper {
     /// due grant, drift every few passes. Tests drive the reaper with it.
     pub async fn tick(&self) -> Result<TickReport, ReaperError> {
         let now = self.clock.now();
-        let (expired, auto_approved) = self.housekeeping(now).await?;
+        let ((expired, auto_approved), drift_due) = self.housekeeping(now).await?;
+        self.slow_housekeeping(now, drift_due).await?;
         let mut report = self.work(now).await?;
         report.expired = expired;
         report.auto_approved = auto_approved;
