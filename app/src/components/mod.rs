@@ -125,3 +125,11 @@ pub fn viewer_id(viewer: &Viewer) -> Option<String> {
         Caller::Anonymous => None,
     }
 }
+
+/// "prod (111122223333)", or the id alone when the catalog has no name for it.
+pub fn account_label(name: Option<&str>, id: &str) -> String {
+    match name {
+        Some(n) if !n.is_empty() && n != id => format!("{n} ({id})"),
+        _ => id.to_owned(),
+    }
+}

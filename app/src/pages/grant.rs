@@ -201,7 +201,7 @@ fn GrantView(
         <section aria-labelledby="grant-title" data-testid="grant" data-state=g.state.as_str()>
             <h1 id="grant-title">
                 {g.request.permission_set.to_string()} " in "
-                {super::inbox::account_label(d.account_name.as_deref(), g.request.account_id.as_str())} " "
+                {crate::components::account_label(d.account_name.as_deref(), g.request.account_id.as_str())} " "
                 <StateBadge state=g.state/>
             </h1>
             <dl class="facts">

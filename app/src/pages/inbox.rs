@@ -47,7 +47,7 @@ fn Item(item: InboxItem, decide: ServerAction<DecideGrant>) -> impl IntoView {
             <h2>
                 <a href=format!("/grants/{id}")>
                     {g.request.requester.to_string()} " asks for " {g.request.permission_set.to_string()}
-                    " in " {account_label(item.account_name.as_deref(), g.request.account_id.as_str())}
+                    " in " {crate::components::account_label(item.account_name.as_deref(), g.request.account_id.as_str())}
                     " for " {fmt_minutes(g.request.duration.minutes())}
                 </a>
             </h2>
@@ -85,13 +85,5 @@ fn Item(item: InboxItem, decide: ServerAction<DecideGrant>) -> impl IntoView {
             <p>{format!("Approvals: {have} of {}", g.request.approvals_required)}</p>
             <DecideForm id=id decide=decide comment_id=format!("comment-{id}")/>
         </article>
-    }
-}
-
-/// "prod (111122223333)", or the id alone when the catalog has no name for it.
-pub fn account_label(name: Option<&str>, id: &str) -> String {
-    match name {
-        Some(n) if !n.is_empty() && n != id => format!("{n} ({id})"),
-        _ => id.to_owned(),
     }
 }

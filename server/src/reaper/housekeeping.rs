@@ -70,19 +70,28 @@ impl Reaper {
             Some(at) => to_std(now - at) >= self.settings.catalog_refresh,
         };
         let retry_due = {
-            let failed = self.catalog_failed_at.lock().unwrap_or_else(|p| p.into_inner());
+            let failed = self
+                .catalog_failed_at
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
             failed.is_none_or(|at| to_std(now - at) >= CATALOG_RETRY)
         };
         if stale && retry_due {
             match catalog::sync(self.ic.as_ref(), self.store.as_ref(), now).await {
                 Ok(_) => {
-                    *self.catalog_failed_at.lock().unwrap_or_else(|p| p.into_inner()) = None;
+                    *self
+                        .catalog_failed_at
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner()) = None;
                     if let Err(e) = self.grants.policy().recheck_catalog().await {
                         tracing::warn!(error = %e, "could not check the policy against the new catalog");
                     }
                 }
                 Err(e) => {
-                    *self.catalog_failed_at.lock().unwrap_or_else(|p| p.into_inner()) = Some(now);
+                    *self
+                        .catalog_failed_at
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner()) = Some(now);
                     tracing::warn!(error = %e, "catalog sync failed; the cached catalog is kept, tried again in a minute")
                 }
             }
