@@ -152,3 +152,39 @@ pub trait IdentityCenter: Send + Sync + std::fmt::Debug + 'static {
     /// A user's userName and email addresses (`DescribeUser`).
     async fn user_contact(&self, user_id: &str) -> Result<UserContact, IcError>;
 }
+
+/// The other paths to an access in `assignments` (one permission set in one
+/// account): group assignments of the user's `groups`, named by their display names
+/// (the id when the name cannot be read), and, when `direct` holds, the user's own
+/// direct assignment (a standing one, not made by a grant) named `user_name`.
+pub async fn other_paths(
+    ic: &dyn IdentityCenter,
+    assignments: &[Assignment],
+    groups: &[String],
+    user_id: &str,
+    user_name: &str,
+    direct: bool,
+) -> Vec<app::domain::OtherPath> {
+    let mut paths = Vec::new();
+    for a in assignments {
+        let principal = if a.principal_type == "GROUP" && groups.contains(&a.principal_id) {
+            match ic.describe_group(&a.principal_id).await {
+                Ok(g) => g.display_name.unwrap_or_else(|| a.principal_id.clone()),
+                Err(e) => {
+                    tracing::warn!(error = %e, "other paths: cannot read a group's name");
+                    a.principal_id.clone()
+                }
+            }
+        } else if direct && a.principal_type == "USER" && a.principal_id == user_id {
+            user_name.to_owned()
+        } else {
+            continue;
+        };
+        paths.push(app::domain::OtherPath {
+            principal_type: a.principal_type.clone(),
+            principal,
+            principal_id: a.principal_id.clone(),
+        });
+    }
+    paths
+}

@@ -408,25 +408,16 @@ impl Reaper {
                 return None;
             }
         };
-        let mut paths: Vec<serde_json::Value> = Vec::new();
-        for x in &list {
-            if x.principal_type == "GROUP" && groups.contains(&x.principal_id) {
-                let name = match self.ic.describe_group(&x.principal_id).await {
-                    Ok(g) => g.display_name,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "cannot read a group's name for other-path detection");
-                        None
-                    }
-                };
-                paths.push(serde_json::json!({ "principal_type": "GROUP",
-                    "principal_id": x.principal_id, "principal": name }));
-            }
-        }
-        if standing {
-            // The user held the assignment before the grant: it is another path.
-            paths.push(serde_json::json!({ "principal_type": "USER",
-                "principal_id": a.principal_id, "principal": user_name }));
-        }
-        Some(serde_json::Value::Array(paths).to_string())
+        // A standing assignment (the user held it before the grant) is another path.
+        let paths = crate::identity_center::other_paths(
+            self.ic.as_ref(),
+            &list,
+            &groups,
+            &a.principal_id,
+            user_name,
+            standing,
+        )
+        .await;
+        serde_json::to_string(&paths).ok()
     }
 }

@@ -245,31 +245,15 @@ async fn look_up_other_paths(
             1,
         )
         .await?;
-    let mut paths = Vec::new();
-    for a in assignments {
-        if a.principal_type == "USER" && a.principal_id == user_id && own_running.is_empty() {
-            paths.push(OtherPath {
-                principal_type: a.principal_type,
-                principal: p.id.to_string(),
-                principal_id: a.principal_id,
-            });
-        } else if a.principal_type == "GROUP" && groups.contains(&a.principal_id) {
-            // The group's display name; its id when the name cannot be read.
-            let name = match ic.describe_group(&a.principal_id).await {
-                Ok(g) => g.display_name,
-                Err(e) => {
-                    tracing::warn!(error = %e, "other paths: cannot read a group's name");
-                    None
-                }
-            };
-            paths.push(OtherPath {
-                principal_type: a.principal_type,
-                principal: name.unwrap_or_else(|| a.principal_id.clone()),
-                principal_id: a.principal_id,
-            });
-        }
-    }
-    Ok(paths)
+    Ok(crate::identity_center::other_paths(
+        ic.as_ref(),
+        &assignments,
+        &groups,
+        &user_id,
+        p.id.as_str(),
+        own_running.is_empty(),
+    )
+    .await)
 }
 
 /// The accounts' display names by id, as synced.

@@ -42,16 +42,6 @@ pub async fn chain(store: &dyn Store, grant: &Grant) -> Result<Vec<Grant>, Store
     Ok(out)
 }
 
-/// The end of the access the chain gives: the latest end among its grants that
-/// are active or still to end (`None` when nothing of it is live).
-pub fn access_end(chain: &[Grant]) -> Option<chrono::DateTime<chrono::Utc>> {
-    chain
-        .iter()
-        .filter(|g| matches!(g.state, GrantState::Active))
-        .filter_map(|g| g.ends_at)
-        .max()
-}
-
 impl Person<'_> {
     /// Ends grant `id` now (checked as [`Person::act`] checks it), then the rest of its
     /// chain: its other active grants end early too, and the requester's own
