@@ -24,6 +24,8 @@
 // Test control (for the tests only, guarded by the client secret as a bearer token):
 //   POST /test-control/users/<login>  {"groups":[...]}   changes a user's groups (names);
 //   the next ID token (a refresh or a new sign-in) carries the new groups.
+//   POST /test-control/users/<login>  {"auth_age_seconds":N}   back-dates the user's
+//   next sign-in by N seconds (its auth_time), as if they had authenticated earlier.
 // Refresh tokens are issued to the client (grant type refresh_token), so a relying party
 // can re-check a person's groups without a new sign-in.
 // Each start generates its own signing keys: a second instance is an unrelated issuer
@@ -183,6 +185,7 @@ export async function startProvider(options) {
   // This instance's users: their groups can change while it runs (test control).
   const users = Object.fromEntries(Object.entries(USERS).map(([id, u]) => [id, { ...u, groups: [...u.groups] }]));
   const claimsOf = (login) => profile.claims(login, users[login], options.clientId);
+  const loginOfSub = (sub) => Object.keys(users).find((login) => claimsOf(login).sub === sub);
   const server = http.createServer();
   server.listen(options.port ?? 0, host);
   await once(server, 'listening');
@@ -221,13 +224,14 @@ export async function startProvider(options) {
     cookies: { keys: ['timebox-test-provider-cookie-key'] },
     ttl: { IdToken: 3600, AccessToken: 600, AuthorizationCode: 60, Session: 3600, Interaction: 600, Grant: 3600 },
     async findAccount(ctx, id) {
-      if (!users[id]) return undefined;
+      // The account id is the profile's sub (an opaque id at Entra, Okta and Google,
+      // as the ID token says it); the login is how the form names the person.
+      const login = loginOfSub(id);
+      if (!login) return undefined;
       return {
-        // The provider's own account id is the login; what the ID token says is the
-        // profile's (an opaque sub at Entra, Okta and Google).
         accountId: id,
         async claims() {
-          return claimsOf(id);
+          return claimsOf(login);
         },
       };
     },
@@ -253,8 +257,10 @@ export async function startProvider(options) {
             res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
             return res.end(loginForm(uid, params.client_id, 'Wrong user name or password.'));
           }
+          const ts = Math.floor(Date.now() / 1000) - (user.authAge ?? 0);
+          delete user.authAge;
           return provider.interactionFinished(req, res, {
-            login: { accountId: form.login, amr: profile.amr(user), remember: true },
+            login: { accountId: claimsOf(form.login).sub, amr: profile.amr(user), remember: true, ts },
           }, { mergeWithLastSubmission: false });
         }
         res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
@@ -296,8 +302,14 @@ export async function startProvider(options) {
     }
     let body = '';
     for await (const chunk of req) body += chunk;
-    const { groups } = JSON.parse(body || '{}');
-    if (!Array.isArray(groups) || !setGroups(decodeURIComponent(login), groups)) {
+    const { groups, auth_age_seconds: authAge } = JSON.parse(body || '{}');
+    const who = decodeURIComponent(login);
+    if (Number.isInteger(authAge) && users[who] && groups === undefined) {
+      users[who].authAge = authAge;
+      res.writeHead(200, { 'content-type': 'application/json' });
+      return res.end(JSON.stringify({ login, auth_age_seconds: authAge }));
+    }
+    if (!Array.isArray(groups) || !setGroups(who, groups)) {
       res.writeHead(404, { 'content-type': 'text/plain' });
       return res.end('no such user, or no groups list');
     }

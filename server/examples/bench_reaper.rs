@@ -41,7 +41,7 @@ use std::time::{Duration, Instant};
 use timebox_server::aws::{Calls, Pacer};
 use timebox_server::clock::SystemClock;
 use timebox_server::identity_center::sdk::{Clients, SdkIdentityCenter};
-use timebox_server::identity_center::{IdentityCenter, UserMatch};
+use timebox_server::identity_center::{IdentityCenter, UserKey};
 use timebox_server::metrics::Metrics;
 use timebox_server::reaper::{Reaper, ReaperSettings};
 use timebox_server::services::grants::GrantService;
@@ -319,7 +319,7 @@ async fn main() {
             backoff_cap: Duration::from_secs(30),
             provision_attempts: 5,
             portal_session: PortalSession::DEFAULT,
-            user_match: UserMatch::UserName,
+            user_match: UserKey::UserName,
             catalog_refresh: Duration::from_secs(3600),
             reconcile_every: 0,
             max_in_flight: timebox_server::reaper::AWS_MAX_IN_FLIGHT,
@@ -347,7 +347,7 @@ async fn main() {
         let (account, arn) = (accounts[c % 10].clone(), sets[c % 10].1.clone());
         clients_running.push(tokio::spawn(async move {
             while !*stopped.borrow() {
-                let _ = ic.find_user(UserMatch::UserName, "bench-user-0").await;
+                let _ = ic.find_user(&UserKey::UserName, "bench-user-0").await;
                 let _ = ic.user_groups("principal-bench-user-0").await;
                 let _ = ic.list_assignments(&account, &arn).await;
                 lookups.fetch_add(1, std::sync::atomic::Ordering::Relaxed);

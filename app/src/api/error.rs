@@ -70,6 +70,9 @@ error_codes! {
     OwnRequest = "own_request" => 403,
     /// A requester can never approve or deny their own request.
     SelfDecision = "self_decision" => 403,
+    /// The signed-in person maps to no IAM Identity Center user (`oidc.person_claim`,
+    /// `identity_center.user_match`): nothing was stored.
+    UnknownIdentity = "unknown_identity" => 422,
     /// Sign in again with multi-factor authentication.
     MfaRequired = "mfa_required" => 403,
     /// The grant's policy does not name the caller as an approver.

@@ -63,6 +63,22 @@ impl Caller {
     pub fn is_signed_in(&self) -> bool {
         matches!(self, Caller::Person { .. })
     }
+
+    /// The same person holding no role, no group and no MFA: while their groups
+    /// cannot be confirmed, they may do nothing a role allows.
+    #[must_use]
+    pub fn without_roles(self) -> Caller {
+        match self {
+            Caller::Person { id, name, .. } => Caller::Person {
+                id,
+                name,
+                roles: RoleSet::empty(),
+                mfa: false,
+                groups: Vec::new(),
+            },
+            Caller::Anonymous => Caller::Anonymous,
+        }
+    }
 }
 
 /// Every operation the server offers to people (the reaper acts as
@@ -183,8 +199,8 @@ pub enum Denied {
     #[error("a requester can never approve or deny their own request")]
     OwnRequest,
     #[error(
-        "approving needs a sign-in with multi-factor authentication (MFA): sign in again \
-         with MFA, then approve"
+        "approving and break-glass need a recent sign-in with multi-factor authentication \
+         (MFA): sign in again with MFA, then try again"
     )]
     MfaRequired,
     /// Only the people the grant's deciding policy names may approve, deny or review it.

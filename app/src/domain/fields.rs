@@ -203,6 +203,13 @@ impl PersonId {
                 "must be at most 255 bytes without control characters",
             ));
         }
+        // An email-shaped id (an `email`, `upn` or `preferred_username` claim) is
+        // compared case-insensitively everywhere: matching, self-approval, leases and
+        // policies all see one spelling. Opaque ids (Entra's pairwise `sub`) keep
+        // their case, which is significant.
+        if s.contains('@') {
+            return Ok(Self(s.to_lowercase()));
+        }
         Ok(Self(s.to_owned()))
     }
 }

@@ -82,6 +82,17 @@ impl OtherPath {
     }
 }
 
+/// The IAM Identity Center user a request was made for, resolved from the signed-in
+/// person when the request was sent (`identity_center.user_match`) and kept: the
+/// reaper assigns this `UserId`, and evidence matches CloudTrail's role-session name
+/// against this `UserName` (Identity Center names role sessions after it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct IdentityUser {
+    pub user_id: String,
+    pub user_name: String,
+}
+
 /// A grant's windows, and whether they are a preview of a grant still to start.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct GrantWindows {
@@ -135,6 +146,11 @@ pub struct Grant {
     /// not looked up, or Identity Center could not be asked), shown to approvers.
     #[serde(default)]
     pub paths_at_request: Option<Vec<OtherPath>>,
+    /// The Identity Center user resolved at request time (`None` for grants stored
+    /// before it was recorded, or when Identity Center could not be asked then: the
+    /// reaper resolves it at provisioning).
+    #[serde(default)]
+    pub identity: Option<IdentityUser>,
 }
 
 impl Grant {
@@ -163,7 +179,17 @@ impl Grant {
             reviewed_at: None,
             review_comment: None,
             paths_at_request: None,
+            identity: None,
         }
+    }
+
+    /// The Identity Center `UserName` CloudTrail names this grant's role sessions
+    /// after: the one resolved at request time, else the person id (grants stored
+    /// before it was recorded, where the two were the same).
+    pub fn user_name(&self) -> &str {
+        self.identity
+            .as_ref()
+            .map_or(self.request.requester.as_str(), |u| u.user_name.as_str())
     }
 
     /// A break-glass use that nobody has reviewed yet.

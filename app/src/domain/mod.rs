@@ -31,7 +31,7 @@ pub use fields::{
     fmt_minutes, AccountId, Comment, FieldError, GrantDuration, Justification, PermissionSetArn,
     PermissionSetName, PersonId, Reason, ReviewComment, TicketRef, UserName,
 };
-pub use grant::{Grant, GrantId, GrantRequest, GrantWindows, OtherPath};
+pub use grant::{Grant, GrantId, GrantRequest, GrantWindows, IdentityUser, OtherPath};
 pub use lifecycle::{
     decide, Action, Actor, ApprovalProgress, GrantState, Outcome, Refusal, RevokeCause, Role,
     RoleSet, TransitionCtx,

@@ -30,17 +30,23 @@ impl Auth {
         })
     }
 
-    /// Whether this sign-in used MFA: one of the configured `amr` values, or the
-    /// configured `acr`.
+    /// Whether this sign-in used MFA (one of the configured `amr` values, or the
+    /// configured `acr`) no longer than `oidc.mfa_max_age` ago, counted from the
+    /// provider's `auth_time`. An older MFA sign-in does not count: approving and
+    /// break-glass then ask for a step-up sign-in.
     pub fn used_mfa(&self, person: &SignedIn) -> bool {
         let Some(oidc) = &self.config.oidc else {
             return false;
         };
-        person.amr.iter().any(|a| oidc.mfa_amr.contains(a))
+        let multi_factor = person.amr.iter().any(|a| oidc.mfa_amr.contains(a))
             || person
                 .acr
                 .as_ref()
-                .is_some_and(|a| oidc.mfa_acr.contains(a))
+                .is_some_and(|a| oidc.mfa_acr.contains(a));
+        let at = person.auth_time.unwrap_or(person.signed_in_at);
+        let age = self.clock.now() - at;
+        let max = chrono::TimeDelta::from_std(oidc.mfa_max_age).unwrap_or(chrono::TimeDelta::MAX);
+        multi_factor && age <= max
     }
 
     /// The caller for a signed-in person.
@@ -86,7 +92,16 @@ pub async fn resolve_caller(
                 }
                 Caller::Anonymous
             } else {
-                auth.caller_for(&person)
+                match auth.rechecked(&session, person).await {
+                    Checked::Current(person) => auth.caller_for(&person),
+                    Checked::Unconfirmed(person) => auth.caller_for(&person).without_roles(),
+                    Checked::Ended => {
+                        if let Err(e) = session.flush().await {
+                            tracing::warn!(error = %e, "could not end a session");
+                        }
+                        Caller::Anonymous
+                    }
+                }
             }
         }
         Ok(None) => Caller::Anonymous,
@@ -95,8 +110,86 @@ pub async fn resolve_caller(
             Caller::Anonymous
         }
     };
+    // Static assets (the same for everyone) stay cacheable.
+    let signed_in =
+        !matches!(caller, Caller::Anonymous) && !request.uri().path().starts_with("/pkg/");
     request.extensions_mut().insert(caller);
-    next.run(request).await
+    let mut response = next.run(request).await;
+    if signed_in {
+        // What a signed-in person saw is theirs: no shared or back-button cache keeps
+        // it after they sign out.
+        response.headers_mut().insert(
+            axum::http::header::CACHE_CONTROL,
+            axum::http::HeaderValue::from_static("no-store"),
+        );
+    }
+    response
+}
+
+/// What the periodic re-check of a person's groups found.
+#[derive(Debug)]
+pub enum Checked {
+    /// Confirmed within `session.refresh` (now, or earlier).
+    Current(SignedIn),
+    /// The provider could not be asked: signed in, but holding no role until it can.
+    Unconfirmed(SignedIn),
+    /// The provider no longer vouches for the person (or gave no refresh token).
+    Ended,
+}
+
+impl Auth {
+    /// `person` as the provider confirms them: every `session.refresh`, their
+    /// groups are asked again with the sign-in's refresh token and the session
+    /// updated. Fails closed: a provider that cannot be asked leaves the person
+    /// without roles for now; one that refuses ends the session.
+    pub async fn rechecked(&self, session: &Session, person: SignedIn) -> Checked {
+        let (Some(oidc), Ok(every)) = (
+            &self.oidc,
+            chrono::TimeDelta::from_std(self.config.session.refresh),
+        ) else {
+            return Checked::Current(person);
+        };
+        let due = |p: &SignedIn| self.clock.now() - p.checked_at.unwrap_or(p.signed_in_at) > every;
+        if !due(&person) {
+            return Checked::Current(person);
+        }
+        let _one = self.refreshing.lock().await;
+        // Another request of this session may have refreshed it meanwhile.
+        if let Some(id) = session.id() {
+            use tower_sessions::session_store::SessionStore;
+            let stored = self.sessions.load(&id).await.ok().flatten().and_then(|r| {
+                r.data
+                    .get(PERSON_KEY)
+                    .and_then(|v| serde_json::from_value::<SignedIn>(v.clone()).ok())
+            });
+            match stored {
+                Some(latest) if !due(&latest) => return Checked::Current(latest),
+                Some(_) => {}
+                None => return Checked::Ended,
+            }
+        }
+        match oidc.refresh(&person).await {
+            Ok(fresh) => {
+                tracing::info!(
+                    subject = %fresh.subject,
+                    groups = ?fresh.groups,
+                    "groups confirmed by the provider"
+                );
+                if let Err(e) = session.insert(PERSON_KEY, &fresh).await {
+                    tracing::warn!(error = %e, "could not keep the confirmed groups");
+                }
+                Checked::Current(fresh)
+            }
+            Err(e @ super::oidc::LoginError::Discovery(_)) => {
+                tracing::warn!(error = %e, "cannot confirm a person's groups now; no roles until it can");
+                Checked::Unconfirmed(person)
+            }
+            Err(e) => {
+                tracing::info!(reason = e.code(), error = %e, "the provider no longer confirms this person; signed out");
+                Checked::Ended
+            }
+        }
+    }
 }
 
 /// The caller [`resolve_caller`] found, for handlers: `CurrentCaller(caller)`.

@@ -44,6 +44,8 @@ pub struct Auth {
     pub limiter: Arc<limiter::FailureLimiter>,
     pub config: Arc<Config>,
     pub clock: Arc<dyn Clock>,
+    /// One group refresh at a time (a refresh token may be single-use).
+    pub refreshing: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Auth {
@@ -62,6 +64,7 @@ impl Auth {
             limiter: Arc::new(limiter::FailureLimiter::default()),
             config,
             clock,
+            refreshing: Arc::default(),
         })
     }
 

@@ -16,8 +16,9 @@ use openidconnect::{
     AdditionalClaims, AuthenticationContextClass, AuthenticationFlow, AuthorizationCode, Client,
     ClientId, ClientSecret, CsrfToken, EmptyExtraTokenFields, EndSessionUrl, EndpointMaybeSet,
     EndpointNotSet, EndpointSet, IdToken, IdTokenFields, IssuerUrl, LogoutRequest, Nonce,
-    PkceCodeChallenge, PkceCodeVerifier, PostLogoutRedirectUrl, ProviderMetadataWithLogout,
-    RedirectUrl, RequestTokenError, Scope, StandardErrorResponse, StandardTokenResponse,
+    NonceVerifier, OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier, PostLogoutRedirectUrl,
+    ProviderMetadataWithLogout, RedirectUrl, RefreshToken, RequestTokenError, Scope,
+    StandardErrorResponse, StandardTokenResponse,
 };
 use serde::{Deserialize, Serialize};
 use std::str::FromStr;
@@ -97,6 +98,18 @@ pub enum LoginError {
     MissingIdToken,
     #[error("the ID token is not valid: {0}")]
     InvalidIdToken(String),
+    #[error(
+        "the ID token has no {0:?} claim, which identifies a person here (oidc.person_claim): \
+         an administrator must name a claim the provider sends, or make the provider send it"
+    )]
+    MissingPersonClaim(String),
+    #[error(
+        "the provider sent a pointer (_claim_names) instead of your groups: you are in more \
+         groups than fit in a token (Entra ID: over 200). An administrator must make the \
+         provider send only the groups assigned to Timebox, or application roles (see \
+         docs/identity.md)"
+    )]
+    GroupOverage,
 }
 
 impl LoginError {
@@ -112,13 +125,18 @@ impl LoginError {
             LoginError::TokenExchange(_) => "token_exchange",
             LoginError::MissingIdToken => "missing_id_token",
             LoginError::InvalidIdToken(_) => "invalid_id_token",
+            LoginError::MissingPersonClaim(_) => "missing_person_claim",
+            LoginError::GroupOverage => "group_overage",
         }
     }
 
     /// Whether the failure is the browser's doing (counted by the rate limiter), as
     /// opposed to the provider being unreachable.
     pub fn counts_against_client(&self) -> bool {
-        !matches!(self, LoginError::Discovery(_))
+        !matches!(
+            self,
+            LoginError::Discovery(_) | LoginError::MissingPersonClaim(_) | LoginError::GroupOverage
+        )
     }
 }
 
@@ -224,7 +242,10 @@ impl Oidc {
             request = request.add_scope(Scope::new(scope.clone()));
         }
         if mfa {
-            request = request.add_prompt(CoreAuthPrompt::Login);
+            // A step-up: authenticate again now, whatever session the provider has.
+            request = request
+                .add_prompt(CoreAuthPrompt::Login)
+                .set_max_age(self.settings.mfa_max_age);
             for acr in &self.settings.mfa_acr {
                 request =
                     request.add_auth_context_value(AuthenticationContextClass::new(acr.clone()));
@@ -261,19 +282,59 @@ impl Oidc {
             .set_pkce_verifier(PkceCodeVerifier::new(pending.pkce_verifier))
             .request_async(&self.http)
             .await
-            .map_err(|e| {
-                LoginError::TokenExchange(match e {
-                    RequestTokenError::ServerResponse(r) => r.error().to_string(),
-                    RequestTokenError::Request(_) => "the provider could not be reached".into(),
-                    RequestTokenError::Parse(_, _) => "unreadable answer".into(),
-                    RequestTokenError::Other(_) => "unexpected answer".into(),
-                })
-            })?;
+            .map_err(token_error)?;
         let id_token = response
             .extra_fields()
             .id_token()
             .ok_or(LoginError::MissingIdToken)?;
-        self.verify(&d, id_token, &pending.nonce)
+        let mut person = self.verify(&d, id_token, &Nonce::new(pending.nonce))?;
+        person.refresh_token = response
+            .refresh_token()
+            .map(|t| super::session::RefreshSecret(t.secret().clone()));
+        Ok(person)
+    }
+
+    /// Asks the provider again who `person` is, with their refresh token, without a
+    /// sign-in: the new ID token's groups and name replace the old ones; how and when
+    /// they authenticated (`amr`, `acr`, `auth_time`) stays the sign-in's. A provider
+    /// that cannot be reached is [`LoginError::Discovery`]; one that refuses (the
+    /// person was disabled, the token revoked) any other error.
+    pub async fn refresh(&self, person: &SignedIn) -> Result<SignedIn, LoginError> {
+        let Some(token) = &person.refresh_token else {
+            return Err(LoginError::TokenExchange(
+                "the provider gave this session no refresh token".into(),
+            ));
+        };
+        let d = self.discovered().await?;
+        let token = RefreshToken::new(token.0.clone());
+        let response = d
+            .client
+            .exchange_refresh_token(&token)
+            .map_err(|e| LoginError::Discovery(e.to_string()))?
+            .request_async(&self.http)
+            .await
+            .map_err(token_error)?;
+        let id_token = response
+            .extra_fields()
+            .id_token()
+            .ok_or(LoginError::MissingIdToken)?;
+        // A refreshed ID token carries no nonce (OpenID Connect Core 12.2).
+        let mut fresh = self.verify(&d, id_token, |_: Option<&Nonce>| Ok(()))?;
+        if fresh.subject != person.subject {
+            return Err(LoginError::InvalidIdToken(
+                "the refreshed ID token names another person".into(),
+            ));
+        }
+        fresh.refresh_token = response
+            .refresh_token()
+            .map(|t| super::session::RefreshSecret(t.secret().clone()))
+            .or_else(|| person.refresh_token.clone());
+        fresh.amr = person.amr.clone();
+        fresh.acr = person.acr.clone();
+        fresh.auth_time = person.auth_time;
+        fresh.signed_in_at = person.signed_in_at;
+        fresh.checked_at = Some(self.clock.now());
+        Ok(fresh)
     }
 
     /// Verifies an ID token given as its compact serialization (the JWT) against this
@@ -282,14 +343,14 @@ impl Oidc {
         let d = self.discovered().await?;
         let token = TimeboxIdToken::from_str(jwt)
             .map_err(|_| LoginError::Malformed("the ID token is not a JWT"))?;
-        self.verify(&d, &token, nonce)
+        self.verify(&d, &token, &Nonce::new(nonce.to_owned()))
     }
 
     fn verify(
         &self,
         d: &Discovered,
         token: &TimeboxIdToken,
-        nonce: &str,
+        nonce: impl NonceVerifier,
     ) -> Result<SignedIn, LoginError> {
         let clock = self.clock.clone();
         let verifier = d
@@ -297,13 +358,17 @@ impl Oidc {
             .id_token_verifier()
             .set_time_fn(move || clock.now());
         let claims = token
-            .claims(&verifier, &Nonce::new(nonce.to_owned()))
+            .claims(&verifier, nonce)
             .map_err(|e| LoginError::InvalidIdToken(e.to_string()))?;
-        let groups = match claims
-            .additional_claims()
-            .other
-            .get(&self.settings.groups_claim)
-        {
+        let other = &claims.additional_claims().other;
+        let overage = other
+            .get("_claim_names")
+            .and_then(|n| n.get(&self.settings.groups_claim))
+            .is_some();
+        if overage && other.get(&self.settings.groups_claim).is_none() {
+            return Err(LoginError::GroupOverage);
+        }
+        let groups = match other.get(&self.settings.groups_claim) {
             None | Some(serde_json::Value::Null) => Vec::new(),
             Some(serde_json::Value::Array(items)) => items
                 .iter()
@@ -316,8 +381,29 @@ impl Oidc {
                 ))
             }
         };
+        // The names `[oidc.group_names]` gives the ids the provider sent: roles and
+        // policies may name a group either way.
+        let mut groups = groups;
+        for (id, name) in &self.settings.group_names {
+            if groups.contains(id) && !groups.contains(name) {
+                groups.push(name.clone());
+            }
+        }
+        let claim = self.settings.person_claim.as_str();
+        let person = match claim {
+            "sub" => Some(claims.subject().as_str().to_owned()),
+            "email" => claims.email().map(|e| e.as_str().to_owned()),
+            "preferred_username" => claims.preferred_username().map(|u| u.as_str().to_owned()),
+            other_claim => other.get(other_claim).and_then(|v| match v {
+                serde_json::Value::String(s) => Some(s.clone()),
+                serde_json::Value::Number(n) => Some(n.to_string()),
+                _ => None,
+            }),
+        }
+        .filter(|p| !p.trim().is_empty())
+        .ok_or_else(|| LoginError::MissingPersonClaim(claim.to_owned()))?;
         Ok(SignedIn {
-            subject: claims.subject().as_str().to_owned(),
+            subject: person,
             name: claims
                 .name()
                 .and_then(|n| n.get(None))
@@ -331,6 +417,9 @@ impl Oidc {
                 .unwrap_or_default(),
             acr: claims.auth_context_ref().map(|a| a.as_str().to_owned()),
             signed_in_at: self.clock.now(),
+            auth_time: claims.auth_time(),
+            refresh_token: None,
+            checked_at: None,
         })
     }
 
@@ -345,5 +434,20 @@ impl Oidc {
             request = request.set_post_logout_redirect_uri(after);
         }
         Some(request.http_get_url())
+    }
+}
+
+/// What a failed token request means: the provider's refusal, or that it could not be
+/// reached ([`LoginError::Discovery`]).
+fn token_error<E: std::error::Error + 'static>(
+    e: RequestTokenError<E, StandardErrorResponse<CoreErrorResponseType>>,
+) -> LoginError {
+    match e {
+        RequestTokenError::ServerResponse(r) => LoginError::TokenExchange(r.error().to_string()),
+        RequestTokenError::Request(_) => {
+            LoginError::Discovery("the provider could not be reached".into())
+        }
+        RequestTokenError::Parse(_, _) => LoginError::TokenExchange("unreadable answer".into()),
+        RequestTokenError::Other(_) => LoginError::TokenExchange("unexpected answer".into()),
     }
 }

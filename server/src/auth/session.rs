@@ -52,6 +52,7 @@ impl std::fmt::Debug for PendingLogin {
 /// applies at once.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SignedIn {
+    /// The person id: the `oidc.person_claim` claim (default `sub`).
     pub subject: String,
     pub name: Option<String>,
     pub email: Option<String>,
@@ -59,13 +60,41 @@ pub struct SignedIn {
     pub amr: Vec<String>,
     pub acr: Option<String>,
     pub signed_in_at: DateTime<Utc>,
+    /// When the provider last authenticated the person (`auth_time`), which MFA's
+    /// age counts from; `None` when the provider did not say (then `signed_in_at`).
+    #[serde(default)]
+    pub auth_time: Option<DateTime<Utc>>,
+    /// The provider's refresh token, to re-check the person's groups every
+    /// `session.refresh` without a sign-in. Kept only in the session's row, deleted
+    /// with it; never logged.
+    #[serde(default)]
+    pub refresh_token: Option<RefreshSecret>,
+    /// When the provider last confirmed the groups (`None`: at `signed_in_at`).
+    #[serde(default)]
+    pub checked_at: Option<DateTime<Utc>>,
+}
+
+/// A refresh token: its `Debug` shows nothing of it.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct RefreshSecret(pub String);
+
+impl std::fmt::Debug for RefreshSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RefreshSecret(…)")
+    }
 }
 
 /// The session store on whichever database Timebox uses.
+///
+/// Saving only updates a session that still exists (the crate's stores upsert): a
+/// request still in flight when its session was ended (logout, timeout) cannot write
+/// it back, so a cookie never works again after its session ended. New sessions are
+/// made only by `create`, at sign-in.
 #[derive(Debug, Clone)]
 pub enum DbSessionStore {
-    Sqlite(SqliteStore),
-    Postgres(PostgresStore),
+    Sqlite(SqliteStore, sqlx::SqlitePool),
+    Postgres(PostgresStore, sqlx::PgPool),
 }
 
 impl DbSessionStore {
@@ -87,31 +116,33 @@ impl DbSessionStore {
                 .connect_with(options)
                 .await
                 .map_err(err)?;
-            let store = SqliteStore::new(pool);
+            let store = SqliteStore::new(pool.clone());
             store.migrate().await.map_err(err)?;
-            DbSessionStore::Sqlite(store)
+            DbSessionStore::Sqlite(store, pool)
         } else {
             let pool = sqlx::postgres::PgPoolOptions::new()
                 .max_connections(4)
                 .connect(url.expose())
                 .await
                 .map_err(err)?;
-            let store = PostgresStore::new(pool);
+            let store = PostgresStore::new(pool.clone());
             store.migrate().await.map_err(err)?;
-            DbSessionStore::Postgres(store)
+            DbSessionStore::Postgres(store, pool)
         };
         Ok(store)
     }
 
-    /// The session middleware: `HttpOnly`, `SameSite=Lax`, `Secure` unless configured
-    /// off for plain-HTTP local use, expiring after `idle_timeout` without a request
-    /// (the expiry is pushed back on every request).
+    /// The session middleware: `HttpOnly`, `SameSite=Lax`, `Secure` (and so
+    /// `__Host-`-prefixed: bound to this host and path `/`) unless configured off for
+    /// plain-HTTP local use, expiring after `idle_timeout` without a request (the
+    /// expiry is pushed back on every request). An anonymous visit writes nothing: a
+    /// session is stored once it holds something (a sign-in started).
     pub fn layer(&self, config: &SessionConfig) -> SessionManagerLayer<DbSessionStore> {
         let idle = time::Duration::seconds(
             i64::try_from(config.idle_timeout.as_secs()).unwrap_or(i64::MAX),
         );
         SessionManagerLayer::new(self.clone())
-            .with_name(COOKIE_NAME)
+            .with_name(cookie_name(config.secure_cookie))
             .with_secure(config.secure_cookie)
             .with_http_only(true)
             .with_same_site(SameSite::Lax)
@@ -139,9 +170,47 @@ impl DbSessionStore {
     /// The backend's own store, which every [`SessionStore`] call goes to.
     fn backend(&self) -> &dyn SessionStore {
         match self {
-            DbSessionStore::Sqlite(s) => s,
-            DbSessionStore::Postgres(s) => s,
+            DbSessionStore::Sqlite(s, _) => s,
+            DbSessionStore::Postgres(s, _) => s,
         }
+    }
+
+    /// Writes `record` over the stored session with its id, if there still is one;
+    /// whether there was.
+    async fn update(&self, record: &Record) -> Result<bool, sqlx::Error> {
+        let data = rmp_serde::to_vec(record).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+        let done = match self {
+            DbSessionStore::Sqlite(_, pool) => {
+                sqlx::query("UPDATE tower_sessions SET data = ?, expiry_date = ? WHERE id = ?")
+                    .bind(data)
+                    .bind(record.expiry_date)
+                    .bind(record.id.to_string())
+                    .execute(pool)
+                    .await?
+                    .rows_affected()
+            }
+            DbSessionStore::Postgres(_, pool) => sqlx::query(
+                "UPDATE \"tower_sessions\".\"session\" SET data = $1, expiry_date = $2 \
+                     WHERE id = $3",
+            )
+            .bind(data)
+            .bind(record.expiry_date)
+            .bind(record.id.to_string())
+            .execute(pool)
+            .await?
+            .rows_affected(),
+        };
+        Ok(done > 0)
+    }
+}
+
+/// The session cookie's name: `__Host-` + [`COOKIE_NAME`] when the cookie is
+/// `Secure` (browsers then refuse it unless it is host-only with path `/`).
+pub fn cookie_name(secure: bool) -> &'static str {
+    if secure {
+        "__Host-timebox_session"
+    } else {
+        COOKIE_NAME
     }
 }
 
@@ -152,7 +221,14 @@ impl SessionStore for DbSessionStore {
     }
 
     async fn save(&self, record: &Record) -> session_store::Result<()> {
-        self.backend().save(record).await
+        match self.update(record).await {
+            Ok(true) => Ok(()),
+            Ok(false) => {
+                tracing::debug!("a request ended after its session did; not written back");
+                Ok(())
+            }
+            Err(e) => Err(session_store::Error::Backend(e.to_string())),
+        }
     }
 
     async fn load(&self, id: &Id) -> session_store::Result<Option<Record>> {
@@ -168,8 +244,8 @@ impl SessionStore for DbSessionStore {
 impl ExpiredDeletion for DbSessionStore {
     async fn delete_expired(&self) -> session_store::Result<()> {
         match self {
-            DbSessionStore::Sqlite(s) => s.delete_expired().await,
-            DbSessionStore::Postgres(s) => s.delete_expired().await,
+            DbSessionStore::Sqlite(s, _) => s.delete_expired().await,
+            DbSessionStore::Postgres(s, _) => s.delete_expired().await,
         }
     }
 }

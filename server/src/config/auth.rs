@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use app::domain::Role;
 
-use super::kit::{days, hours, http_url, mins, parse_bool, parse_list, Keys, Secret};
+use super::kit::{days, hours, http_url, mins, parse_bool, parse_list, Keys, Problem, Secret};
+use figment::value::Value;
 
 /// `[oidc]`: the OpenID provider people sign in with.
 #[derive(Debug, Clone)]
@@ -24,16 +25,29 @@ pub struct OidcConfig {
     pub redirect_url: String,
     /// Scopes asked for besides `openid`. Default `profile`, `email`, `groups`.
     pub scopes: Vec<String>,
+    /// The ID-token claim that identifies a person: their person id in policies,
+    /// the audit log and approvals, and what `identity_center.user_match` looks up.
+    /// Default `sub`; with Entra ID `oid` (with `user_match = "external_id"`) or
+    /// `preferred_username`/`upn` (with `user_match = "user_name"`), with Okta and
+    /// Google `email`. Emails and other values with `@` compare without case.
+    pub person_claim: String,
     /// The ID-token claim holding the person's groups. Default `groups`.
     pub groups_claim: String,
+    /// Group ids as the provider sends them (Entra ID: object ids) → readable names,
+    /// so roles and policies may name a group either way. Default none.
+    pub group_names: Vec<(String, String)>,
     /// Group → role mapping: a person holds every role one of their groups maps to.
     pub role_groups: Vec<(Role, Vec<String>)>,
-    /// Whether approving needs a sign-in with MFA. Default false.
+    /// Whether approving needs a sign-in with MFA. Default true.
     pub approvers_need_mfa: bool,
-    /// `amr` values that count as MFA. Default `mfa`, `otp`, `hwk`, `swk`.
+    /// `amr` values that count as MFA: by default multi-factor or second-factor
+    /// methods only ([`DEFAULT_MFA_AMR`]), never `pwd` alone.
     pub mfa_amr: Vec<String>,
     /// `acr` values that count as MFA. Default none.
     pub mfa_acr: Vec<String>,
+    /// How long an MFA sign-in counts for approving and break-glass, from its
+    /// `auth_time` (1m..=12h). Default 15m; after it, a step-up sign-in.
+    pub mfa_max_age: Duration,
 }
 
 /// `[session]`: the browser session after sign-in.
@@ -44,10 +58,22 @@ pub struct SessionConfig {
     /// Signed out this long after signing in, whatever the activity (5m..=30d).
     /// Default 12h.
     pub absolute_timeout: Duration,
+    /// How often a person's groups (and so roles) are confirmed with the provider
+    /// (5m..=1d), with the sign-in's refresh token; a person the provider no longer
+    /// knows, or without a refresh token, is signed out. Default 1h.
+    pub refresh: Duration,
     /// Whether the session cookie is `Secure`. Default true; false is only allowed
     /// when `server.public_url` is plain `http://` (local use).
     pub secure_cookie: bool,
 }
+
+/// The `amr` values (RFC 8176) that count as MFA unless `oidc.mfa_amr` says
+/// otherwise: multiple factors (`mfa`), or a factor beyond a password (one-time
+/// codes, hardware and software keys, smart cards, biometrics, proof of
+/// possession). `pwd`, `pin`, `kba`, `sms` and `tel` alone are not.
+pub const DEFAULT_MFA_AMR: &[&str] = &[
+    "mfa", "otp", "hwk", "swk", "sc", "fpt", "face", "iris", "retina", "vbm", "pop",
+];
 
 const ISSUER_EXAMPLE: &str = "\"https://login.example.com\"";
 const REDIRECT_EXAMPLE: &str = "\"https://timebox.example.com/auth/callback\"";
@@ -90,9 +116,26 @@ impl OidcConfig {
         let scopes = keys.value("scopes", words(&["profile", "email", "groups"]), |v| {
             parse_list(v, "\"profile\", \"email\", \"groups\"")
         });
+        let person_claim = keys
+            .optional("person_claim", "\"preferred_username\"", |s| {
+                if s.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "_-.:".contains(c))
+                {
+                    Ok(())
+                } else {
+                    Err(Problem::new(
+                        "not a claim name",
+                        "a claim name is letters, digits, `_`, `-`, `.` or `:`",
+                        "name the ID-token claim that identifies a person, such as \"sub\", \
+                         \"oid\", \"preferred_username\" or \"email\"",
+                    ))
+                }
+            })
+            .unwrap_or_else(|| "sub".to_owned());
         let groups_claim = keys
             .optional("groups_claim", "\"groups\"", |_| Ok(()))
             .unwrap_or_else(|| "groups".to_owned());
+        let group_names = keys.value("group_names", Vec::new(), parse_group_names);
         let role_groups = [
             (Role::Requester, "requester_groups"),
             (Role::Approver, "approver_groups"),
@@ -104,13 +147,21 @@ impl OidcConfig {
             (role, groups)
         })
         .to_vec();
-        let approvers_need_mfa = keys.value("approvers_need_mfa", false, parse_bool);
-        let mfa_amr = keys.value("mfa_amr", words(&["mfa", "otp", "hwk", "swk"]), |v| {
+        let approvers_need_mfa = keys.value("approvers_need_mfa", true, parse_bool);
+        let mfa_amr = keys.value("mfa_amr", words(DEFAULT_MFA_AMR), |v| {
             parse_list(v, "\"mfa\", \"otp\"")
         });
         let mfa_acr = keys.value("mfa_acr", Vec::new(), |v| {
             parse_list(v, "\"urn:example:mfa\"")
         });
+        let mfa_max_age = keys.duration(
+            "mfa_max_age",
+            mins(15),
+            mins(1)..=hours(12),
+            "the MFA age",
+            "pick how long after an MFA sign-in a person may approve or use break-glass \
+             without signing in again, such as \"15m\"",
+        );
 
         let issuer = issuer?;
         let Some(client_id) = client_id else {
@@ -139,13 +190,46 @@ impl OidcConfig {
             client_secret,
             redirect_url,
             scopes,
+            person_claim,
             groups_claim,
+            group_names,
             role_groups,
             approvers_need_mfa,
             mfa_amr,
             mfa_acr,
+            mfa_max_age,
         })
     }
+}
+
+/// `[oidc.group_names]`: a table of group id → name, both non-empty strings.
+fn parse_group_names(value: &Value) -> Result<Vec<(String, String)>, Problem> {
+    let example = "{ \"5f1c6a1e-0b7d-4c5e-9a51-3d2f7e8a9b01\" = \"timebox-requesters\" }";
+    let fix = "write a table of the provider's group ids and the names policies use, such \
+               as [oidc.group_names] followed by \"<object id>\" = \"sre-leads\"";
+    let Value::Dict(_, entries) = value else {
+        return Err(Problem::new(
+            "not a table",
+            format!("expected {example}"),
+            fix,
+        ));
+    };
+    let mut out = Vec::new();
+    for (id, name) in entries {
+        match name {
+            Value::String(_, n) if !n.trim().is_empty() && !id.trim().is_empty() => {
+                out.push((id.trim().to_owned(), n.trim().to_owned()));
+            }
+            _ => {
+                return Err(Problem::new(
+                    "has an entry that is not a name",
+                    format!("the entry for {id:?} must be a non-empty string"),
+                    fix,
+                ))
+            }
+        }
+    }
+    Ok(out)
 }
 
 fn words(list: &[&str]) -> Vec<String> {
@@ -171,6 +255,14 @@ impl SessionConfig {
             "the absolute timeout",
             "pick how long after signing in a person must sign in again, such as \"12h\"",
         );
+        let refresh = keys.duration(
+            "refresh",
+            hours(1),
+            mins(5)..=days(1),
+            "the group refresh interval",
+            "pick how often a person's groups are confirmed with the sign-in provider, \
+             such as \"1h\"",
+        );
         let secure_cookie = keys.value("secure_cookie", true, parse_bool);
         if !secure_cookie && public_url.starts_with("https://") {
             keys.inconsistent(
@@ -192,6 +284,7 @@ impl SessionConfig {
         SessionConfig {
             idle_timeout,
             absolute_timeout,
+            refresh,
             secure_cookie,
         }
     }

@@ -114,7 +114,19 @@ mod tests {
             &m,
             "identity_center.user_match = \"login\" is not a way to match users",
         );
-        assert_contains(&m, "use \"user_name\" or \"email\"");
+        assert_contains(&m, "use \"user_name\", \"email\" or \"external_id\"");
+        let issuerless = message(from_toml(
+            "[identity_center]\nuser_match = \"external_id\"\n",
+        ));
+        assert_contains(
+            &issuerless,
+            "identity_center.user_match is \"external_id\", but identity_center.external_id_issuer is not set",
+        );
+        let c = from_toml(
+            "[identity_center]\nuser_match = \"external_id\"\nexternal_id_issuer = \"https://scim.example\"\n",
+        )
+        .expect("valid");
+        assert_eq!(c.identity_center.user_match, UserMatch::ExternalId);
         assert_contains(
             &m,
             "aws.endpoint_url = \"localhost:5000\" is not an http(s) URL",

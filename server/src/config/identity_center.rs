@@ -17,16 +17,25 @@ const PORTAL_SESSION_FIX: &str = "set it to your Identity Center instance's sess
 /// How a dashboard person is looked up in the identity store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum UserMatch {
+    /// The person id is the user's `userName` (SCIM from Entra ID sets it to the
+    /// user principal name; Okta and Google to the login email).
     UserName,
+    /// The person id is one of the user's email addresses (compared without case).
     Email,
+    /// The person id is the user's `externalId` from
+    /// `identity_center.external_id_issuer` (SCIM from Entra ID sets it to the
+    /// object id, the `oid` claim).
+    ExternalId,
 }
 
 impl UserMatch {
-    /// The spelling used in the configuration: `user_name` or `email`.
+    /// The spelling used in the configuration: `user_name`, `email` or
+    /// `external_id`.
     pub fn as_str(self) -> &'static str {
         match self {
             UserMatch::UserName => "user_name",
             UserMatch::Email => "email",
+            UserMatch::ExternalId => "external_id",
         }
     }
 }
@@ -44,13 +53,18 @@ pub struct IdentityCenterConfig {
     pub identity_store_id: Option<String>,
     /// How a dashboard person is found in the identity store. Default `user_name`.
     pub user_match: UserMatch,
+    /// The issuer of the external ids matched when `user_match = "external_id"`: the
+    /// identity store records one per source (for SCIM from Entra ID, the
+    /// `Issuer` that `aws identitystore describe-user` shows on the user's
+    /// ExternalIds).
+    pub external_id_issuer: Option<String>,
     /// How often the catalog (permission sets, accounts, OUs) is re-read. Default 1h.
     pub catalog_refresh: Duration,
 }
 
 impl IdentityCenterConfig {
     pub(super) fn read(keys: &mut Keys<'_, '_>) -> Self {
-        Self {
+        let config = Self {
             portal_session: keys.value(
                 "portal_session",
                 PortalSession::DEFAULT,
@@ -91,16 +105,21 @@ impl IdentityCenterConfig {
                 })
             }),
             user_match: keys.value("user_match", UserMatch::UserName, |v| {
-                let all = [UserMatch::UserName, UserMatch::Email];
+                let all = [UserMatch::UserName, UserMatch::Email, UserMatch::ExternalId];
                 one_of(expect_str(v, "\"user_name\"")?, &all, UserMatch::as_str).ok_or_else(|| {
                     Problem::new(
                         "not a way to match users",
-                        "a dashboard person is found in the identity store by userName or \
-                         by email",
-                        "use \"user_name\" or \"email\"",
+                        "a dashboard person is found in the identity store by userName, by \
+                         email or by externalId",
+                        "use \"user_name\", \"email\" or \"external_id\"",
                     )
                 })
             }),
+            external_id_issuer: keys.optional(
+                "external_id_issuer",
+                "\"https://scim.example.com\"",
+                |_| Ok(()),
+            ),
             catalog_refresh: keys.duration(
                 "catalog_refresh",
                 hours(1),
@@ -108,7 +127,16 @@ impl IdentityCenterConfig {
                 "the catalog refresh interval",
                 "pick how often permission sets and accounts are re-read, such as \"1h\"",
             ),
+        };
+        if config.user_match == UserMatch::ExternalId && config.external_id_issuer.is_none() {
+            keys.inconsistent(
+                "user_match",
+                "is \"external_id\", but identity_center.external_id_issuer is not set",
+                "set identity_center.external_id_issuer to the Issuer of your users' \
+                 ExternalIds (`aws identitystore describe-user` shows it)",
+            );
         }
+        config
     }
 }
 

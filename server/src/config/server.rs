@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use figment::value::Value;
 
-use super::kit::{expect_str, mins, non_empty, secs, Keys, Problem};
+use super::kit::{expect_str, mins, non_empty, parse_list, secs, Keys, Problem};
 
 /// `[server]`: where Timebox listens and how it is reached.
 #[derive(Debug, Clone)]
@@ -21,6 +21,10 @@ pub struct ServerConfig {
     pub site_root: String,
     /// How long in-flight requests may run after a shutdown signal. Default 10s.
     pub shutdown_grace: Duration,
+    /// Addresses of the reverse proxies in front of Timebox: only from these is
+    /// `X-Forwarded-For` believed, to learn the client's address (for the sign-in
+    /// limiter and the logs). Default none: the TCP peer is the client.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 impl ServerConfig {
@@ -49,6 +53,7 @@ impl ServerConfig {
                 "pick how long in-flight requests may take to finish after a shutdown signal, \
                  such as \"10s\"",
             ),
+            trusted_proxies: keys.value("trusted_proxies", Vec::new(), parse_proxies),
         }
     }
 }
@@ -63,6 +68,24 @@ fn parse_bind(value: &Value) -> Result<SocketAddr, Problem> {
              interfaces) or \"[::]:3000\" (all interfaces)",
         )
     })
+}
+
+fn parse_proxies(value: &Value) -> Result<Vec<std::net::IpAddr>, Problem> {
+    let example = "[\"10.0.0.5\", \"10.0.0.6\"]";
+    parse_list(value, example)?
+        .iter()
+        .map(|s| {
+            s.trim().parse().map_err(|_| {
+                Problem::new(
+                    "has an entry that is not an IP address",
+                    format!(
+                        "{s:?} is not an IPv4 or IPv6 address (ranges and names are not taken)"
+                    ),
+                    format!("list your reverse proxies' addresses, such as {example}"),
+                )
+            })
+        })
+        .collect()
 }
 
 fn parse_public_url(value: &Value) -> Result<String, Problem> {

@@ -422,7 +422,7 @@ impl Collector {
         let target = MatchTarget {
             account_id: g.request.account_id.to_string(),
             permission_set: g.request.permission_set.to_string(),
-            user_name: g.request.requester.to_string(),
+            user_name: g.user_name().to_owned(),
         };
         let start = windows.real.start - self.settings.lookaround;
         let end = (windows.real.end + self.settings.lookaround).min(now);
@@ -506,7 +506,7 @@ impl Collector {
                     let target = MatchTarget {
                         account_id: g.request.account_id.to_string(),
                         permission_set: g.request.permission_set.to_string(),
-                        user_name: g.request.requester.to_string(),
+                        user_name: g.user_name().to_owned(),
                     };
                     self.source
                         .find_role_arn(g.request.account_id.as_str(), &target)

@@ -83,7 +83,9 @@ impl MatchTarget {
             return false;
         }
         // `<role id>:<session name>`: the role id has no colon, the session name is
-        // compared whole.
+        // compared whole and exactly: it is the identity store's `UserName` as
+        // resolved and recorded when the request was made, spelt as Identity Center
+        // spells it.
         r.principal_id
             .as_deref()
             .and_then(|p| p.split_once(':'))

@@ -56,6 +56,40 @@ pub struct Operation {
 
 /// How a dashboard person is looked up in the identity store (a configuration value).
 pub use crate::config::UserMatch;
+/// The Identity Center user a person maps to.
+pub use app::domain::IdentityUser;
+
+/// How a person id is looked up in the identity store, with what the lookup needs
+/// (`identity_center.user_match`, and the external ids' issuer).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UserKey {
+    UserName,
+    Email,
+    ExternalId { issuer: String },
+}
+
+impl UserKey {
+    /// What the configuration says; `None` only for `external_id` without an issuer,
+    /// which the configuration refuses.
+    pub fn from_config(c: &crate::config::IdentityCenterConfig) -> UserKey {
+        match c.user_match {
+            UserMatch::UserName => UserKey::UserName,
+            UserMatch::Email => UserKey::Email,
+            UserMatch::ExternalId => UserKey::ExternalId {
+                issuer: c.external_id_issuer.clone().unwrap_or_default(),
+            },
+        }
+    }
+
+    /// The configuration's spelling (`user_name`, `email`, `external_id`).
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            UserKey::UserName => UserMatch::UserName.as_str(),
+            UserKey::Email => UserMatch::Email.as_str(),
+            UserKey::ExternalId { .. } => UserMatch::ExternalId.as_str(),
+        }
+    }
+}
 
 /// A group as the identity store describes it: its display name and the ids its
 /// source directory gave it (SCIM from Entra ID sets the group's object id).
@@ -92,7 +126,7 @@ pub use crate::aws::{AwsError as IcError, AwsErrorKind as IcErrorKind};
 /// Why a dashboard person could not be mapped to an identity-store user.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum IdentityError {
-    #[error("no identity-store user has {by} {value:?}; check the user exists in IAM Identity Center and identity_center.user_match")]
+    #[error("no identity-store user has {by} {value:?}; check the user exists in IAM Identity Center, and that identity_center.user_match and oidc.person_claim name the same attribute")]
     NoMatch { by: &'static str, value: String },
     #[error(
         "{count} identity-store users have {by} {value:?}; make it unique or match by user_name"
@@ -119,8 +153,8 @@ pub trait IdentityCenter: Send + Sync + std::fmt::Debug + 'static {
     /// The organisation tree: roots, OUs and accounts with their parents.
     async fn organization_tree(&self) -> Result<Vec<crate::store::CatalogNode>, IcError>;
 
-    /// The identity-store user id of the person whose `by` attribute is `value`.
-    async fn find_user(&self, by: UserMatch, value: &str) -> Result<String, IdentityError>;
+    /// The identity-store user (id and `UserName`) whose `by` attribute is `value`.
+    async fn find_user(&self, by: &UserKey, value: &str) -> Result<IdentityUser, IdentityError>;
 
     /// The groups the user is a direct member of.
     async fn user_groups(&self, user_id: &str) -> Result<Vec<String>, IcError>;

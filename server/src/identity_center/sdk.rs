@@ -8,15 +8,15 @@
 //! or built from configuration ([`SdkIdentityCenter::from_config`]).
 
 use super::{
-    Assignment, GroupInfo, IcError, IcErrorKind, IdentityCenter, IdentityError, Instance,
-    Operation, OperationStatus, PermissionSetInfo, UserContact, UserMatch,
+    Assignment, GroupInfo, IcError, IcErrorKind, IdentityCenter, IdentityError, IdentityUser,
+    Instance, Operation, OperationStatus, PermissionSetInfo, UserContact, UserKey, UserMatch,
 };
 use crate::aws::{AwsSetup, Calls, Pacer, Priority};
 use crate::config::{AwsConfig, IdentityCenterConfig};
 use crate::metrics::Metrics;
 use crate::store::{CatalogNode, NodeKind};
 use async_trait::async_trait;
-use aws_sdk_identitystore::types::{AlternateIdentifier, MemberId, UniqueAttribute};
+use aws_sdk_identitystore::types::{AlternateIdentifier, ExternalId, MemberId, UniqueAttribute};
 use aws_sdk_ssoadmin::types::{
     AccountAssignmentOperationStatus, PrincipalType, StatusValues, TargetType,
 };
@@ -122,6 +122,47 @@ fn node(
 }
 
 impl SdkIdentityCenter {
+    /// An email need not be unique: every user is read and the matches counted.
+    async fn find_user_by_email(
+        &self,
+        store_id: &str,
+        value: &str,
+        no_match: impl Fn() -> IdentityError,
+    ) -> Result<IdentityUser, IdentityError> {
+        const LIST: &str = "ListUsers";
+        let request = self
+            .clients
+            .identity_store
+            .list_users()
+            .identity_store_id(store_id);
+        let mut matches = self
+            .aws
+            .pages(LIST, request.into_paginator().send(), |p| p.next_token())
+            .collect(|p| {
+                p.users
+                    .into_iter()
+                    .filter(|u| {
+                        u.emails()
+                            .iter()
+                            .any(|e| e.value().is_some_and(|v| v.eq_ignore_ascii_case(value)))
+                    })
+                    .map(|u| IdentityUser {
+                        user_name: u.user_name.clone().unwrap_or_else(|| u.user_id.clone()),
+                        user_id: u.user_id,
+                    })
+            })
+            .await?;
+        match matches.len() {
+            0 => Err(no_match()),
+            1 => Ok(matches.remove(0)),
+            count => Err(IdentityError::Ambiguous {
+                by: UserMatch::Email.as_str(),
+                value: value.to_owned(),
+                count,
+            }),
+        }
+    }
+
     /// Over `clients`; `aws` says how calls are paced, timed out and counted.
     pub fn new(
         clients: Clients,
@@ -324,7 +365,7 @@ impl IdentityCenter for SdkIdentityCenter {
         Ok(nodes)
     }
 
-    async fn find_user(&self, by: UserMatch, value: &str) -> Result<String, IdentityError> {
+    async fn find_user(&self, by: &UserKey, value: &str) -> Result<IdentityUser, IdentityError> {
         let store_id = self.identity_store_id().await?;
         let ids = &self.clients.identity_store;
         let by_name = by.as_str();
@@ -332,45 +373,33 @@ impl IdentityCenter for SdkIdentityCenter {
             by: by_name,
             value: value.to_owned(),
         };
-        if by == UserMatch::UserName {
+        const GET: &str = "GetUserId";
+        let identifier = match by {
             // userName is unique in an identity store: one GetUserId call.
-            const GET: &str = "GetUserId";
-            let request = ids
-                .get_user_id()
-                .identity_store_id(&store_id)
-                .alternate_identifier(unique(GET, "userName", value)?);
-            return match self.aws.call(GET, request.send()).await {
-                Ok(o) => Ok(o.user_id),
-                Err(e) if e.kind == IcErrorKind::NotFound => Err(no_match()),
-                Err(e) => Err(e.into()),
-            };
-        }
-        // An email need not be unique: every user is read and the matches counted.
-        const LIST: &str = "ListUsers";
-        let request = ids.list_users().identity_store_id(&store_id);
-        let mut matches = self
-            .aws
-            .pages(LIST, request.into_paginator().send(), |p| p.next_token())
-            .collect(|p| {
-                p.users
-                    .into_iter()
-                    .filter(|u| {
-                        u.emails()
-                            .iter()
-                            .any(|e| e.value().is_some_and(|v| v.eq_ignore_ascii_case(value)))
-                    })
-                    .map(|u| u.user_id)
-            })
-            .await?;
-        match matches.len() {
-            0 => Err(no_match()),
-            1 => Ok(matches.remove(0)),
-            count => Err(IdentityError::Ambiguous {
-                by: by_name,
-                value: value.to_owned(),
-                count,
-            }),
-        }
+            UserKey::UserName => unique(GET, "userName", value)?,
+            UserKey::ExternalId { issuer } => AlternateIdentifier::ExternalId(
+                ExternalId::builder()
+                    .issuer(issuer)
+                    .id(value)
+                    .build()
+                    .map_err(|e| IcError::invalid_request(GET, e))?,
+            ),
+            UserKey::Email => return self.find_user_by_email(&store_id, value, no_match).await,
+        };
+        let request = ids
+            .get_user_id()
+            .identity_store_id(&store_id)
+            .alternate_identifier(identifier);
+        let user_id = match self.aws.call(GET, request.send()).await {
+            Ok(o) => o.user_id,
+            Err(e) if e.kind == IcErrorKind::NotFound => return Err(no_match()),
+            Err(e) => return Err(e.into()),
+        };
+        let user_name = match by {
+            UserKey::UserName => value.to_owned(),
+            _ => self.user_contact(&user_id).await?.user_name,
+        };
+        Ok(IdentityUser { user_id, user_name })
     }
 
     async fn user_groups(&self, user_id: &str) -> Result<Vec<String>, IcError> {

@@ -16,7 +16,7 @@
 //! [`Recipients`] trait.
 
 use super::Audience;
-use crate::identity_center::{IcError, IcErrorKind, IdentityCenter, IdentityError, UserMatch};
+use crate::identity_center::{IcError, IcErrorKind, IdentityCenter, IdentityError, UserKey};
 use app::domain::{Grant, PersonId};
 use async_trait::async_trait;
 use std::collections::BTreeSet;
@@ -85,7 +85,7 @@ pub async fn resolve(
 #[derive(Debug, Clone)]
 pub struct DirectoryRecipients {
     ic: Arc<dyn IdentityCenter>,
-    user_match: UserMatch,
+    user_match: UserKey,
     approver_groups: Vec<String>,
     auditor_groups: Vec<String>,
     approvers_to: Vec<String>,
@@ -96,7 +96,7 @@ pub struct DirectoryRecipients {
 impl DirectoryRecipients {
     pub fn new(
         ic: Arc<dyn IdentityCenter>,
-        user_match: UserMatch,
+        user_match: UserKey,
         approver_groups: Vec<String>,
         auditor_groups: Vec<String>,
         approvers_to: Vec<String>,
@@ -135,7 +135,7 @@ impl DirectoryRecipients {
             .unwrap_or_default();
         Self::new(
             ic,
-            c.identity_center.user_match,
+            UserKey::from_config(&c.identity_center),
             groups(app::domain::Role::Approver),
             groups(app::domain::Role::Auditor),
             approvers_to,
@@ -218,13 +218,13 @@ impl Recipients for DirectoryRecipients {
 
     async fn person(&self, who: &PersonId) -> Result<Vec<Recipient>, RecipientError> {
         let id = who.as_str();
-        if self.user_match == UserMatch::Email {
+        if self.user_match == UserKey::Email {
             return Ok(vec![Recipient {
                 person: Some(id.to_owned()),
                 email: id.to_owned(),
             }]);
         }
-        let user = match self.ic.find_user(self.user_match, id).await {
+        let user = match self.ic.find_user(&self.user_match, id).await {
             Ok(u) => u,
             Err(IdentityError::Aws(e)) => return Err(e.into()),
             Err(e) => {
@@ -240,7 +240,7 @@ impl Recipients for DirectoryRecipients {
                 return Ok(Vec::new());
             }
         };
-        let contact = self.ic.user_contact(&user).await?;
+        let contact = self.ic.user_contact(&user.user_id).await?;
         Ok(contact
             .emails
             .into_iter()

@@ -35,7 +35,7 @@ mod revoke;
 mod target;
 
 use crate::clock::Clock;
-use crate::identity_center::{catalog, IcError, IdentityCenter, OperationStatus, UserMatch};
+use crate::identity_center::{catalog, IcError, IdentityCenter, OperationStatus, UserKey};
 use crate::jobs::{self, Backoff, Job, JobError, Leases};
 use crate::metrics::Metrics;
 use crate::services::grants::{GrantError, GrantService};
@@ -70,7 +70,7 @@ pub struct ReaperSettings {
     /// Attempts before a provisioning is given up (`failed`); revocation never is.
     pub provision_attempts: i64,
     pub portal_session: PortalSession,
-    pub user_match: UserMatch,
+    pub user_match: UserKey,
     pub catalog_refresh: Duration,
     /// Drift is reconciled every this many ticks.
     pub reconcile_every: u32,
@@ -102,7 +102,7 @@ impl ReaperSettings {
             backoff_cap: Duration::from_secs(300),
             provision_attempts: 5,
             portal_session: c.identity_center.portal_session,
-            user_match: c.identity_center.user_match,
+            user_match: UserKey::from_config(&c.identity_center),
             catalog_refresh: c.identity_center.catalog_refresh,
             reconcile_every: 20,
             max_in_flight: AWS_MAX_IN_FLIGHT,

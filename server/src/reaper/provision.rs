@@ -72,12 +72,17 @@ impl Reaper {
         }
         // Who and what, resolved once and kept.
         if w.principal_id.is_none() {
-            match self
-                .ic
-                .find_user(self.settings.user_match, g.request.requester.as_str())
-                .await
-            {
-                Ok(id) => w.principal_id = Some(id),
+            // Resolved when the request was sent, where Identity Center could be asked.
+            let resolved = match &g.identity {
+                Some(u) => Ok(u.clone()),
+                None => {
+                    self.ic
+                        .find_user(&self.settings.user_match, g.request.requester.as_str())
+                        .await
+                }
+            };
+            match resolved {
+                Ok(u) => w.principal_id = Some(u.user_id),
                 Err(IdentityError::Aws(e)) => return retry_or_fail(w, &e).await,
                 Err(e) => return self.fail_provisioning(&g, w, e.to_string()).await,
             }

@@ -27,6 +27,10 @@ pub enum AccessError {
     /// Identity Center could not be asked; the detail was logged where it failed.
     #[error("{0}")]
     Unavailable(String),
+    /// The caller maps to no Identity Center user; the message names the person id
+    /// and the settings that map it.
+    #[error("{0}")]
+    UnknownIdentity(String),
     /// The caller asked too often; the message says when to try again.
     #[error("{0}")]
     TooMany(String),

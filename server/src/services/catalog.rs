@@ -5,7 +5,7 @@
 //! Center, cached for a minute and rate-limited per person).
 
 use super::access::{AccessError, Core, Person};
-use crate::identity_center::IdentityError;
+use crate::identity_center::{IdentityError, IdentityUser, UserKey};
 use crate::policy::Catalog as PolicyCatalog;
 use crate::store::{CatalogNode, CatalogPermissionSet, GrantFilter, NodeKind};
 use app::api::{
@@ -206,16 +206,11 @@ async fn look_up_other_paths(
     let ic = &p.core.identity_center;
     let unavailable =
         || AccessError::Unavailable("Identity Center could not be asked; try again".to_owned());
-    let user_id = match ic
-        .find_user(p.core.config.identity_center.user_match, p.id.as_str())
-        .await
-    {
-        Ok(u) => u,
-        Err(IdentityError::NoMatch { .. }) => return Ok(Vec::new()),
-        Err(e) => {
-            tracing::warn!(error = %e, "other paths: cannot map the requester to Identity Center");
-            return Err(unavailable());
-        }
+    let user_id = match identity_of(p).await {
+        Ok(u) => u.user_id,
+        // Nobody in the identity store: no other path either.
+        Err(AccessError::UnknownIdentity(_)) => return Ok(Vec::new()),
+        Err(e) => return Err(e),
     };
     let aws = |e: crate::identity_center::IcError| {
         tracing::warn!(error = %e, "an Identity Center call failed while serving a request");
@@ -254,6 +249,39 @@ async fn look_up_other_paths(
         own_running.is_empty(),
     )
     .await)
+}
+
+/// The Identity Center user `p` maps to (`oidc.person_claim` gives the person id,
+/// `identity_center.user_match` says which attribute of the identity store holds it).
+/// A person who maps to nobody, or to several users, is told which id and which
+/// settings; an Identity Center that cannot be asked is [`AccessError::Unavailable`].
+pub(super) async fn identity_of(p: &Person<'_>) -> Result<IdentityUser, AccessError> {
+    let config = &p.core.config;
+    let key = UserKey::from_config(&config.identity_center);
+    match p.core.identity_center.find_user(&key, p.id.as_str()).await {
+        Ok(u) => Ok(u),
+        Err(e @ (IdentityError::NoMatch { .. } | IdentityError::Ambiguous { .. })) => {
+            let claim = config
+                .oidc
+                .as_ref()
+                .map_or("sub", |o| o.person_claim.as_str());
+            tracing::warn!(person = %p.id, error = %e, "a person maps to no single Identity Center user");
+            Err(AccessError::UnknownIdentity(format!(
+                "you are signed in as {:?} (the sign-in claim {claim:?}), and {e}. An \
+                 administrator must make oidc.person_claim and identity_center.user_match \
+                 (now {:?}) name the same attribute, or add you to IAM Identity Center; \
+                 nothing was stored",
+                p.id.as_str(),
+                key.as_str(),
+            )))
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot map a person to Identity Center");
+            Err(AccessError::Unavailable(
+                "Identity Center could not be asked; try again".to_owned(),
+            ))
+        }
+    }
 }
 
 /// The accounts' display names by id, as synced.

@@ -15,6 +15,16 @@ use app::domain::{
 use std::sync::Arc;
 use uuid::Uuid;
 
+/// What was looked up when a request was made, recorded with it.
+#[derive(Debug, Clone, Default)]
+pub struct FoundAtRequest {
+    /// The requester's Identity Center user (`None`: Identity Center could not be
+    /// asked; the reaper resolves it at provisioning).
+    pub identity: Option<app::domain::IdentityUser>,
+    /// The other paths to the same access (`None`: not looked up).
+    pub paths: Option<Vec<app::domain::OtherPath>>,
+}
+
 /// How many times a change is re-read and re-decided after losing a race.
 const CONFLICT_RETRIES: usize = 5;
 
@@ -154,19 +164,20 @@ impl GrantService {
         groups: &[String],
         break_glass: bool,
     ) -> Result<Grant, GrantError> {
-        self.submit_with_paths(request, groups, break_glass, None)
+        self.submit_with(request, groups, break_glass, FoundAtRequest::default())
             .await
     }
 
-    /// [`GrantService::submit`], recording `paths`: the other ways the requester
-    /// already reaches the same access, as found when the request was made (shown to
-    /// approvers and kept in the request's audit event).
-    pub async fn submit_with_paths(
+    /// [`GrantService::submit`], recording what was `found` when the request was made:
+    /// the requester's Identity Center user, and the other ways they already reach
+    /// the same access (shown to approvers); both are kept in the request's audit
+    /// event.
+    pub async fn submit_with(
         &self,
         mut request: GrantRequest,
         groups: &[String],
         break_glass: bool,
-        paths: Option<Vec<app::domain::OtherPath>>,
+        found: FoundAtRequest,
     ) -> Result<Grant, GrantError> {
         let decided = self.policy.decide(&request, groups, break_glass).await?;
         let rule = &decided.policy.rule;
@@ -182,7 +193,8 @@ impl GrantService {
             expires_at: Some(now + chrono::Duration::minutes(i64::from(rule.pending_ttl_minutes))),
             review_required: break_glass,
             max_active_per_user: rule.max_active_per_user,
-            paths,
+            paths: found.paths,
+            identity: found.identity,
         };
         let event = NewAuditEvent {
             grant_id: Some(id),
@@ -204,6 +216,7 @@ impl GrantService {
                 "expires_at": stamp.expires_at,
                 "extends": request.extends,
                 "other_paths": stamp.paths,
+                "identity": stamp.identity,
             }),
         };
         let grant = match self

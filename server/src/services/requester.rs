@@ -5,6 +5,7 @@
 
 use super::access::{role_handle, AccessError, Acted};
 use super::catalog;
+use super::grants::FoundAtRequest;
 use app::api::{OtherPath, RequestForm, RequestOptions};
 use app::domain::{Denied, Grant, GrantAction, GrantId, GrantRequest, Operation, Reason};
 
@@ -62,19 +63,39 @@ impl Requester<'_> {
         self.submit(request, false).await
     }
 
-    /// Asks for break-glass access (see [`super::GrantService::submit`]).
+    /// Asks for break-glass access (see [`super::GrantService::submit`]). Where
+    /// approving needs MFA, so does break-glass (it approves itself): a recent MFA
+    /// sign-in, else a step-up.
     pub async fn ask_break_glass(&self, request: GrantRequest) -> Result<Grant, AccessError> {
+        let mfa = matches!(self.p.caller, app::domain::Caller::Person { mfa: true, .. });
+        if self.p.core.policy.approvers_need_mfa && !mfa {
+            return Err(self.p.core.deny(
+                self.p.caller,
+                Operation::RequestGrant,
+                None,
+                Denied::MfaRequired,
+            ));
+        }
         self.submit(request, true).await
     }
 
     async fn submit(&self, request: GrantRequest, break_glass: bool) -> Result<Grant, AccessError> {
         self.own_request(&request)?;
+        // A person who maps to no Identity Center user is told now, and nothing is
+        // stored; an Identity Center that cannot be asked does not stop a request
+        // (the reaper resolves the user at provisioning).
+        let identity = match catalog::identity_of(&self.p).await {
+            Ok(u) => Some(u),
+            Err(AccessError::Unavailable(_)) => None,
+            Err(e) => return Err(e),
+        };
         let paths = self.paths_now(&request).await;
+        let found = FoundAtRequest { identity, paths };
         Ok(self
             .p
             .core
             .grants
-            .submit_with_paths(request, self.p.caller.groups(), break_glass, paths)
+            .submit_with(request, self.p.caller.groups(), break_glass, found)
             .await?)
     }
 

@@ -9,8 +9,8 @@ use super::outbox::NewNotification;
 use super::sql::{micros, PostgresStore, SqliteStore};
 use super::StoreError;
 use app::domain::{
-    AccountId, Grant, GrantDuration, GrantId, GrantRequest, GrantState, Justification,
-    PermissionSetName, PersonId, PortalSession, SessionDuration, TicketRef,
+    AccountId, Grant, GrantDuration, GrantId, GrantRequest, GrantState, IdentityUser,
+    Justification, PermissionSetName, PersonId, PortalSession, SessionDuration, TicketRef,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, SubsecRound, Utc};
@@ -79,6 +79,8 @@ pub struct PolicyStamp {
     /// The other paths to the same access found at request time (`None`: not
     /// looked up).
     pub paths: Option<Vec<app::domain::OtherPath>>,
+    /// The requester's Identity Center user, resolved at request time.
+    pub identity: Option<app::domain::IdentityUser>,
 }
 
 /// The review of a break-glass grant.
@@ -156,7 +158,8 @@ pub(super) const GRANT_COLUMNS: &str =
     duration_minutes, requested_start, approvals_required, state, created_at, updated_at, \
     activated_at, ends_at, revoked_at, permission_set_session_seconds, portal_session_seconds, \
     real_end, failure_reason, version, policy, break_glass, expires_at, review_required, \
-    reviewed_by, reviewed_at, review_comment, extends, request_paths";
+    reviewed_by, reviewed_at, review_comment, extends, request_paths, identity_user_id, \
+    identity_user_name";
 
 #[derive(sqlx::FromRow)]
 pub(super) struct GrantRow {
@@ -189,6 +192,8 @@ pub(super) struct GrantRow {
     review_comment: Option<String>,
     extends: Option<String>,
     request_paths: Option<String>,
+    identity_user_id: Option<String>,
+    identity_user_name: Option<String>,
 }
 
 impl TryFrom<GrantRow> for Grant {
@@ -260,6 +265,16 @@ impl TryFrom<GrantRow> for Grant {
                 .map(serde_json::from_str)
                 .transpose()
                 .map_err(|e| bad("request_paths", &e))?,
+            identity: match (r.identity_user_id, r.identity_user_name) {
+                (Some(user_id), Some(user_name)) => Some(IdentityUser { user_id, user_name }),
+                (None, None) => None,
+                _ => {
+                    return Err(bad(
+                        "identity",
+                        &"a user id without a user name, or the reverse",
+                    ))
+                }
+            },
         })
     }
 }
@@ -309,9 +324,9 @@ macro_rules! impl_grants {
                      justification, ticket, duration_minutes, requested_start, \
                      approvals_required, state, created_at, updated_at, version, \
                      policy, break_glass, expires_at, review_required, extends, \
-                     request_paths) \
+                     request_paths, identity_user_id, identity_user_name) \
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, 0, \
-                     $12, $13, $14, $15, $16, $17) \
+                     $12, $13, $14, $15, $16, $17, $18, $19) \
                      RETURNING {GRANT_COLUMNS}"
                 ))
                 .bind(id.to_string())
@@ -336,6 +351,8 @@ macro_rules! impl_grants {
                         .as_ref()
                         .map(|p| serde_json::to_string(p).unwrap_or_else(|_| "[]".into())),
                 )
+                .bind(stamp.identity.as_ref().map(|u| u.user_id.clone()))
+                .bind(stamp.identity.as_ref().map(|u| u.user_name.clone()))
                 .fetch_one(&mut *tx)
                 .await?;
                 Self::append_in(&mut tx, event).await?;

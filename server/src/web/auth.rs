@@ -3,17 +3,18 @@
 //! Handlers log reason codes and the client address, never codes, tokens, state or
 //! nonce values.
 
+use crate::auth::limiter::client_address;
 use crate::auth::oidc::LoginError;
 use crate::auth::session::{PendingLogin, SignedIn, LOGIN_KEY, PERSON_KEY};
 use crate::auth::Auth;
 use crate::html::escape;
 use axum::extract::{ConnectInfo, Query, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use serde::Deserialize;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use tower_sessions::Session;
 
 /// The three routes, on [`Auth`] state (the OIDC client, the sessions, the limiter
@@ -48,12 +49,31 @@ fn local_path(candidate: Option<&str>) -> String {
     }
 }
 
-#[tracing::instrument(skip_all)]
+/// The client's address (see [`client_address`]).
+fn client_of(auth: &Auth, peer: SocketAddr, headers: &HeaderMap) -> IpAddr {
+    client_address(
+        peer.ip(),
+        headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()),
+        &auth.config.server.trusted_proxies,
+    )
+}
+
+#[tracing::instrument(skip_all, fields(client))]
 async fn login(
     State(auth): State<Auth>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     session: Session,
     Query(params): Query<LoginParams>,
 ) -> Response {
+    let client = client_of(&auth, peer, &headers);
+    tracing::Span::current().record("client", tracing::field::display(client));
+    // An address whose sign-ins keep failing starts no new one for a while; a
+    // sign-in already started is always finished (see auth::limiter).
+    if !auth.limiter.allows(client) {
+        tracing::warn!("sign-in refused: too many failed sign-ins from this address");
+        return too_many_failures();
+    }
     let Some(oidc) = auth.oidc.clone() else {
         return page(
             StatusCode::NOT_FOUND,
@@ -93,21 +113,16 @@ struct CallbackParams {
     error: Option<String>,
 }
 
-#[tracing::instrument(skip_all, fields(client = %client.ip()))]
+#[tracing::instrument(skip_all, fields(client))]
 async fn callback(
     State(auth): State<Auth>,
-    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     session: Session,
     Query(params): Query<CallbackParams>,
 ) -> Response {
-    if !auth.limiter.allows(client.ip()) {
-        tracing::warn!("sign-in callback refused: too many failed attempts from this address");
-        return page(
-            StatusCode::TOO_MANY_REQUESTS,
-            "Too many failed sign-ins",
-            "Too many sign-ins from your address failed. Wait a few minutes, then try again.",
-        );
-    }
+    let client = client_of(&auth, peer, &headers);
+    tracing::Span::current().record("client", tracing::field::display(client));
     match complete(&auth, &session, params).await {
         Ok((person, return_to)) => {
             // A new session id at sign-in: an id planted before (session fixation)
@@ -137,15 +152,20 @@ async fn callback(
             Redirect::to(&return_to).into_response()
         }
         Err(e) => {
-            if e.counts_against_client() {
-                auth.limiter.record_failure(client.ip());
+            // Only a sign-in that was started and failed counts (see auth::limiter).
+            if e.counts_against_client() && !matches!(e, LoginError::NoLoginInProgress) {
+                auth.limiter.record_failure(client);
             }
             tracing::warn!(reason = e.code(), detail = %e, "sign-in callback refused");
             page(
-                if e.counts_against_client() {
-                    StatusCode::BAD_REQUEST
-                } else {
-                    StatusCode::BAD_GATEWAY
+                match e {
+                    LoginError::Discovery(_) => StatusCode::BAD_GATEWAY,
+                    // Who the provider says this is cannot be used here: the page says
+                    // what the administrator must set.
+                    LoginError::MissingPersonClaim(_) | LoginError::GroupOverage => {
+                        StatusCode::FORBIDDEN
+                    }
+                    _ => StatusCode::BAD_REQUEST,
                 },
                 "Sign-in failed",
                 &format!("{e}."),
@@ -208,6 +228,14 @@ async fn logout(State(auth): State<Auth>, session: Session) -> Response {
         }
     }
     Redirect::to("/").into_response()
+}
+
+fn too_many_failures() -> Response {
+    page(
+        StatusCode::TOO_MANY_REQUESTS,
+        "Too many failed sign-ins",
+        "Too many sign-ins from your address failed. Wait a few minutes, then try again.",
+    )
 }
 
 /// A small self-contained page for sign-in outcomes that are not the app.

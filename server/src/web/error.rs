@@ -91,6 +91,9 @@ impl From<AccessError> for ApiError {
             AccessError::Denied(d) => ApiError::new((&d).into(), d.to_string()),
             AccessError::Field(f) => f.into(),
             AccessError::Unavailable(message) => ApiError::new(ErrorCode::Unavailable, message),
+            AccessError::UnknownIdentity(message) => {
+                ApiError::new(ErrorCode::UnknownIdentity, message)
+            }
             AccessError::TooMany(message) => ApiError::new(ErrorCode::TooManyRequests, message),
             AccessError::Grant(e) => e.into(),
         }

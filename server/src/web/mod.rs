@@ -91,6 +91,7 @@ pub fn router(web: Web) -> Router {
         dashboard,
         access: access.clone(),
         openapi: Arc::new(openapi_document(&config.server.public_url)),
+        sessions: auth.sessions.clone(),
     });
     health::router(health)
         .merge(pages::router(pages::PageState::new(

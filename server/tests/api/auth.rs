@@ -13,11 +13,28 @@ struct SignInSetup {
 }
 
 async fn setup_on(db: TestDb, clock: Arc<dyn Clock>) -> SignInSetup {
+    setup_with(db, clock, |_| {}).await
+}
+
+async fn setup_with(
+    db: TestDb,
+    clock: Arc<dyn Clock>,
+    configure: impl FnOnce(&mut timebox_server::config::Config),
+) -> SignInSetup {
     let listener = free_listener().await;
     let url = format!("http://{}", listener.local_addr().unwrap());
     let provider = TestProvider::start(&url).await;
     let oidc = provider.config(&url);
-    let app = TestApp::spawn_on(listener, &db, move |c| c.oidc = Some(oidc), clock).await;
+    let app = TestApp::spawn_on(
+        listener,
+        &db,
+        move |c| {
+            c.oidc = Some(oidc);
+            configure(c);
+        },
+        clock,
+    )
+    .await;
     SignInSetup {
         app,
         provider,
@@ -372,9 +389,8 @@ async fn provider_refusal_and_malformed_callbacks_are_rejected_and_rate_limited(
         .await
         .unwrap();
     assert_eq!(r.status(), 400, "no state");
-    // Failures from one address are counted; past the limit even a well-formed
-    // callback is refused without being processed.
-    for _ in 1..timebox_server::auth::limiter::MAX_FAILURES {
+    // Callbacks with no sign-in in progress are refused and count nothing.
+    for _ in 0..(2 * timebox_server::auth::limiter::MAX_FAILURES) {
         let r = s
             .app
             .client
@@ -383,16 +399,40 @@ async fn provider_refusal_and_malformed_callbacks_are_rejected_and_rate_limited(
             .await
             .unwrap();
         assert_eq!(r.status(), 400);
+        assert!(body(r).await.contains("no sign-in was in progress"));
+    }
+    // A sign-in started (in another browser, same address) before the limit is
+    // reached is finished whatever happens.
+    let early = browser_like_client();
+    let authorize = start_sign_in(&early, &s.app.url).await;
+    let started = sign_in_at_provider(&authorize, &s.provider.issuer, "rita").await;
+    // Failed sign-ins from one address are counted; past the limit that address
+    // starts no new sign-in.
+    for _ in 1..timebox_server::auth::limiter::MAX_FAILURES {
+        let _ = start_sign_in(&s.app.client, &s.app.url).await;
+        let r = s
+            .app
+            .client
+            .get(format!("{}/auth/callback?code=x&state=y", s.app.url))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400);
+        assert!(body(r).await.contains("state mismatch"));
     }
     let r = s
         .app
         .client
-        .get(format!("{}/auth/callback?code=x&state=y", s.app.url))
+        .get(format!("{}/auth/login", s.app.url))
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), 429);
     assert!(body(r).await.contains("Too many failed sign-ins"));
+    // A sign-in that succeeds is never limited.
+    let r = early.get(started).send().await.unwrap();
+    assert_eq!(r.status(), 303, "{}", body(r).await);
+    assert_eq!(viewer_of(&early, &s.app.url).await["caller"]["id"], "rita");
 }
 
 #[tokio::test]
@@ -550,7 +590,12 @@ async fn security_headers_on_every_response() {
 #[tokio::test]
 async fn sessions_end_at_the_absolute_timeout() {
     let clock = ManualClock::new(chrono::Utc::now());
-    let s = setup_on(TestDb::sqlite().await, Arc::new(clock.clone())).await;
+    // The groups are not re-checked in these twelve hours (that would ask the
+    // provider for an ID token, which this clock sees as issued in the past).
+    let s = setup_with(TestDb::sqlite().await, Arc::new(clock.clone()), |c| {
+        c.session.refresh = std::time::Duration::from_secs(24 * 3600)
+    })
+    .await;
     assert_eq!(s.sign_in("rita").await.status(), 303);
     assert_eq!(s.viewer().await["caller"]["id"], "rita");
     // Default absolute timeout: 12 h after signing in, however active the session.

@@ -439,3 +439,101 @@ impl MockRig {
         self.clock.now()
     }
 }
+
+/// `identity_center.user_match = "external_id"` (moto has no ExternalIds): the person
+/// id is looked up with `GetUserId` and an `ExternalId` identifier of the configured
+/// issuer, and the user's `UserName` read with `DescribeUser`; an unknown id is "no
+/// match", not an AWS failure.
+#[tokio::test]
+async fn a_person_is_found_by_external_id() {
+    use aws_sdk_identitystore::operation::describe_user::DescribeUserOutput;
+    use aws_sdk_identitystore::operation::get_user_id::{GetUserIdError, GetUserIdOutput};
+    use aws_sdk_identitystore::types::error::ResourceNotFoundException;
+    use aws_sdk_identitystore::types::AlternateIdentifier;
+    use timebox_server::identity_center::{IdentityCenter, IdentityError, UserKey};
+    const ISSUER: &str = "https://scim.aws.com/1234abcd";
+    let known = mock!(aws_sdk_identitystore::Client::get_user_id)
+        .match_requests(|r| {
+            matches!(
+                r.alternate_identifier(),
+                Some(AlternateIdentifier::ExternalId(e)) if e.issuer() == ISSUER && e.id() == "oid-rita"
+            ) && r.identity_store_id() == Some("d-0123456789")
+        })
+        .then_output(|| {
+            GetUserIdOutput::builder()
+                .identity_store_id("d-0123456789")
+                .user_id("u-rita")
+                .user_arn("arn:aws:identitystore::111122223333:user/u-rita")
+                .build()
+                .unwrap()
+        });
+    let unknown = mock!(aws_sdk_identitystore::Client::get_user_id)
+        .match_requests(|r| {
+            matches!(
+                r.alternate_identifier(),
+                Some(AlternateIdentifier::ExternalId(e)) if e.id() != "oid-rita"
+            )
+        })
+        .then_error(|| {
+            GetUserIdError::ResourceNotFoundException(
+                ResourceNotFoundException::builder()
+                    .message("USER not found.")
+                    .meta(
+                        aws_sdk_identitystore::error::ErrorMetadata::builder()
+                            .code("ResourceNotFoundException")
+                            .build(),
+                    )
+                    .build(),
+            )
+        });
+    let describe = mock!(aws_sdk_identitystore::Client::describe_user)
+        .match_requests(|r| r.user_id() == Some("u-rita"))
+        .then_output(|| {
+            DescribeUserOutput::builder()
+                .identity_store_id("d-0123456789")
+                .user_id("u-rita")
+                .user_name("rita@corp.example")
+                .user_arn("arn:aws:identitystore::111122223333:user/u-rita")
+                .revision("1")
+                .build()
+                .unwrap()
+        });
+    let identity_store = mock_client!(
+        aws_sdk_identitystore,
+        RuleMode::MatchAny,
+        &[&known, &unknown, &describe],
+        |c| c.retry_config(aws_sdk_identitystore::config::retry::RetryConfig::disabled())
+    );
+    let closed = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("us-east-1"))
+        .endpoint_url("http://127.0.0.1:9")
+        .credentials_provider(aws_sdk_ssoadmin::config::Credentials::new(
+            "t", "t", None, None, "test",
+        ))
+        .retry_config(aws_config::retry::RetryConfig::disabled())
+        .load()
+        .await;
+    let ic = SdkIdentityCenter::new(
+        Clients {
+            sso_admin: Client::new(&closed),
+            identity_store,
+            organizations: aws_sdk_organizations::Client::new(&closed),
+        },
+        Some(INSTANCE.into()),
+        Some("d-0123456789".into()),
+        Calls::new(Arc::new(Metrics::new())),
+    );
+    let key = UserKey::ExternalId {
+        issuer: ISSUER.into(),
+    };
+    let rita = ic.find_user(&key, "oid-rita").await.unwrap();
+    assert_eq!(rita.user_id, "u-rita");
+    assert_eq!(rita.user_name, "rita@corp.example");
+    let err = ic.find_user(&key, "oid-nobody").await.unwrap_err();
+    assert!(
+        matches!(&err, IdentityError::NoMatch { by: "external_id", value } if value == "oid-nobody"),
+        "{err:?}"
+    );
+    assert_eq!(known.num_calls(), 1);
+    assert_eq!(describe.num_calls(), 1);
+}

@@ -18,6 +18,7 @@ mod evidence;
 mod extend;
 mod helpers;
 mod http;
+mod identity;
 mod moto;
 mod notify;
 mod paths;

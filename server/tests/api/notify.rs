@@ -19,7 +19,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use timebox_server::clock::{Clock, ManualClock};
 use timebox_server::config::{EmailConfig, Secret, SlackConfig, SmtpTls, WebhookConfig};
-use timebox_server::identity_center::{IdentityCenter, UserMatch};
+use timebox_server::identity_center::{IdentityCenter, UserKey, UserMatch};
 use timebox_server::metrics::Metrics;
 use timebox_server::notify::channels::Channels;
 use timebox_server::notify::{
@@ -1113,7 +1113,7 @@ async fn recipients_come_from_the_identity_store() {
     let ic: Arc<dyn IdentityCenter> = moto.identity_center(Arc::new(Metrics::new())).await;
     let r = DirectoryRecipients::new(
         ic,
-        UserMatch::UserName,
+        UserKey::UserName,
         vec!["sre".into(), "no-such-group".into()],
         vec![],
         vec!["leads@example.com".into()],

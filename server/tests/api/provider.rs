@@ -12,6 +12,8 @@ pub const CLIENT_SECRET: &str = "test-client-secret";
 /// A running provider; stopped when dropped.
 pub struct TestProvider {
     pub issuer: String,
+    /// The profile's users as the provider describes them (`user`, `claims`, …).
+    pub users: serde_json::Value,
     _child: Child,
 }
 
@@ -19,6 +21,12 @@ impl TestProvider {
     /// Starts a provider on a free port whose one client (Timebox) may return to
     /// `app_url`/auth/callback.
     pub async fn start(app_url: &str) -> TestProvider {
+        Self::start_as(app_url, "plain").await
+    }
+
+    /// Starts a provider that names people and groups as `profile` does (`plain`,
+    /// `entra`, `okta`, `google`; see end2end/oidc/provider.mjs).
+    pub async fn start_as(app_url: &str, profile: &str) -> TestProvider {
         let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../end2end/oidc/provider.mjs");
         let modules = script.with_file_name("node_modules").join("oidc-provider");
         assert!(
@@ -34,6 +42,8 @@ impl TestProvider {
                 CLIENT_ID,
                 "--client-secret",
                 CLIENT_SECRET,
+                "--profile",
+                profile,
             ])
             .args(["--redirect-uri", &format!("{app_url}/auth/callback")])
             .args(["--post-logout-redirect-uri", &format!("{app_url}/")])
@@ -52,8 +62,18 @@ impl TestProvider {
         let ready: serde_json::Value = serde_json::from_str(&line).expect("JSON");
         TestProvider {
             issuer: ready["issuer"].as_str().expect("issuer").to_owned(),
+            users: ready["users"].clone(),
             _child: child,
         }
+    }
+
+    /// The ID-token claims this provider gives `user`.
+    pub fn claims(&self, user: &str) -> serde_json::Value {
+        self.users
+            .as_array()
+            .and_then(|all| all.iter().find(|u| u["user"] == user))
+            .map(|u| u["claims"].clone())
+            .unwrap_or_else(|| panic!("no user {user} at the provider"))
     }
 
     /// The `[oidc]` configuration for this provider with Timebox's demo mapping.
@@ -65,7 +85,9 @@ impl TestProvider {
             client_secret: Some(timebox_server::config::Secret::new(CLIENT_SECRET)),
             redirect_url: format!("{app_url}/auth/callback"),
             scopes: vec!["profile".into(), "email".into(), "groups".into()],
+            person_claim: "sub".into(),
             groups_claim: "groups".into(),
+            group_names: vec![],
             role_groups: vec![
                 (Role::Requester, vec!["timebox-requesters".into()]),
                 (Role::Approver, vec!["timebox-approvers".into()]),
@@ -75,6 +97,7 @@ impl TestProvider {
             approvers_need_mfa: true,
             mfa_amr: vec!["otp".into(), "mfa".into()],
             mfa_acr: vec![],
+            mfa_max_age: std::time::Duration::from_secs(15 * 60),
         }
     }
 }

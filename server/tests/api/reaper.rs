@@ -12,7 +12,7 @@ use aws_sdk_ssoadmin::types::PrincipalType::{Group, User};
 use chrono::{Duration, TimeZone, Utc};
 use std::sync::Arc;
 use timebox_server::clock::ManualClock;
-use timebox_server::identity_center::{IdentityCenter, UserMatch};
+use timebox_server::identity_center::{IdentityCenter, UserKey};
 use timebox_server::metrics::Metrics;
 use timebox_server::reaper::{Reaper, ReaperSettings};
 use timebox_server::services::grants::GrantService;
@@ -31,7 +31,7 @@ pub fn settings() -> ReaperSettings {
         backoff_cap: std::time::Duration::from_secs(10),
         provision_attempts: 3,
         portal_session: PortalSession::DEFAULT,
-        user_match: UserMatch::UserName,
+        user_match: UserKey::UserName,
         catalog_refresh: std::time::Duration::from_secs(3600),
         reconcile_every: 0,
         max_in_flight: timebox_server::reaper::AWS_MAX_IN_FLIGHT,
@@ -371,7 +371,7 @@ async fn email_matching_refuses_ambiguity(db: &TestDb) {
         .await
         .unwrap();
     let err =
-        r.ic.find_user(UserMatch::Email, "alice@example.com")
+        r.ic.find_user(&UserKey::Email, "alice@example.com")
             .await
             .unwrap_err();
     assert!(
@@ -380,13 +380,14 @@ async fn email_matching_refuses_ambiguity(db: &TestDb) {
         "{err}"
     );
     assert_eq!(
-        r.ic.find_user(UserMatch::Email, "bob@example.com")
+        r.ic.find_user(&UserKey::Email, "bob@example.com")
             .await
-            .unwrap(),
+            .unwrap()
+            .user_id,
         r.org.user("bob")
     );
     let err =
-        r.ic.find_user(UserMatch::Email, "nobody@example.com")
+        r.ic.find_user(&UserKey::Email, "nobody@example.com")
             .await
             .unwrap_err();
     assert!(err.to_string().contains("no identity-store user"), "{err}");

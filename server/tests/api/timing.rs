@@ -17,8 +17,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use timebox_server::clock::{Clock, ManualClock};
 use timebox_server::identity_center::{
-    Assignment, GroupInfo, IcError, IdentityCenter, IdentityError, Instance, Operation,
-    OperationStatus, PermissionSetInfo, UserContact, UserMatch,
+    Assignment, GroupInfo, IcError, IdentityCenter, IdentityError, IdentityUser, Instance,
+    Operation, OperationStatus, PermissionSetInfo, UserContact, UserKey,
 };
 use timebox_server::metrics::Metrics;
 use timebox_server::reaper::{Reaper, ReaperSettings};
@@ -166,7 +166,7 @@ impl IdentityCenter for Slow {
     async fn organization_tree(&self) -> Result<Vec<CatalogNode>, IcError> {
         self.inner.organization_tree().await
     }
-    async fn find_user(&self, by: UserMatch, value: &str) -> Result<String, IdentityError> {
+    async fn find_user(&self, by: &UserKey, value: &str) -> Result<IdentityUser, IdentityError> {
         self.inner.find_user(by, value).await
     }
     async fn user_groups(&self, user_id: &str) -> Result<Vec<String>, IcError> {

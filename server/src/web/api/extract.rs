@@ -19,6 +19,8 @@ pub struct ApiState {
     pub access: Access,
     /// The document served at `/api/v1/openapi.json`.
     pub openapi: Arc<utoipa::openapi::OpenApi>,
+    /// The session store: the event stream ends when its session does.
+    pub sessions: crate::auth::session::DbSessionStore,
 }
 
 impl std::fmt::Debug for ApiState {

@@ -42,29 +42,47 @@ pub async fn active(
 pub async fn events(
     State(s): State<ApiState>,
     CurrentCaller(c): CurrentCaller,
+    session: tower_sessions::Session,
 ) -> ApiResult<Response> {
     if !c.is_signed_in() {
         return Err(ApiError::new(ErrorCode::SignInRequired, "sign in first").into());
     }
     let policy = s.access.policy();
     let rx = s.access.subscribe();
-    let stream = futures_util::stream::unfold((rx, c, policy), |(mut rx, c, policy)| async move {
+    // The stream lives no longer than its session: it is looked up every
+    // SESSION_CHECK, and the stream ends once it is gone (logout, timeout).
+    let alive = SessionAlive {
+        store: s.sessions.clone(),
+        id: session.id(),
+        tick: tokio::time::interval(SESSION_CHECK),
+    };
+    let state = (rx, c, policy, alive);
+    let stream = futures_util::stream::unfold(state, |(mut rx, c, policy, mut alive)| async move {
         loop {
-            match rx.recv().await {
+            let received = tokio::select! {
+                r = rx.recv() => r,
+                ended = alive.ended() => {
+                    if ended {
+                        return None;
+                    }
+                    continue;
+                }
+            };
+            match received {
                 Ok(change) => {
                     if visible(&policy, &c, &change) {
                         let event = Event::default()
                             .event("grant")
                             .json_data(&change)
                             .unwrap_or_else(|_| Event::default().event("reload"));
-                        return Some((Ok::<Event, Infallible>(event), (rx, c, policy)));
+                        return Some((Ok::<Event, Infallible>(event), (rx, c, policy, alive)));
                     }
                 }
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
                     // Too far behind: tell the page to re-read everything.
                     return Some((
                         Ok(Event::default().event("reload").data("{}")),
-                        (rx, c, policy),
+                        (rx, c, policy, alive),
                     ));
                 }
                 Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
@@ -74,6 +92,38 @@ pub async fn events(
     Ok(Sse::new(stream)
         .keep_alive(KeepAlive::default())
         .into_response())
+}
+
+/// How often a live event stream checks that its session still exists.
+const SESSION_CHECK: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The session a live event stream belongs to.
+struct SessionAlive {
+    store: crate::auth::session::DbSessionStore,
+    id: Option<tower_sessions::session::Id>,
+    tick: tokio::time::Interval,
+}
+
+impl SessionAlive {
+    /// Waits for the next check; whether the session has ended (deleted or
+    /// expired). A store that cannot be read ends nothing.
+    async fn ended(&mut self) -> bool {
+        use tower_sessions::session_store::SessionStore;
+        self.tick.tick().await;
+        let Some(id) = self.id else {
+            return true;
+        };
+        match self.store.load(&id).await {
+            Ok(Some(record)) => {
+                record.expiry_date < tower_sessions::cookie::time::OffsetDateTime::now_utc()
+            }
+            Ok(None) => true,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not check a live stream's session");
+                false
+            }
+        }
+    }
 }
 
 /// Whether `c` may see this change: their own grant, or one they may read.

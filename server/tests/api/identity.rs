@@ -1,0 +1,739 @@
+//! Real identities: people as Entra ID, Okta and Google sign them in (the test
+//! provider's profiles: opaque `sub`, groups as object ids, no groups at all), mapped
+//! once (`oidc.person_claim`, `[oidc.group_names]`, `identity_center.user_match`) to
+//! the Identity Store user a grant is made for; sessions that end for good at logout;
+//! a sign-in limiter that forged callbacks cannot turn against others.
+
+use crate::helpers::{browser_like_client, free_listener, TestApp, TestDb};
+use crate::provider::{sign_in_at_provider, start_sign_in, TestProvider};
+use crate::reaper::{request, settings};
+use crate::timing::{rig_with, Rig};
+use app::domain::{Caller, GrantState, IdentityUser, Operation, PersonId, Role, RoleSet};
+use std::sync::Arc;
+use timebox_server::clock::SystemClock;
+use timebox_server::config::{Config, OidcConfig};
+use timebox_server::evidence::{MatchTarget, TrailRecord};
+use timebox_server::metrics::Metrics;
+use timebox_server::services::access::{Access, AccessError, AccessParts};
+use timebox_server::store::GrantFilter;
+
+/// Entra's object ids of the demo groups (end2end/oidc/provider.mjs, ENTRA_GROUP_IDS).
+const ENTRA_REQUESTERS: &str = "5f1c6a1e-0b7d-4c5e-9a51-3d2f7e8a9b01";
+const ENTRA_APPROVERS: &str = "8a3e2b7c-4d1f-4e6a-b2c9-6f0d1e2a3b02";
+const ENTRA_AUDITORS: &str = "2c9d4e5f-6a7b-4c8d-9e0f-1a2b3c4d5e03";
+
+struct Site {
+    app: TestApp,
+    provider: TestProvider,
+    db: TestDb,
+}
+
+/// Timebox signing people in at a provider shaped like `profile`, its `[oidc]`
+/// changed by `oidc` and the rest by `rest`.
+async fn site(
+    profile: &str,
+    oidc: impl FnOnce(&mut OidcConfig),
+    rest: impl FnOnce(&mut Config),
+) -> Site {
+    site_on(profile, oidc, rest, Arc::new(SystemClock)).await
+}
+
+/// [`site`] on `clock`.
+async fn site_on(
+    profile: &str,
+    oidc: impl FnOnce(&mut OidcConfig),
+    rest: impl FnOnce(&mut Config),
+    clock: Arc<dyn timebox_server::clock::Clock>,
+) -> Site {
+    let db = TestDb::sqlite().await;
+    let listener = free_listener().await;
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let provider = TestProvider::start_as(&url, profile).await;
+    let mut config = provider.config(&url);
+    oidc(&mut config);
+    let app = TestApp::spawn_on(
+        listener,
+        &db,
+        move |c| {
+            c.oidc = Some(config);
+            rest(c);
+        },
+        clock,
+    )
+    .await;
+    Site { app, provider, db }
+}
+
+impl Site {
+    /// A new browser that went through the whole sign-in as `user`; the callback's
+    /// answer.
+    async fn sign_in(&self, user: &str) -> (reqwest::Client, reqwest::Response) {
+        let client = browser_like_client();
+        let authorize = start_sign_in(&client, &self.app.url).await;
+        let callback = sign_in_at_provider(&authorize, &self.provider.issuer, user).await;
+        let r = client.get(callback).send().await.unwrap();
+        (client, r)
+    }
+
+    async fn viewer(&self, client: &reqwest::Client) -> serde_json::Value {
+        let r = client
+            .post(format!("{}/api/viewer", self.app.url))
+            .header("origin", &self.app.url)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        r.json().await.unwrap()
+    }
+
+    async fn page(&self, client: &reqwest::Client) -> String {
+        client
+            .get(format!("{}/", self.app.url))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+}
+
+#[tokio::test]
+async fn entra_people_are_known_by_the_configured_claim_and_groups_by_id_or_name() {
+    let s = site(
+        "entra",
+        |o| {
+            o.person_claim = "preferred_username".into();
+            // Requesters and approvers by name through the table; auditors by id.
+            o.group_names = vec![
+                (ENTRA_REQUESTERS.into(), "timebox-requesters".into()),
+                (ENTRA_APPROVERS.into(), "timebox-approvers".into()),
+            ];
+            o.role_groups
+                .retain(|(r, _)| *r != Role::Auditor && *r != Role::Admin);
+            o.role_groups
+                .push((Role::Auditor, vec![ENTRA_AUDITORS.into()]));
+        },
+        |_| {},
+    )
+    .await;
+    let rita_claims = s.provider.claims("rita");
+    assert_ne!(rita_claims["sub"], "rita", "Entra's sub is opaque");
+
+    let (rita, r) = s.sign_in("rita").await;
+    assert_eq!(r.status(), 303);
+    let viewer = s.viewer(&rita).await;
+    assert_eq!(viewer["caller"]["id"], "rita@corp.example", "{viewer}");
+    assert_eq!(viewer["caller"]["name"], "Rita Requester");
+    let groups = viewer["caller"]["groups"].as_array().unwrap();
+    assert!(groups.iter().any(|g| g == ENTRA_REQUESTERS), "{groups:?}");
+    assert!(
+        groups.iter().any(|g| g == "timebox-requesters"),
+        "the id's name from [oidc.group_names]: {groups:?}"
+    );
+    let html = s.page(&rita).await;
+    assert!(html.contains("data-testid=\"section-request\""));
+    assert!(!html.contains("data-testid=\"section-approve\""));
+
+    // An auditor by the group's object id, with no name configured.
+    let (audrey, _) = s.sign_in("audrey").await;
+    let html = s.page(&audrey).await;
+    assert!(html.contains("data-testid=\"section-audit\""), "{html}");
+    assert!(!html.contains("data-testid=\"section-request\""));
+
+    // Entra's second factor (amr "mfa") counts.
+    let (mia, _) = s.sign_in("mia").await;
+    let viewer = s.viewer(&mia).await;
+    assert_eq!(viewer["caller"]["id"], "mia@corp.example");
+    assert_eq!(viewer["caller"]["mfa"], true);
+    assert!(s
+        .page(&mia)
+        .await
+        .contains("data-testid=\"section-approve\""));
+}
+
+#[tokio::test]
+async fn any_claim_can_name_the_person_and_a_missing_one_says_which() {
+    // Entra's object id (oid), an extra claim.
+    let s = site(
+        "entra",
+        |o| {
+            o.person_claim = "oid".into();
+            o.group_names = vec![(ENTRA_REQUESTERS.into(), "timebox-requesters".into())];
+        },
+        |_| {},
+    )
+    .await;
+    let (rita, r) = s.sign_in("rita").await;
+    assert_eq!(r.status(), 303);
+    let oid = s.provider.claims("rita")["oid"].clone();
+    assert_eq!(s.viewer(&rita).await["caller"]["id"], oid);
+
+    // Google sends no groups claim and no preferred_username: a person_claim it does
+    // not send stops the sign-in with a page that names the claim.
+    let s = site(
+        "google",
+        |o| o.person_claim = "preferred_username".into(),
+        |_| {},
+    )
+    .await;
+    let (client, r) = s.sign_in("rita").await;
+    assert_eq!(r.status(), 403);
+    let page = r.text().await.unwrap();
+    assert!(
+        page.contains("no &quot;preferred_username&quot; claim"),
+        "{page}"
+    );
+    assert!(page.contains("oidc.person_claim"), "{page}");
+    assert_eq!(s.viewer(&client).await["caller"]["kind"], "anonymous");
+
+    // With its email claim, the Google person is known (case-insensitively).
+    let s = site("google", |o| o.person_claim = "email".into(), |_| {}).await;
+    let (client, r) = s.sign_in("rita").await;
+    assert_eq!(r.status(), 303);
+    assert_eq!(s.viewer(&client).await["caller"]["id"], "rita@corp.example");
+    // And Okta's opaque 00u… sub is only a sub.
+    let s = site("okta", |_| {}, |_| {}).await;
+    let (client, _) = s.sign_in("rita").await;
+    let id = s.viewer(&client).await["caller"]["id"].clone();
+    assert!(id.as_str().unwrap().starts_with("00u"), "{id}");
+}
+
+#[tokio::test]
+async fn a_group_overage_stops_sign_in_with_the_fix() {
+    let s = site("entra", |o| o.person_claim = "upn".into(), |_| {}).await;
+    let (client, r) = s.sign_in("olga").await;
+    assert_eq!(r.status(), 403);
+    let page = r.text().await.unwrap();
+    assert!(page.contains("_claim_names"), "{page}");
+    assert!(page.contains("docs/identity.md"), "{page}");
+    assert_eq!(s.viewer(&client).await["caller"]["kind"], "anonymous");
+    // Everyone else signs in.
+    let (client, r) = s.sign_in("rita").await;
+    assert_eq!(r.status(), 303);
+    assert_eq!(s.viewer(&client).await["caller"]["id"], "rita@corp.example");
+}
+
+fn person(id: &str, roles: &[Role]) -> Caller {
+    Caller::Person {
+        id: PersonId::parse(id).unwrap(),
+        name: id.to_owned(),
+        roles: RoleSet::of(roles),
+        mfa: true,
+        groups: Vec::new(),
+    }
+}
+
+async fn access(r: &Rig) -> Access {
+    let metrics = Arc::new(Metrics::new());
+    Access::new(AccessParts {
+        grants: r.grants.clone(),
+        policy: app::domain::AccessPolicy::default(),
+        config: Arc::new(Config::default()),
+        identity_center: r.moto.identity_center(metrics.clone()).await,
+        metrics,
+    })
+}
+
+/// Entra's people are `rita@corp.example` in the identity store (SCIM sets userName
+/// to the UPN). A request records the Identity Store user it is for; the reaper
+/// assigns that user; CloudTrail's sessions are matched by that user's `UserName`
+/// and a look-alike name is not. A person the identity store does not know is
+/// refused when asking, and nothing is stored.
+async fn a_request_is_made_for_the_identity_store_user(db: &TestDb) {
+    let r = rig_with(
+        db,
+        settings(),
+        &["rita@corp.example".into(), "rita@corp.example.evil".into()],
+    )
+    .await;
+    timebox_server::identity_center::catalog::sync(
+        r.slow.as_ref(),
+        r.store.as_ref(),
+        timebox_server::clock::Clock::now(&r.clock),
+    )
+    .await
+    .unwrap();
+    let prod = r.org.accounts[0].clone();
+    let access = access(&r).await;
+    let ask = |who: &str| {
+        let access = &access;
+        let who = who.to_owned();
+        let prod = prod.clone();
+        async move {
+            access
+                .requester(&person(&who, &[Role::Requester]), Operation::RequestGrant)
+                .unwrap()
+                .ask(request(&who, &prod, "AdministratorAccess", 60))
+                .await
+        }
+    };
+    // The sign-in gave the email in another case: the same person.
+    let g = ask("Rita@Corp.Example").await.unwrap();
+    assert_eq!(g.request.requester.as_str(), "rita@corp.example");
+    let rita = IdentityUser {
+        user_id: r.org.user("rita@corp.example"),
+        user_name: "rita@corp.example".into(),
+    };
+    assert_eq!(g.identity, Some(rita.clone()));
+    let stored = r.get(&g).await;
+    assert_eq!(stored.identity, Some(rita.clone()));
+    let audit = r.actions(&g).await;
+    assert!(
+        audit
+            .iter()
+            .any(|(a, d)| a == "request" && d.contains(&rita.user_id)),
+        "{audit:?}"
+    );
+
+    // Somebody the identity store does not know: refused, naming the person and
+    // the settings, and nothing stored.
+    let err = ask("nobody@corp.example").await.unwrap_err();
+    assert!(matches!(err, AccessError::UnknownIdentity(_)), "{err:?}");
+    let message = err.to_string();
+    for part in [
+        "nobody@corp.example",
+        "oidc.person_claim",
+        "identity_center.user_match",
+    ] {
+        assert!(message.contains(part), "{part} in {message}");
+    }
+    let api: app::api::ApiError = err.into();
+    assert_eq!(api.code.as_str(), "unknown_identity");
+    assert_eq!(api.code.status(), 422);
+    let theirs = r
+        .store
+        .list_grants(
+            &GrantFilter {
+                requester: Some("nobody@corp.example".into()),
+                ..GrantFilter::default()
+            },
+            None,
+            10,
+        )
+        .await
+        .unwrap();
+    assert!(theirs.is_empty(), "nothing stored: {theirs:?}");
+
+    // Approved and provisioned: the assignment is Rita's user, not the look-alike.
+    let g = r
+        .grants
+        .act(
+            g.id,
+            app::domain::Action::AutoApprove,
+            &app::domain::Actor::System,
+            None,
+            timebox_server::store::GrantPatch::default(),
+            serde_json::json!({}),
+        )
+        .await
+        .unwrap()
+        .grant;
+    r.reaper.tick().await.unwrap();
+    let active = r.get(&g).await;
+    assert_eq!(active.state, GrantState::Active);
+    let admin = r.org.permission_set("AdministratorAccess");
+    assert_eq!(
+        r.assignments(&prod, &admin).await,
+        vec![rita.user_id.clone()]
+    );
+
+    // CloudTrail names the role session after the UserName.
+    let target = MatchTarget {
+        account_id: prod.clone(),
+        permission_set: "AdministratorAccess".into(),
+        user_name: active.user_name().to_owned(),
+    };
+    let record = |session: &str| {
+        TrailRecord::from_json(
+            &serde_json::json!({
+                "userIdentity": {
+                    "type": "AssumedRole",
+                    "principalId": format!("AROAEXAMPLEROLEID:{session}"),
+                    "accountId": prod,
+                    "sessionContext": { "sessionIssuer": {
+                        "type": "Role",
+                        "userName": "AWSReservedSSO_AdministratorAccess_0123456789abcdef"
+                    } }
+                },
+                "eventTime": "2026-03-02T09:10:00Z",
+                "eventSource": "s3.amazonaws.com",
+                "eventName": "ListBuckets",
+                "eventID": format!("e-{session}"),
+                "recipientAccountId": prod
+            })
+            .to_string(),
+        )
+        .unwrap()
+    };
+    assert!(target.matches(&record("rita@corp.example")));
+    for look_alike in ["rita@corp.example.evil", "rita", "xrita@corp.example"] {
+        assert!(
+            !target.matches(&record(look_alike)),
+            "{look_alike} is somebody else"
+        );
+    }
+}
+
+/// The store under the session middleware: a request still in flight when its
+/// session was deleted (logout) saves it on its way out; that save must not bring the
+/// session back.
+async fn an_ended_session_is_not_written_back(db: &TestDb) {
+    use tower_sessions::session::{Id, Record};
+    use tower_sessions::session_store::SessionStore;
+    let mut database = Config::default().database;
+    database.url = db.url().to_owned();
+    let store = timebox_server::auth::session::DbSessionStore::connect(&database)
+        .await
+        .unwrap();
+    let mut record = Record {
+        id: Id::default(),
+        data: [(
+            "timebox.person".to_owned(),
+            serde_json::json!({"subject": "ada"}),
+        )]
+        .into_iter()
+        .collect(),
+        expiry_date: tower_sessions::cookie::time::OffsetDateTime::now_utc()
+            + tower_sessions::cookie::time::Duration::hours(1),
+    };
+    store.create(&mut record).await.unwrap();
+    let loaded = store.load(&record.id).await.unwrap().expect("stored");
+    // Saving a live session updates it.
+    let mut changed = loaded.clone();
+    changed.data.insert("seen".into(), serde_json::json!(true));
+    store.save(&changed).await.unwrap();
+    assert_eq!(store.load(&record.id).await.unwrap(), Some(changed.clone()));
+    // Logout deletes it; the request in flight saves what it loaded before.
+    store.delete(&record.id).await.unwrap();
+    store.save(&changed).await.unwrap();
+    assert_eq!(
+        store.load(&record.id).await.unwrap(),
+        None,
+        "the ended session stays ended"
+    );
+}
+
+crate::on_both_backends!(
+    a_request_is_made_for_the_identity_store_user,
+    an_ended_session_is_not_written_back
+);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logout_holds_while_a_request_on_the_session_is_in_flight() {
+    let s = site("plain", |_| {}, |_| {}).await;
+    let (ada, r) = s.sign_in("ada").await;
+    assert_eq!(r.status(), 303);
+    let cookie = r
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|c| c.starts_with("timebox_session="))
+        .expect("the session cookie")
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    // A live event stream on the session.
+    let mut events = reqwest::Client::new()
+        .get(format!("{}/api/v1/events", s.app.url))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(events.status(), 200);
+    // Requests let in before the logout that end after it.
+    let stream = {
+        let url = format!("{}/api/v1/grants?limit=1", s.app.url);
+        let cookie = cookie.clone();
+        tokio::spawn(async move {
+            let client = reqwest::Client::new();
+            let mut joins = Vec::new();
+            for _ in 0..20 {
+                joins.push(client.get(&url).header("cookie", &cookie).send());
+            }
+            for j in joins {
+                let _ = j.await;
+            }
+        })
+    };
+    let r = ada
+        .post(format!("{}/auth/logout", s.app.url))
+        .header("origin", &s.app.url)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    stream.await.unwrap();
+    // Whatever the requests in flight wrote on their way out, the old cookie is
+    // worth nothing now.
+    let r = reqwest::Client::new()
+        .get(format!("{}/api/v1/grants", s.app.url))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401, "the cookie no longer signs anyone in");
+    assert_eq!(s.viewer(&ada).await["caller"]["kind"], "anonymous");
+    // The live stream ends with its session.
+    let ended = tokio::time::timeout(std::time::Duration::from_secs(30), async {
+        while let Ok(Some(_)) = events.chunk().await {}
+    })
+    .await;
+    assert!(
+        ended.is_ok(),
+        "the event stream closed when its session ended"
+    );
+    // A signed-in page is never cached.
+    let (rita, _) = s.sign_in("rita").await;
+    let r = rita.get(format!("{}/", s.app.url)).send().await.unwrap();
+    assert_eq!(r.headers()["cache-control"], "no-store");
+}
+
+#[tokio::test]
+async fn forged_callbacks_do_not_stop_anyone_elses_sign_in() {
+    let s = site(
+        "plain",
+        |_| {},
+        |c| c.server.trusted_proxies = vec!["127.0.0.1".parse().unwrap()],
+    )
+    .await;
+    let forge = |from: &'static str| {
+        let url = format!("{}/auth/callback?code=x&state=y", s.app.url);
+        async move {
+            reqwest::Client::new()
+                .get(url)
+                .header("x-forwarded-for", from)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    // Many callbacks with no sign-in in progress, through the proxy: each is
+    // refused, none counts.
+    for _ in 0..(3 * timebox_server::auth::limiter::MAX_FAILURES) {
+        assert_eq!(forge("198.51.100.66").await.status(), 400);
+    }
+    // Real failures (a sign-in started, then a wrong state) from one client behind
+    // the proxy...
+    let attacker = browser_like_client();
+    let start_from = |client: &reqwest::Client, from: &'static str| {
+        client
+            .get(format!("{}/auth/login", s.app.url))
+            .header("x-forwarded-for", from)
+            .send()
+    };
+    for _ in 0..timebox_server::auth::limiter::MAX_FAILURES {
+        assert_eq!(
+            start_from(&attacker, "198.51.100.66")
+                .await
+                .unwrap()
+                .status(),
+            303
+        );
+        let r = attacker
+            .get(format!("{}/auth/callback?code=x&state=wrong", s.app.url))
+            .header("x-forwarded-for", "198.51.100.66")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400);
+    }
+    assert_eq!(
+        start_from(&attacker, "198.51.100.66")
+            .await
+            .unwrap()
+            .status(),
+        429,
+        "that client starts no new sign-in for a while"
+    );
+    // ...do not stop another person behind the same proxy.
+    let client = browser_like_client();
+    let r = start_from(&client, "198.51.100.7").await.unwrap();
+    assert_eq!(r.status(), 303);
+    let authorize = r.headers()["location"].to_str().unwrap().to_owned();
+    let callback = sign_in_at_provider(&authorize, &s.provider.issuer, "rita").await;
+    let r = client
+        .get(callback)
+        .header("x-forwarded-for", "198.51.100.7")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303, "{}", r.text().await.unwrap());
+    assert_eq!(s.viewer(&client).await["caller"]["id"], "rita");
+}
+
+/// Approving needs an MFA sign-in no older than `oidc.mfa_max_age` (15 minutes by
+/// default), counted from the provider's `auth_time`: an older one is refused with
+/// `mfa_required`, and a step-up sign-in (`/auth/login?mfa=1`: `prompt=login`,
+/// `max_age`) makes the same approval succeed. Break-glass needs it too.
+#[tokio::test]
+async fn an_old_mfa_sign_in_must_step_up_before_approving() {
+    let s = site("plain", |_| {}, |_| {}).await;
+    let grants = crate::helpers::grant_service(s.db.store(), Arc::new(SystemClock));
+    let g = grants
+        .request(
+            request("rita", "111122223333", "AdministratorAccess", 60),
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(g.state, GrantState::Pending);
+    // Mia used MFA, but twenty minutes ago.
+    let r = reqwest::Client::new()
+        .post(format!("{}/test-control/users/mia", s.provider.issuer))
+        .bearer_auth(crate::provider::CLIENT_SECRET)
+        .json(&serde_json::json!({ "auth_age_seconds": 20 * 60 }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let (mia, r) = s.sign_in("mia").await;
+    assert_eq!(r.status(), 303);
+    assert_eq!(s.viewer(&mia).await["caller"]["mfa"], false, "too old");
+    let approve = |client: &reqwest::Client| {
+        client
+            .post(format!("{}/api/v1/grants/{}/approve", s.app.url, g.id))
+            .header("origin", &s.app.url)
+            .json(&serde_json::json!({}))
+            .send()
+    };
+    let r = approve(&mia).await.unwrap();
+    assert_eq!(r.status(), 403);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "mfa_required", "{body}");
+    let still = s.db.store().get_grant(g.id).await.unwrap().unwrap();
+    assert_eq!(still.state, GrantState::Pending);
+
+    // The step-up: the provider is told to authenticate again, now.
+    let back_to = format!("/grants/{}", g.id);
+    let r = mia
+        .get(format!(
+            "{}/auth/login?mfa=1&return_to={back_to}",
+            s.app.url
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let authorize = r.headers()["location"].to_str().unwrap().to_owned();
+    assert!(authorize.contains("prompt=login"), "{authorize}");
+    assert!(authorize.contains("max_age=900"), "{authorize}");
+    let callback = sign_in_at_provider(&authorize, &s.provider.issuer, "mia").await;
+    let r = mia.get(callback).send().await.unwrap();
+    assert_eq!(r.status(), 303);
+    assert_eq!(
+        r.headers()["location"],
+        back_to.as_str(),
+        "back to the grant"
+    );
+    assert_eq!(s.viewer(&mia).await["caller"]["mfa"], true);
+    let r = approve(&mia).await.unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let approved = s.db.store().get_grant(g.id).await.unwrap().unwrap();
+    assert_eq!(approved.state, GrantState::Approved);
+
+    // Break-glass approves itself: without a recent MFA sign-in it is refused, and
+    // nothing is stored.
+    let access = crate::helpers::access(
+        grants.clone(),
+        app::domain::AccessPolicy {
+            approvers_need_mfa: true,
+        },
+    )
+    .await;
+    let mut rita = person("rita", &[Role::Requester]);
+    if let Caller::Person { mfa, .. } = &mut rita {
+        *mfa = false;
+    }
+    let err = access
+        .requester(&rita, Operation::RequestGrant)
+        .unwrap()
+        .ask_break_glass(request("rita", "111122223333", "AdministratorAccess", 60))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, AccessError::Denied(app::domain::Denied::MfaRequired)),
+        "{err:?}"
+    );
+    let mine =
+        s.db.store()
+            .list_grants(
+                &GrantFilter {
+                    requester: Some("rita".into()),
+                    ..GrantFilter::default()
+                },
+                None,
+                10,
+            )
+            .await
+            .unwrap();
+    assert_eq!(mine.len(), 1, "only the first request: {mine:?}");
+}
+
+/// Groups are confirmed with the provider every `session.refresh` (its refresh
+/// token, no sign-in): a person removed from the approvers group keeps the role no
+/// longer than that, then cannot approve.
+#[tokio::test]
+async fn a_person_removed_from_the_approvers_stops_approving_after_the_refresh() {
+    let clock = timebox_server::clock::ManualClock::new(chrono::Utc::now());
+    let s = site_on(
+        "plain",
+        |_| {},
+        |c| c.session.refresh = std::time::Duration::from_secs(5 * 60),
+        Arc::new(clock.clone()),
+    )
+    .await;
+    let grants = crate::helpers::grant_service(s.db.store(), Arc::new(clock.clone()));
+    let g = grants
+        .request(
+            request("rita", "111122223333", "AdministratorAccess", 60),
+            &[],
+        )
+        .await
+        .unwrap();
+    let (mia, r) = s.sign_in("mia").await;
+    assert_eq!(r.status(), 303);
+    assert!(s
+        .page(&mia)
+        .await
+        .contains("data-testid=\"section-approve\""));
+    // The directory removes her from the approvers.
+    let r = reqwest::Client::new()
+        .post(format!("{}/test-control/users/mia", s.provider.issuer))
+        .bearer_auth(crate::provider::CLIENT_SECRET)
+        .json(&serde_json::json!({ "groups": ["timebox-requesters"] }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    // Within the refresh interval the roles of the sign-in stand.
+    clock.advance(chrono::Duration::minutes(4));
+    assert!(s
+        .page(&mia)
+        .await
+        .contains("data-testid=\"section-approve\""));
+    // After it, the provider is asked again: she is a requester now.
+    clock.advance(chrono::Duration::minutes(2));
+    let r = mia
+        .post(format!("{}/api/v1/grants/{}/approve", s.app.url, g.id))
+        .header("origin", &s.app.url)
+        .json(&serde_json::json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "forbidden", "{body}");
+    let still = s.db.store().get_grant(g.id).await.unwrap().unwrap();
+    assert_eq!(still.state, GrantState::Pending);
+    let viewer = s.viewer(&mia).await;
+    assert_eq!(viewer["caller"]["id"], "mia", "still signed in: {viewer}");
+    let groups = viewer["caller"]["groups"].as_array().unwrap().clone();
+    assert_eq!(groups, vec![serde_json::json!("timebox-requesters")]);
+    let html = s.page(&mia).await;
+    assert!(!html.contains("data-testid=\"section-approve\""));
+    assert!(html.contains("data-testid=\"section-request\""));
+}
