@@ -32,6 +32,20 @@ use timebox_server::reaper::Reaper;
 use timebox_server::services::grants::GrantService;
 use timebox_server::store::{CatalogPermissionSet, GrantAws, Store};
 
+/// An SDK configuration whose endpoint refuses connections: for the clients a test
+/// does not mock (and never expects to be called).
+async fn closed_sdk_config() -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("us-east-1"))
+        .endpoint_url("http://127.0.0.1:9")
+        .credentials_provider(aws_sdk_ssoadmin::config::Credentials::new(
+            "t", "t", None, None, "test",
+        ))
+        .retry_config(aws_config::retry::RetryConfig::disabled())
+        .load()
+        .await
+}
+
 const INSTANCE: &str = "arn:aws:sso:::instance/ssoins-0123456789abcdef";
 const PS: &str = "arn:aws:sso:::permissionSet/ssoins-0123456789abcdef/ps-0123456789abcdef";
 const ACCOUNT: &str = "111122223333";
@@ -144,15 +158,7 @@ async fn mock_rig_with(
     // the reaper does.
     let sso_admin = mock_client!(aws_sdk_ssoadmin, RuleMode::MatchAny, &rule_refs, |c| c
         .retry_config(aws_sdk_ssoadmin::config::retry::RetryConfig::disabled()));
-    let closed = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .region(aws_config::Region::new("us-east-1"))
-        .endpoint_url("http://127.0.0.1:9")
-        .credentials_provider(aws_sdk_ssoadmin::config::Credentials::new(
-            "t", "t", None, None, "test",
-        ))
-        .retry_config(aws_config::retry::RetryConfig::disabled())
-        .load()
-        .await;
+    let closed = closed_sdk_config().await;
     let metrics = Arc::new(Metrics::new());
     let ic = Arc::new(SdkIdentityCenter::new(
         Clients {
@@ -504,15 +510,7 @@ async fn a_person_is_found_by_external_id() {
         &[&known, &unknown, &describe],
         |c| c.retry_config(aws_sdk_identitystore::config::retry::RetryConfig::disabled())
     );
-    let closed = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .region(aws_config::Region::new("us-east-1"))
-        .endpoint_url("http://127.0.0.1:9")
-        .credentials_provider(aws_sdk_ssoadmin::config::Credentials::new(
-            "t", "t", None, None, "test",
-        ))
-        .retry_config(aws_config::retry::RetryConfig::disabled())
-        .load()
-        .await;
+    let closed = closed_sdk_config().await;
     let ic = SdkIdentityCenter::new(
         Clients {
             sso_admin: Client::new(&closed),

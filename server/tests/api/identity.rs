@@ -5,16 +5,16 @@
 //! a sign-in limiter that forged callbacks cannot turn against others.
 
 use crate::helpers::{browser_like_client, free_listener, TestApp, TestDb};
+use crate::paths::{access, person};
 use crate::provider::{sign_in_at_provider, start_sign_in, TestProvider};
 use crate::reaper::{request, settings};
-use crate::timing::{rig_with, Rig};
-use app::domain::{Caller, GrantState, IdentityUser, Operation, PersonId, Role, RoleSet};
+use crate::timing::rig_with;
+use app::domain::{Caller, GrantState, IdentityUser, Operation, Role};
 use std::sync::Arc;
 use timebox_server::clock::SystemClock;
 use timebox_server::config::{Config, OidcConfig};
 use timebox_server::evidence::{MatchTarget, TrailRecord};
-use timebox_server::metrics::Metrics;
-use timebox_server::services::access::{Access, AccessError, AccessParts};
+use timebox_server::services::access::AccessError;
 use timebox_server::store::GrantFilter;
 
 /// Entra's object ids of the demo groups (end2end/oidc/provider.mjs, ENTRA_GROUP_IDS).
@@ -215,25 +215,16 @@ async fn a_group_overage_stops_sign_in_with_the_fix() {
     assert_eq!(s.viewer(&client).await["caller"]["id"], "rita@corp.example");
 }
 
-fn person(id: &str, roles: &[Role]) -> Caller {
-    Caller::Person {
-        id: PersonId::parse(id).unwrap(),
-        name: id.to_owned(),
-        roles: RoleSet::of(roles),
-        mfa: true,
-        groups: Vec::new(),
-    }
-}
-
-async fn access(r: &Rig) -> Access {
-    let metrics = Arc::new(Metrics::new());
-    Access::new(AccessParts {
-        grants: r.grants.clone(),
-        policy: app::domain::AccessPolicy::default(),
-        config: Arc::new(Config::default()),
-        identity_center: r.moto.identity_center(metrics.clone()).await,
-        metrics,
-    })
+/// `who`'s grants, as stored.
+async fn grants_of(
+    store: &Arc<dyn timebox_server::store::Store>,
+    who: &str,
+) -> Vec<app::domain::Grant> {
+    let filter = GrantFilter {
+        requester: Some(who.into()),
+        ..GrantFilter::default()
+    };
+    store.list_grants(&filter, None, 10).await.unwrap()
 }
 
 /// Entra's people are `rita@corp.example` in the identity store (SCIM sets userName
@@ -302,18 +293,7 @@ async fn a_request_is_made_for_the_identity_store_user(db: &TestDb) {
     let api: app::api::ApiError = err.into();
     assert_eq!(api.code.as_str(), "unknown_identity");
     assert_eq!(api.code.status(), 422);
-    let theirs = r
-        .store
-        .list_grants(
-            &GrantFilter {
-                requester: Some("nobody@corp.example".into()),
-                ..GrantFilter::default()
-            },
-            None,
-            10,
-        )
-        .await
-        .unwrap();
+    let theirs = grants_of(&r.store, "nobody@corp.example").await;
     assert!(theirs.is_empty(), "nothing stored: {theirs:?}");
 
     // Approved and provisioned: the assignment is Rita's user, not the look-alike.
@@ -658,18 +638,7 @@ async fn an_old_mfa_sign_in_must_step_up_before_approving() {
         matches!(err, AccessError::Denied(app::domain::Denied::MfaRequired)),
         "{err:?}"
     );
-    let mine =
-        s.db.store()
-            .list_grants(
-                &GrantFilter {
-                    requester: Some("rita".into()),
-                    ..GrantFilter::default()
-                },
-                None,
-                10,
-            )
-            .await
-            .unwrap();
+    let mine = grants_of(&s.db.store(), "rita").await;
     assert_eq!(mine.len(), 1, "only the first request: {mine:?}");
 }
 

@@ -14,7 +14,8 @@ use timebox_server::clock::Clock;
 use timebox_server::metrics::Metrics;
 use timebox_server::services::access::{Access, AccessParts};
 
-fn person(id: &str, roles: &[Role]) -> Caller {
+/// A signed-in person holding `roles` (with MFA).
+pub fn person(id: &str, roles: &[Role]) -> Caller {
     Caller::Person {
         id: PersonId::parse(id).unwrap(),
         name: id.to_owned(),
@@ -25,7 +26,7 @@ fn person(id: &str, roles: &[Role]) -> Caller {
 }
 
 /// The role handles over the rig's grants, asking the rig's emulator.
-async fn access(r: &Rig) -> Access {
+pub async fn access(r: &Rig) -> Access {
     let metrics = Arc::new(Metrics::new());
     Access::new(AccessParts {
         grants: r.grants.clone(),
