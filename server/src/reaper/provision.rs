@@ -8,7 +8,9 @@ use super::{Polled, Reaper, ReaperError, Step, STANDING};
 use crate::identity_center::{catalog, Assignment, IcError, IdentityError};
 use crate::policy::PolicyDecisionError;
 use crate::store::{GrantAws, GrantPatch};
-use app::domain::{Action, Actor, Grant, GrantState, SessionDuration, WindowInputs, Windows};
+use app::domain::{
+    Action, Actor, Grant, GrantState, IdentityUser, SessionDuration, WindowInputs, Windows,
+};
 use chrono::{DateTime, Utc};
 
 /// Why the entitlement could not be checked again.
@@ -278,6 +280,21 @@ impl Reaper {
         w.last_error = None;
         w.attempts = 0;
         self.store.save_grant_aws(g.id, &w).await?;
+        // A request recorded while Identity Center could not be asked gets its user
+        // recorded now, so evidence matches the right UserName.
+        let identity = match &g.identity {
+            Some(_) => None,
+            None => match self.ic.user_contact(&assignment.principal_id).await {
+                Ok(c) => Some(IdentityUser {
+                    user_id: assignment.principal_id.clone(),
+                    user_name: c.user_name,
+                }),
+                Err(e) => {
+                    tracing::warn!(grant = %g.id, error = %e, "the user's name could not be read; evidence falls back to the person id");
+                    None
+                }
+            },
+        };
         let activated_at = self.clock.now();
         // An extension continues the access it extends: its time counts from the
         // latest end among the user's active grants of the same target (never from
@@ -309,10 +326,12 @@ impl Reaper {
                     permission_set_session_seconds: Some(session.seconds()),
                     portal_session_seconds: Some(self.settings.portal_session.seconds()),
                     real_end,
+                    identity: identity.clone(),
                     ..GrantPatch::default()
                 },
                 serde_json::json!({
                     "assignment": how,
+                    "identity": identity,
                     "request_id": w.create_request_id,
                     "principal_id": assignment.principal_id,
                     "permission_set_arn": assignment.permission_set_arn,

@@ -25,6 +25,9 @@ pub struct GrantPatch {
     pub portal_session_seconds: Option<i64>,
     pub real_end: Option<DateTime<Utc>>,
     pub failure_reason: Option<String>,
+    /// The Identity Center user, when the reaper resolved it (a request recorded
+    /// while Identity Center could not be asked); never replaces a recorded one.
+    pub identity: Option<IdentityUser>,
 }
 
 /// A change to apply atomically: the grant moves from `expected_version` (and state
@@ -380,6 +383,7 @@ macro_rules! impl_grants {
                     portal_session_seconds,
                     real_end,
                     failure_reason,
+                    identity,
                 } = change.patch;
                 let mut tx = self.pool.begin().await?;
                 // The conditional update is the claim: it is the first statement, so it
@@ -392,7 +396,10 @@ macro_rules! impl_grants {
                      permission_set_session_seconds = COALESCE($6, permission_set_session_seconds), \
                      portal_session_seconds = COALESCE($7, portal_session_seconds), \
                      real_end = COALESCE($8, real_end), \
-                     failure_reason = COALESCE($9, failure_reason) \
+                     failure_reason = COALESCE($9, failure_reason), \
+                     identity_user_id = COALESCE(identity_user_id, $13), \
+                     identity_user_name = CASE WHEN identity_user_id IS NULL AND $13 IS NOT NULL \
+                       THEN $14 ELSE identity_user_name END \
                      WHERE id = $10 AND version = $11 AND state = $12 \
                      RETURNING {GRANT_COLUMNS}"
                 ))
@@ -408,6 +415,8 @@ macro_rules! impl_grants {
                 .bind(change.grant_id.to_string())
                 .bind(change.expected_version)
                 .bind(change.from.as_str())
+                .bind(identity.as_ref().map(|u| u.user_id.clone()))
+                .bind(identity.map(|u| u.user_name))
                 .fetch_optional(&mut *tx)
                 .await?;
                 let Some(row) = row else {

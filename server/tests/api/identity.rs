@@ -348,6 +348,22 @@ async fn a_request_is_made_for_the_identity_store_user(db: &TestDb) {
         .unwrap()
     };
     assert!(target.matches(&record("rita@corp.example")));
+    // A request recorded without its user (Identity Center could not be asked then)
+    // gets it recorded when the reaper provisions it.
+    let later = crate::reaper::approved_grant(
+        &r.grants,
+        "rita@corp.example",
+        &r.org.accounts[1],
+        "AdministratorAccess",
+        60,
+    )
+    .await;
+    assert_eq!(later.identity, None);
+    r.reaper.tick().await.unwrap();
+    let later = r.get(&later).await;
+    assert_eq!(later.state, GrantState::Active);
+    assert_eq!(later.identity, Some(rita.clone()));
+    assert_eq!(later.user_name(), "rita@corp.example");
     for look_alike in ["rita@corp.example.evil", "rita", "xrita@corp.example"] {
         assert!(
             !target.matches(&record(look_alike)),
