@@ -156,16 +156,10 @@ impl Auth {
         let _one = self.refreshing.lock().await;
         // Another request of this session may have refreshed it meanwhile.
         if let Some(id) = session.id() {
-            use tower_sessions::session_store::SessionStore;
-            let stored = self.sessions.load(&id).await.ok().flatten().and_then(|r| {
-                r.data
-                    .get(PERSON_KEY)
-                    .and_then(|v| serde_json::from_value::<SignedIn>(v.clone()).ok())
-            });
-            match stored {
-                Some(latest) if !due(&latest) => return Checked::Current(latest),
-                Some(_) => {}
-                None => return Checked::Ended,
+            match self.sessions.person(&id).await {
+                Ok(Some(latest)) if !due(&latest) => return Checked::Current(latest),
+                Ok(Some(_)) | Err(_) => {}
+                Ok(None) => return Checked::Ended,
             }
         }
         match oidc.refresh(&person).await {

@@ -175,6 +175,22 @@ impl DbSessionStore {
         }
     }
 
+    /// The signed-in person of the stored session `id`, as the store has it now
+    /// (not as a request loaded it); `None` when the session has ended (deleted,
+    /// expired) or holds nobody signed in.
+    pub async fn person(&self, id: &Id) -> session_store::Result<Option<SignedIn>> {
+        let Some(record) = self.load(id).await? else {
+            return Ok(None);
+        };
+        if record.expiry_date < time::OffsetDateTime::now_utc() {
+            return Ok(None);
+        }
+        Ok(record
+            .data
+            .get(PERSON_KEY)
+            .and_then(|v| serde_json::from_value::<SignedIn>(v.clone()).ok()))
+    }
+
     /// Writes `record` over the stored session with its id, if there still is one;
     /// whether there was.
     async fn update(&self, record: &Record) -> Result<bool, sqlx::Error> {

@@ -164,10 +164,14 @@ pub(super) async fn parse_form(
 /// Other ways `p` already reaches `permission_set` in `account_id`, cached for
 /// [`super::other_paths::OTHER_PATHS_TTL`]; a person causes at most
 /// [`super::other_paths::OTHER_PATHS_PER_MINUTE`] Identity Center lookups a minute.
+///
+/// `user` is the person's Identity Center user when the caller has already looked it
+/// up (a request being sent), so it is not asked twice.
 pub(super) async fn other_paths(
     p: &Person<'_>,
     account_id: &str,
     permission_set: &str,
+    user: Option<&IdentityUser>,
 ) -> Result<Vec<OtherPath>, AccessError> {
     let account = AccountId::parse(account_id)?;
     let ps = PermissionSetName::parse(permission_set)?;
@@ -181,7 +185,7 @@ pub(super) async fn other_paths(
             "other paths were looked up too often; try again in {wait} seconds"
         ))
     })?;
-    let paths = look_up_other_paths(p, &account, &ps).await?;
+    let paths = look_up_other_paths(p, &account, &ps, user).await?;
     cache.keep(key, &paths);
     Ok(paths)
 }
@@ -192,6 +196,7 @@ async fn look_up_other_paths(
     p: &Person<'_>,
     account: &AccountId,
     ps: &PermissionSetName,
+    user: Option<&IdentityUser>,
 ) -> Result<Vec<OtherPath>, AccessError> {
     let store = p.core.store();
     let Some(arn) = store
@@ -206,11 +211,14 @@ async fn look_up_other_paths(
     let ic = &p.core.identity_center;
     let unavailable =
         || AccessError::Unavailable("Identity Center could not be asked; try again".to_owned());
-    let user_id = match identity_of(p).await {
-        Ok(u) => u.user_id,
-        // Nobody in the identity store: no other path either.
-        Err(AccessError::UnknownIdentity(_)) => return Ok(Vec::new()),
-        Err(e) => return Err(e),
+    let user_id = match user {
+        Some(u) => u.user_id.clone(),
+        None => match identity_of(p).await {
+            Ok(u) => u.user_id,
+            // Nobody in the identity store: no other path either.
+            Err(AccessError::UnknownIdentity(_)) => return Ok(Vec::new()),
+            Err(e) => return Err(e),
+        },
     };
     let aws = |e: crate::identity_center::IcError| {
         tracing::warn!(error = %e, "an Identity Center call failed while serving a request");

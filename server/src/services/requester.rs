@@ -7,7 +7,9 @@ use super::access::{role_handle, AccessError, Acted};
 use super::catalog;
 use super::grants::FoundAtRequest;
 use app::api::{OtherPath, RequestForm, RequestOptions};
-use app::domain::{Denied, Grant, GrantAction, GrantId, GrantRequest, Operation, Reason};
+use app::domain::{
+    Denied, Grant, GrantAction, GrantId, GrantRequest, IdentityUser, Operation, Reason,
+};
 
 /// How long a request waits for its other paths before it is recorded without them.
 const PATHS_AT_REQUEST_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
@@ -41,7 +43,7 @@ impl Requester<'_> {
         permission_set: &str,
     ) -> Result<Vec<OtherPath>, AccessError> {
         self.p.allow(Operation::RequestGrant)?;
-        catalog::other_paths(&self.p, account_id, permission_set).await
+        catalog::other_paths(&self.p, account_id, permission_set, None).await
     }
 
     /// Asks for what the form says (break-glass when it says so), checked against
@@ -89,7 +91,11 @@ impl Requester<'_> {
             Err(AccessError::Unavailable(_)) => None,
             Err(e) => return Err(e),
         };
-        let paths = self.paths_now(&request).await;
+        let paths = match &identity {
+            Some(user) => self.paths_now(&request, user).await,
+            // Identity Center could not be asked for the user: nor for the paths.
+            None => None,
+        };
         let found = FoundAtRequest { identity, paths };
         Ok(self
             .p
@@ -102,11 +108,16 @@ impl Requester<'_> {
     /// The other paths to the requested access, or `None` when they could not be
     /// looked up now (Identity Center unavailable, the person's lookups spent): the
     /// request is never refused for that, and the approvers are told it is unknown.
-    async fn paths_now(&self, request: &GrantRequest) -> Option<Vec<OtherPath>> {
+    async fn paths_now(
+        &self,
+        request: &GrantRequest,
+        user: &IdentityUser,
+    ) -> Option<Vec<OtherPath>> {
         let lookup = catalog::other_paths(
             &self.p,
             request.account_id.as_str(),
             request.permission_set.as_str(),
+            Some(user),
         );
         match tokio::time::timeout(PATHS_AT_REQUEST_WAIT, lookup).await {
             Ok(Ok(paths)) => Some(paths),

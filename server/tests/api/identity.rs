@@ -578,14 +578,9 @@ async fn an_old_mfa_sign_in_must_step_up_before_approving() {
         .unwrap();
     assert_eq!(g.state, GrantState::Pending);
     // Mia used MFA, but twenty minutes ago.
-    let r = reqwest::Client::new()
-        .post(format!("{}/test-control/users/mia", s.provider.issuer))
-        .bearer_auth(crate::provider::CLIENT_SECRET)
-        .json(&serde_json::json!({ "auth_age_seconds": 20 * 60 }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    s.provider
+        .control("mia", serde_json::json!({ "auth_age_seconds": 20 * 60 }))
+        .await;
     let (mia, r) = s.sign_in("mia").await;
     assert_eq!(r.status(), 303);
     assert_eq!(s.viewer(&mia).await["caller"]["mfa"], false, "too old");
@@ -686,14 +681,12 @@ async fn a_person_removed_from_the_approvers_stops_approving_after_the_refresh()
         .await
         .contains("data-testid=\"section-approve\""));
     // The directory removes her from the approvers.
-    let r = reqwest::Client::new()
-        .post(format!("{}/test-control/users/mia", s.provider.issuer))
-        .bearer_auth(crate::provider::CLIENT_SECRET)
-        .json(&serde_json::json!({ "groups": ["timebox-requesters"] }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    s.provider
+        .control(
+            "mia",
+            serde_json::json!({ "groups": ["timebox-requesters"] }),
+        )
+        .await;
     // Within the refresh interval the roles of the sign-in stand.
     clock.advance(chrono::Duration::minutes(4));
     assert!(s

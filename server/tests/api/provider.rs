@@ -76,6 +76,19 @@ impl TestProvider {
             .unwrap_or_else(|| panic!("no user {user} at the provider"))
     }
 
+    /// Changes `user` at the provider through its test control (`groups`, or
+    /// `auth_age_seconds` to back-date their next sign-in).
+    pub async fn control(&self, user: &str, body: serde_json::Value) {
+        let r = reqwest::Client::new()
+            .post(format!("{}/test-control/users/{user}", self.issuer))
+            .bearer_auth(CLIENT_SECRET)
+            .json(&body)
+            .send()
+            .await
+            .expect("the provider answers");
+        assert_eq!(r.status(), 200, "test control of {user}");
+    }
+
     /// The `[oidc]` configuration for this provider with Timebox's demo mapping.
     pub fn config(&self, app_url: &str) -> timebox_server::config::OidcConfig {
         use app::domain::Role;

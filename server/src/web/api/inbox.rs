@@ -105,19 +105,15 @@ struct SessionAlive {
 }
 
 impl SessionAlive {
-    /// Waits for the next check; whether the session has ended (deleted or
-    /// expired). A store that cannot be read ends nothing.
+    /// Waits for the next check; whether the session has ended (deleted, expired,
+    /// signed out). A store that cannot be read ends nothing.
     async fn ended(&mut self) -> bool {
-        use tower_sessions::session_store::SessionStore;
         self.tick.tick().await;
         let Some(id) = self.id else {
             return true;
         };
-        match self.store.load(&id).await {
-            Ok(Some(record)) => {
-                record.expiry_date < tower_sessions::cookie::time::OffsetDateTime::now_utc()
-            }
-            Ok(None) => true,
+        match self.store.person(&id).await {
+            Ok(person) => person.is_none(),
             Err(e) => {
                 tracing::warn!(error = %e, "could not check a live stream's session");
                 false
