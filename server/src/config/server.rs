@@ -16,7 +16,7 @@ pub struct ServerConfig {
     /// The address people use in their browser, without a trailing slash.
     /// Default `http://127.0.0.1:3000`.
     pub public_url: String,
-    /// The directory holding the built site (`cargo leptos build` output: `pkg/` and
+    /// The directory holding the built site (`bash .ci/build-site` output: `pkg/` and
     /// the static assets). Default `target/site`, relative to the working directory.
     pub site_root: String,
     /// How long in-flight requests may run after a shutdown signal. Default 10s.
@@ -40,7 +40,7 @@ impl ServerConfig {
                 let empty = Problem::new(
                     "empty",
                     "it names the directory holding the built site (pkg/ and assets)",
-                    "set it to the site directory of `cargo leptos build`, such as \
+                    "set it to the site directory `bash .ci/build-site` writes, such as \
                      \"target/site\", or remove the key for that default",
                 );
                 non_empty(v, "\"/usr/share/timebox/site\"", empty)
