@@ -2,13 +2,21 @@
 """Seeds the AWS emulator (moto_server) with a small, realistic organisation for the
 local demo (.ci/dev) and the browser tests: an organisation with two OUs and four
 member accounts, an IAM Identity Center identity store with the demo people and their
-groups, three permission sets, and one standing group assignment. Usage: seed_moto.py http://127.0.0.1:5000
+groups, three permission sets, and one standing group assignment.
+
+Usage: seed_moto.py http://127.0.0.1:5000 [--domain corp.example] [--json]
+
+--domain names the people as an identity provider that provisions Identity Center
+over SCIM does (Entra ID and Okta send the user principal name): userName and email
+rita@corp.example instead of rita. --json prints the seeded ids on the last line.
 """
 import sys
 
 import boto3
 
 url = sys.argv[1]
+flags = sys.argv[2:]
+domain = flags[flags.index("--domain") + 1] if "--domain" in flags else None
 kw = dict(
     endpoint_url=url,
     region_name="us-east-1",
@@ -53,10 +61,10 @@ for user, given, family in (
 ):
     users[user] = ids.create_user(
         IdentityStoreId=store,
-        UserName=user,
+        UserName=f"{user}@{domain}" if domain else user,
         DisplayName=f"{given} {family}",
         Name={"GivenName": given, "FamilyName": family},
-        Emails=[{"Value": f"{user}@example.com", "Primary": True}],
+        Emails=[{"Value": f"{user}@{domain or 'example.com'}", "Primary": True}],
     )["UserId"]
 # The identity provider's groups, as SCIM provisioning mirrors them into the identity
 # store (notifications find approvers and auditors there), and a team group with a
@@ -108,5 +116,5 @@ import json
 
 print(f"seeded {len(accounts)} accounts, {len(users)} users, {len(groups)} groups, {len(sets)} permission sets")
 # Machine-readable for the browser tests: seed_moto.py URL --json
-if len(sys.argv) > 2 and sys.argv[2] == "--json":
+if "--json" in flags:
     print(json.dumps({"accounts": accounts, "users": users, "groups": groups, "permission_sets": sets, "instance_arn": instance_arn}))

@@ -30,10 +30,13 @@ async function freePort() {
  */
 /**
  * Starts the AWS emulator (moto_server, installed by .ci/setup) on a free port and
- * seeds it with the demo organisation (.ci/seed_moto.py). Resolves to its URL, the
- * seeded ids and a `stop()`.
+ * seeds it with the demo organisation (.ci/seed_moto.py), its people named as the
+ * provider `profile` provisions them (TIMEBOX_SETTINGS in oidc/provider.mjs). Resolves
+ * to its URL, the seeded ids and a `stop()`.
  */
-export async function startEmulator() {
+export async function startEmulator({ profile = 'plain' } = {}) {
+  const { TIMEBOX_SETTINGS } = await import('./oidc/provider.mjs');
+  const domain = TIMEBOX_SETTINGS[profile].userDomain;
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
   const child = spawn('moto_server', ['-H', '127.0.0.1', '-p', String(port)], { stdio: 'ignore' });
@@ -50,7 +53,8 @@ export async function startEmulator() {
     await new Promise((r) => setTimeout(r, 100));
   }
   const seeded = await new Promise((ok, fail) => {
-    const seed = spawn('python3', [join(repoRoot, '.ci', 'seed_moto.py'), url, '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const flags = domain ? ['--domain', domain] : [];
+    const seed = spawn('python3', [join(repoRoot, '.ci', 'seed_moto.py'), url, ...flags, '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
     seed.stdout.on('data', (d) => (out += d));
@@ -81,7 +85,13 @@ print(json.dumps(r["AccountAssignments"]))`;
   };
 }
 
-export async function startTimebox({ signIn = false, aws = null } = {}) {
+/**
+ * Starts the Timebox binary ($TIMEBOX_BIN) on a free port with a fresh SQLite file;
+ * with `signIn`, behind a test OpenID provider shaped like `profile` (plain, entra,
+ * okta, google) and configured for it as docs/identity.md says; with `aws`, against
+ * that emulator.
+ */
+export async function startTimebox({ signIn = false, aws = null, profile = 'plain' } = {}) {
   const bin = process.env.TIMEBOX_BIN;
   if (!bin) throw new Error('TIMEBOX_BIN must name the release binary (the test command sets it)');
   const dir = mkdtempSync(join(tmpdir(), 'timebox-e2e-'));
@@ -91,7 +101,7 @@ export async function startTimebox({ signIn = false, aws = null } = {}) {
   let signInEnv = {};
   let clientSecret = null;
   if (signIn) {
-    const { startProvider } = await import('./oidc/provider.mjs');
+    const { startProvider, TIMEBOX_SETTINGS } = await import('./oidc/provider.mjs');
     clientSecret = `e2e-${Math.random().toString(36).slice(2)}`;
     provider = await startProvider({
       port: 0,
@@ -99,6 +109,7 @@ export async function startTimebox({ signIn = false, aws = null } = {}) {
       clientSecret,
       redirectUris: [`${url}/auth/callback`],
       postLogoutRedirectUris: [`${url}/`],
+      profile,
     });
     signInEnv = {
       TIMEBOX_OIDC__ISSUER: provider.issuer,
@@ -110,6 +121,7 @@ export async function startTimebox({ signIn = false, aws = null } = {}) {
       TIMEBOX_OIDC__ADMIN_GROUPS: 'timebox-admins',
       TIMEBOX_OIDC__APPROVERS_NEED_MFA: 'true',
       TIMEBOX_SESSION__SECURE_COOKIE: 'false',
+      ...TIMEBOX_SETTINGS[profile].env,
     };
   }
   const env = {

@@ -2,7 +2,9 @@
 // A real OpenID provider for Timebox's tests and local demo: the OpenID-certified npm
 // package `oidc-provider`, with one confidential client (Timebox), a few users with a
 // `groups` claim, and a plain login form of our own so that a user's sign-in can
-// carry MFA (`amr: ["pwd", "otp"]`), as a real provider's second factor would.
+// carry MFA (`amr: ["pwd", "otp"]`), as a real provider's second factor would: users
+// marked `mfa` always use it, and anyone who also types the one-time code (ONE_TIME_CODE,
+// the same for every demo user) signs in with it, which is how a step-up is tested.
 //
 //   node provider.mjs --port 9000 \
 //     --client-id timebox --client-secret <secret> \
@@ -18,8 +20,11 @@
 //   okta    Okta: sub 00u…, preferred_username/email name@corp.example, groups as names
 //   google  Google Workspace: numeric sub, email, hd, no groups claim, no amr
 // When it is ready it prints one JSON line on stdout:
-//   {"issuer":"http://127.0.0.1:9000","profile":"plain","users":[...]}
-// with each user's claims as this profile sends them (tests read sub, oid, groups).
+//   {"issuer":"http://127.0.0.1:9000","profile":"plain","users":[...],"timebox":{...}}
+// with each user's claims as this profile sends them (tests read sub, oid, groups),
+// and under "timebox" what Timebox must be told for this profile (TIMEBOX_SETTINGS):
+// the environment settings, and the domain of the Identity Store user names
+// (.ci/seed_moto.py --domain).
 //
 // Test control (for the tests only, guarded by the client secret as a bearer token):
 //   POST /test-control/users/<login>  {"groups":[...]}   changes a user's groups (names);
@@ -35,6 +40,9 @@ import { once } from 'node:events';
 import { parseArgs } from 'node:util';
 import { createHash } from 'node:crypto';
 import Provider from 'oidc-provider';
+
+/** The second factor of the demo: typed with the password, the sign-in carries MFA. */
+export const ONE_TIME_CODE = '123456';
 
 /** The demo and test users. Every password is the user's name + "-password". */
 export const USERS = {
@@ -159,9 +167,11 @@ ${error ? `<p class="error" role="alert">${escape(error)}</p>` : ''}
 <form method="post" action="/interaction/${escape(uid)}/login" autocomplete="off">
   <label>User name <input name="login" required autofocus></label>
   <label>Password <input name="password" type="password" required></label>
+  <label>One-time code (optional: your second factor) <input name="otp" inputmode="numeric" autocomplete="one-time-code"></label>
   <button type="submit">Sign in</button>
 </form>
-<details><summary>Demo users</summary><ul>${rows}</ul></details>`);
+<details><summary>Demo users</summary><ul>${rows}</ul>
+<p>The one-time code of every demo user is <code>${ONE_TIME_CODE}</code>.</p></details>`);
 }
 
 async function readForm(req) {
@@ -172,6 +182,25 @@ async function readForm(req) {
   }
   return Object.fromEntries(new URLSearchParams(body));
 }
+
+/**
+ * What Timebox is configured with for each profile (environment variables, as
+ * docs/identity.md gives the settings for each provider), and the domain of the
+ * Identity Store's user names when the provider provisions Identity Center over SCIM
+ * with the user principal name (null: user names are the logins).
+ */
+export const TIMEBOX_SETTINGS = {
+  plain: { env: {}, userDomain: null },
+  entra: {
+    env: {
+      TIMEBOX_OIDC__PERSON_CLAIM: 'preferred_username',
+      TIMEBOX_OIDC__GROUP_NAMES: Object.entries(ENTRA_GROUP_IDS).map(([name, id]) => `${id}=${name}`).join(', '),
+    },
+    userDomain: DOMAIN,
+  },
+  okta: { env: { TIMEBOX_OIDC__PERSON_CLAIM: 'preferred_username' }, userDomain: DOMAIN },
+  google: { env: { TIMEBOX_OIDC__PERSON_CLAIM: 'email' }, userDomain: DOMAIN },
+};
 
 /**
  * Starts the provider. Resolves to { issuer, profile, users, server, setGroups(), close() }.
@@ -257,10 +286,15 @@ export async function startProvider(options) {
             res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
             return res.end(loginForm(uid, params.client_id, 'Wrong user name or password.'));
           }
+          if (form.otp && form.otp !== ONE_TIME_CODE) {
+            res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
+            return res.end(loginForm(uid, params.client_id, 'Wrong one-time code.'));
+          }
           const ts = Math.floor(Date.now() / 1000) - (user.authAge ?? 0);
           delete user.authAge;
+          const factors = { ...user, mfa: user.mfa || form.otp === ONE_TIME_CODE };
           return provider.interactionFinished(req, res, {
-            login: { accountId: claimsOf(form.login).sub, amr: profile.amr(user), remember: true, ts },
+            login: { accountId: claimsOf(form.login).sub, amr: profile.amr(factors), remember: true, ts },
           }, { mergeWithLastSubmission: false });
         }
         res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
@@ -359,7 +393,7 @@ if (import.meta.url === `file://${process.argv[1]}` || process.argv[1]?.endsWith
     postLogoutRedirectUris: values['post-logout-redirect-uri'] ?? [],
     profile: values.profile,
   });
-  console.log(JSON.stringify({ issuer: p.issuer, profile: p.profile, users: p.users() }));
+  console.log(JSON.stringify({ issuer: p.issuer, profile: p.profile, users: p.users(), timebox: TIMEBOX_SETTINGS[p.profile] }));
   const stop = async () => { await p.close(); process.exit(0); };
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);

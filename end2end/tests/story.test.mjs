@@ -1,8 +1,11 @@
 // The whole story in Chromium, against the AWS emulator (moto) and the real OpenID
-// provider: a requester asks, an approver approves, the reaper makes the grant active
-// (the assignment exists in the emulator), the requester ends it early (the assignment
-// is gone), and the auditor finds it in the history with its timeline. Plus the deny
-// path and self-approval attempts. Screenshots of every page are kept in
+// provider shaped like Microsoft Entra ID (opaque pairwise sub, groups as object ids;
+// Timebox knows people by preferred_username, the identity store by that user
+// principal name): a requester asks, an approver with MFA approves, the reaper makes
+// the grant active (the assignment exists in the emulator, for the requester's
+// Identity Store user), the requester ends it early (the assignment is gone), and the
+// auditor finds it in the history with its timeline. Plus the deny path through an
+// MFA step-up that keeps the form, and self-approval attempts. Screenshots of every page are kept in
 // end2end/screenshots/ as test artifacts.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -14,8 +17,8 @@ let timebox;
 let browser;
 
 before(async () => {
-  aws = await startEmulator();
-  timebox = await startTimebox({ signIn: true, aws });
+  aws = await startEmulator({ profile: 'entra' });
+  timebox = await startTimebox({ signIn: true, aws, profile: 'entra' });
   browser = await launchBrowser();
 });
 
@@ -129,7 +132,7 @@ test('a requester asks, an approver approves, the grant is provisioned, ended ea
   await goto(mia.page, '/inbox');
   const item = mia.page.locator(`article[data-grant="${id}"]`);
   await item.waitFor();
-  assert.match(await item.textContent(), /rita asks for AdministratorAccess/);
+  assert.match(await item.textContent(), /rita@corp\.example asks for AdministratorAccess/);
   assert.match(await item.textContent(), /sessions opened before then can last until/);
   await shot(mia.page, '03-inbox');
   await item.getByTestId('approve').click();
@@ -160,7 +163,7 @@ test('a requester asks, an approver approves, the grant is provisioned, ended ea
 
   // The auditor finds it in the history, with its timeline and a verified chain.
   const audrey = await signedIn('audrey');
-  await goto(audrey.page, '/history?user=rita&state=revoked');
+  await goto(audrey.page, '/history?user=rita%40corp.example&state=revoked');
   const row = audrey.page.locator(`tr[data-grant="${id}"]`);
   await row.waitFor();
   await shot(audrey.page, '06-history');
@@ -173,9 +176,9 @@ test('a requester asks, an approver approves, the grant is provisioned, ended ea
   await shot(audrey.page, '07-grant-page-auditor');
 
   // The history without JavaScript: the server-rendered page already holds the row.
-  const html = await (await audrey.context.request.get(`${timebox.url}/history?user=rita`)).text();
+  const html = await (await audrey.context.request.get(`${timebox.url}/history?user=rita%40corp.example`)).text();
   assert.ok(html.includes(id), 'the history is server-rendered');
-  const csv = await (await audrey.context.request.get(`${timebox.url}/api/v1/grants/export?format=csv&user=rita`)).text();
+  const csv = await (await audrey.context.request.get(`${timebox.url}/api/v1/grants/export?format=csv&user=rita%40corp.example`)).text();
   assert.ok(csv.startsWith('id,requester,'), csv.slice(0, 80));
   assert.ok(csv.includes(id));
 
@@ -190,16 +193,33 @@ test('an approver denies a request; nobody approves their own request', async ()
   const rita = await signedIn('rita');
   const id = await ask(rita.page, { account, permissionSet: 'ReadOnlyAccess', duration: '30m', why: 'Reading the web logs for a bug report' });
 
-  // Arno signed in without MFA: he may deny (approving would need MFA).
+  // Arno signed in without MFA: denying asks him to sign in again with MFA, and the
+  // step-up brings him back to the same form with the comment he typed.
   const arno = await signedIn('arno');
   await goto(arno.page, `/grants/${id}`);
   await arno.page.fill('#comment', 'Use the log archive instead');
+  await arno.page.getByTestId('deny').click();
+  const stepUp = arno.page.getByTestId('step-up');
+  await stepUp.waitFor({ timeout: 30_000 });
+  assert.match(await arno.page.textContent('.error-note'), /multi-factor authentication/);
+  await shot(arno.page, '08-step-up');
+  await stepUp.click();
+  await arno.page.waitForURL((u) => u.href.startsWith(timebox.provider.issuer));
+  await arno.page.fill('input[name="login"]', 'arno');
+  await arno.page.fill('input[name="password"]', 'arno-password');
+  await arno.page.fill('input[name="otp"]', '123456');
+  await Promise.all([
+    arno.page.waitForURL((u) => u.href.startsWith(`${timebox.url}/grants/${id}`)),
+    arno.page.click('button[type="submit"]'),
+  ]);
+  await arno.page.waitForSelector('header[data-hydrated="true"]', { timeout: 30_000 });
+  assert.equal(await arno.page.inputValue('#comment'), 'Use the log archive instead', 'the form is kept');
   await arno.page.getByTestId('deny').click();
   await waitForState(arno.page, id, 'denied');
   await shot(arno.page, '08-denied');
   await goto(rita.page, `/grants/${id}`);
   await waitForState(rita.page, id, 'denied');
-  assert.match(await rita.page.textContent('.approvals'), /arno denied/);
+  assert.match(await rita.page.textContent('.approvals'), /arno@corp\.example denied/);
 
   // Ada holds every role, yet cannot approve her own request: no button, and the API says why.
   const ada = await signedIn('ada');

@@ -7,19 +7,21 @@ use leptos::form::ActionForm;
 use leptos::prelude::*;
 
 /// Approve or deny grant `id`, with an optional comment whose input has the id
-/// `comment_id`.
+/// `comment_id`, filled with `comment` (what the person typed before a step-up
+/// sign-in).
 #[component]
 pub fn DecideForm(
     id: GrantId,
     decide: ServerAction<DecideGrant>,
     comment_id: String,
+    #[prop(default = None)] comment: Option<String>,
 ) -> impl IntoView {
     view! {
         <ActionForm action=decide attr:class="decide" attr:data-testid="decide-form">
             <input type="hidden" name="id" value=id.to_string()/>
             <div class="field">
                 <label for=comment_id.clone()>"Comment (optional)"</label>
-                <input id=comment_id name="comment" type="text" maxlength=Comment::MAX_CHARS/>
+                <input id=comment_id name="comment" type="text" maxlength=Comment::MAX_CHARS value=comment/>
             </div>
             <div class="buttons">
                 <button type="submit" name="decision" value="approve" class="primary" data-testid="approve">"Approve"</button>

@@ -70,12 +70,34 @@ pub fn StateBadge(state: GrantState) -> impl IntoView {
     view! { <span class=format!("badge state-{}", state.as_str()) data-state=state.as_str()>{state.as_str()}</span> }
 }
 
-/// A failed request, said plainly, with the field when there is one.
+/// A failed request, said plainly, with the field when there is one. An action that
+/// needs a recent MFA sign-in links to the step-up sign-in, which comes back to
+/// `return_to` (a local path, with the form's content in its query, see
+/// [`kept_decision`]) or else to this page.
 #[component]
-pub fn ErrorNote(error: ApiError) -> impl IntoView {
+pub fn ErrorNote(
+    error: ApiError,
+    #[prop(default = None)] return_to: Option<String>,
+) -> impl IntoView {
     let hint = match error.code {
         ErrorCode::SignInRequired => {
-            Some(view! { " " <a href="/auth/login" rel="external">"Sign in"</a> })
+            Some(view! { " " <a href="/auth/login" rel="external">"Sign in"</a> }.into_any())
+        }
+        ErrorCode::MfaRequired => {
+            let back = return_to.unwrap_or_else(|| {
+                leptos_router::hooks::use_location()
+                    .pathname
+                    .get_untracked()
+            });
+            Some(
+                view! {
+                    " "
+                    <a href=step_up_href(&back) rel="external" data-testid="step-up">
+                        "Sign in again with MFA"
+                    </a>
+                }
+                .into_any(),
+            )
         }
         _ => None,
     };
@@ -85,6 +107,54 @@ pub fn ErrorNote(error: ApiError) -> impl IntoView {
             {hint}
         </p>
     }
+}
+
+/// The step-up sign-in (`prompt=login`, a fresh MFA) that comes back to `return_to`.
+pub fn step_up_href(return_to: &str) -> String {
+    format!("/auth/login?mfa=1&return_to={}", query_value(return_to))
+}
+
+/// `value` percent-encoded for a URL's query (everything but RFC 3986's unreserved
+/// characters).
+pub fn query_value(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for b in value.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Where a step-up sign-in brings a person back after deciding (`decide`) or
+/// revoking (`revoke`) failed for want of MFA: the grant's page, with the comment or
+/// reason they typed in its query (`?comment=` / `?reason=`), which the page's forms
+/// are filled from. The last action sent wins.
+pub fn kept_decision(
+    decide: ServerAction<crate::api::DecideGrant>,
+    revoke: Option<ServerAction<crate::api::RevokeGrant>>,
+) -> Signal<Option<String>> {
+    let kept = RwSignal::new(None::<String>);
+    let with = |id: &str, key: &str, text: Option<&str>| {
+        let mut path = format!("/grants/{}", query_value(id));
+        if let Some(t) = text.filter(|t| !t.trim().is_empty()) {
+            path.push_str(&format!("?{key}={}", query_value(t)));
+        }
+        path
+    };
+    Effect::new(move |_| {
+        if let Some(d) = decide.input().get() {
+            kept.set(Some(with(&d.id, "comment", d.comment.as_deref())));
+        }
+    });
+    Effect::new(move |_| {
+        if let Some(r) = revoke.and_then(|r| r.input().get()) {
+            kept.set(Some(with(&r.id, "reason", r.reason.as_deref())));
+        }
+    });
+    kept.into()
 }
 
 /// What a page shows of a list it loaded: the error, `empty` when there is nothing,
@@ -131,5 +201,19 @@ pub fn account_label(name: Option<&str>, id: &str) -> String {
     match name {
         Some(n) if !n.is_empty() && n != id => format!("{n} ({id})"),
         _ => id.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_step_up_comes_back_with_the_form_content() {
+        assert_eq!(
+            step_up_href("/grants/abc?comment=ok, ship it & go"),
+            "/auth/login?mfa=1&return_to=%2Fgrants%2Fabc%3Fcomment%3Dok%2C%20ship%20it%20%26%20go"
+        );
+        assert_eq!(query_value("é~a"), "%C3%A9~a");
     }
 }

@@ -172,6 +172,28 @@ impl Operation {
                 | Operation::ReviewGrant
         )
     }
+
+    /// Whether, where [`AccessPolicy::approvers_need_mfa`] is set, the operation needs a
+    /// recent MFA sign-in: deciding a request, and every change to someone else's
+    /// grant or to what Timebox knows (an admin's or approver's power). `own` says
+    /// whether the grant concerned is the caller's (their own cancel and "I'm done"
+    /// need none). Break-glass, a request, needs it too ([`Denied::MfaRequired`]).
+    pub fn needs_recent_mfa(self, own: bool) -> bool {
+        match self {
+            Operation::ApproveGrant | Operation::DenyGrant | Operation::SyncCatalog => true,
+            Operation::CancelGrant | Operation::RevokeGrantEarly => !own,
+            Operation::RequestGrant
+            | Operation::ReadGrant
+            | Operation::ListOwnGrants
+            | Operation::ListAllGrants
+            | Operation::ReadAuditLog
+            | Operation::VerifyAuditChain
+            | Operation::ListActiveGrants
+            | Operation::ReadInbox
+            | Operation::ReadAdminStatus
+            | Operation::ReviewGrant => false,
+        }
+    }
 }
 
 impl fmt::Display for Operation {
@@ -199,8 +221,8 @@ pub enum Denied {
     #[error("a requester can never approve or deny their own request")]
     OwnRequest,
     #[error(
-        "approving and break-glass need a recent sign-in with multi-factor authentication \
-         (MFA): sign in again with MFA, then try again"
+        "approving, denying, break-glass and changes to other people's grants need a recent \
+         sign-in with multi-factor authentication (MFA): sign in again with MFA, then try again"
     )]
     MfaRequired,
     /// Only the people the grant's deciding policy names may approve, deny or review it.
@@ -240,14 +262,36 @@ impl Denied {
 
 /// Whether `caller` may perform `op`. `grant_requester` is the requester of the grant
 /// concerned (for operations where [`Operation::concerns_a_grant`]); without it, the
-/// caller is treated as someone else's.
+/// caller is treated as someone else's. Where the policy asks for it, operations that
+/// [need a recent MFA sign-in](Operation::needs_recent_mfa) are refused with
+/// [`Denied::MfaRequired`] to a caller whose roles allow them but whose sign-in has
+/// no (recent) MFA.
 pub fn authorize(
     policy: &AccessPolicy,
     caller: &Caller,
     op: Operation,
     grant_requester: Option<&PersonId>,
 ) -> Result<(), Denied> {
-    let Caller::Person { id, roles, mfa, .. } = caller else {
+    authorize_role(caller, op, grant_requester)?;
+    let Caller::Person { id, mfa, .. } = caller else {
+        return Err(Denied::SignInRequired);
+    };
+    let own = grant_requester.is_some_and(|r| r == id);
+    if policy.approvers_need_mfa && op.needs_recent_mfa(own) && !mfa {
+        return Err(Denied::MfaRequired);
+    }
+    Ok(())
+}
+
+/// Whether `caller`'s roles allow `op`, whatever their sign-in: [`authorize`] without
+/// the MFA step. The pages use it to show a form to a person who must step up first
+/// (the action then asks for MFA), the handles to decide who holds them.
+pub fn authorize_role(
+    caller: &Caller,
+    op: Operation,
+    grant_requester: Option<&PersonId>,
+) -> Result<(), Denied> {
+    let Caller::Person { id, roles, .. } = caller else {
         return Err(Denied::SignInRequired);
     };
     let has = |r: Role| roles.contains(r);
@@ -271,9 +315,6 @@ pub fn authorize(
             }
             if own {
                 return Err(Denied::OwnRequest);
-            }
-            if op == Operation::ApproveGrant && policy.approvers_need_mfa && !mfa {
-                return Err(Denied::MfaRequired);
             }
             Ok(())
         }
@@ -478,16 +519,69 @@ mod tests {
                 ),
                 Ok(())
             );
-            // Denying does not need MFA.
+            // Denying, syncing the catalog and ending someone else's grant need it
+            // too; one's own cancel and "I'm done" do not.
+            let admin_only = [Operation::SyncCatalog];
+            for op in [
+                Operation::DenyGrant,
+                Operation::SyncCatalog,
+                Operation::RevokeGrantEarly,
+            ]
+            .into_iter()
+            .filter(|op| matches!(who, Who::Admin) || !admin_only.contains(op))
+            {
+                assert_eq!(
+                    authorize(&policy, &caller(who, false), op, Some(&other)),
+                    Err(Denied::MfaRequired),
+                    "{op} by {who:?}"
+                );
+                assert_eq!(
+                    authorize_role(&caller(who, false), op, Some(&other)),
+                    Ok(()),
+                    "{op} by {who:?}: the roles allow it"
+                );
+            }
+        }
+        let own = caller(Who::OwnRequester, false);
+        let owen = PersonId::parse("owen").expect("id");
+        for op in [Operation::CancelGrant, Operation::RevokeGrantEarly] {
             assert_eq!(
-                authorize(
-                    &policy,
-                    &caller(who, false),
-                    Operation::DenyGrant,
-                    Some(&other)
-                ),
-                Ok(())
+                authorize(&policy, &own, op, Some(&owen)),
+                Ok(()),
+                "own {op}"
             );
+        }
+        // A role that does not allow it is told so, not asked for MFA.
+        assert!(matches!(
+            authorize(
+                &policy,
+                &caller(Who::Requester, false),
+                Operation::DenyGrant,
+                Some(&other)
+            ),
+            Err(Denied::Forbidden { .. })
+        ));
+    }
+
+    /// With MFA required and no MFA, the table is the same except where an operation
+    /// needs a recent MFA sign-in.
+    #[test]
+    fn without_mfa_only_the_operations_that_need_it_change() {
+        let policy = AccessPolicy {
+            approvers_need_mfa: true,
+        };
+        let owner = PersonId::parse("owen").expect("id");
+        for (op, row) in TABLE {
+            for (who, expected) in WHO.iter().zip(row) {
+                let got = answer(authorize(&policy, &caller(*who, false), *op, Some(&owner)));
+                let own = matches!(who, Who::OwnRequester);
+                let want = if *expected == 'Y' && op.needs_recent_mfa(own) {
+                    'M'
+                } else {
+                    *expected
+                };
+                assert_eq!(got, want, "{op} by {who:?}");
+            }
         }
     }
 

@@ -2,9 +2,11 @@
 //! shows and the server enforces. An action is allowed when the caller's roles allow
 //! it on this grant ([`authorize`]), the grant's deciding policy names them where it
 //! must (decisions, an approver's review), and the lifecycle allows it from the
-//! grant's state ([`decide`]); the first "no" is the refusal.
+//! grant's state ([`decide`]); the first "no" is the refusal. Only then, where
+//! configured, is a recent MFA sign-in asked for ([`Operation::needs_recent_mfa`]):
+//! the form is shown to a person who must step up, and acting tells them to.
 
-use super::access::{authorize, AccessPolicy, Caller, Denied, Operation};
+use super::access::{authorize, authorize_role, AccessPolicy, Caller, Denied, Operation};
 use super::fields::PersonId;
 use super::grant::Grant;
 use super::lifecycle::{
@@ -146,11 +148,16 @@ pub struct GrantActions {
 impl GrantActions {
     /// Each action [`check`]ed for `caller` on `grant`.
     pub fn for_viewer(caller: &Caller, grant: &Grant, ctx: &ActionCtx<'_>) -> Self {
-        let may = |action| check(caller, grant, ctx, action).is_ok();
+        // A form whose action needs a step-up to MFA is shown: acting then says so,
+        // with the link to sign in again.
+        let may = |action| {
+            matches!(
+                check(caller, grant, ctx, action),
+                Ok(()) | Err(ActionRefusal::Denied(Denied::MfaRequired))
+            )
+        };
         let mine = is_requester(caller, grant);
         Self {
-            // Denying needs what approving needs except MFA: the form is shown and
-            // approving then says that MFA is needed.
             can_decide: may(GrantAction::Deny),
             can_cancel: may(GrantAction::Cancel),
             can_finish: mine && may(GrantAction::EndEarly),
@@ -166,8 +173,26 @@ pub fn is_requester(caller: &Caller, grant: &Grant) -> bool {
     matches!(caller, Caller::Person { id, .. } if *id == grant.request.requester)
 }
 
-/// Whether `caller` may take `action` on `grant` now, and if not, why.
+/// Whether `caller` may take `action` on `grant` now, and if not, why. A missing MFA
+/// step-up ([`Denied::MfaRequired`]) is the answer only when nothing else refuses.
 pub fn check(
+    caller: &Caller,
+    grant: &Grant,
+    ctx: &ActionCtx<'_>,
+    action: GrantAction,
+) -> Result<(), ActionRefusal> {
+    allowed_but_for_mfa(caller, grant, ctx, action)?;
+    authorize(
+        ctx.policy,
+        caller,
+        action.operation(),
+        Some(&grant.request.requester),
+    )?;
+    Ok(())
+}
+
+/// [`check`] without its last step, the MFA sign-in.
+fn allowed_but_for_mfa(
     caller: &Caller,
     grant: &Grant,
     ctx: &ActionCtx<'_>,
@@ -196,11 +221,11 @@ pub fn check(
                 }
                 .into());
             }
-            authorize(ctx.policy, caller, Operation::RequestGrant, None)?;
+            authorize_role(caller, Operation::RequestGrant, None)?;
             Ok(())
         }
         GrantAction::Review => {
-            authorize(ctx.policy, caller, Operation::ReviewGrant, Some(requester))?;
+            authorize_role(caller, Operation::ReviewGrant, Some(requester))?;
             let answers_for_all = roles.contains(Role::Auditor) || roles.contains(Role::Admin);
             if !answers_for_all && !ctx.named_by_policy {
                 return Err(not_named().into());
@@ -211,7 +236,7 @@ pub fn check(
             Ok(())
         }
         GrantAction::Approve | GrantAction::Deny | GrantAction::Cancel | GrantAction::EndEarly => {
-            authorize(ctx.policy, caller, action.operation(), Some(requester))?;
+            authorize_role(caller, action.operation(), Some(requester))?;
             let decision = matches!(action, GrantAction::Approve | GrantAction::Deny);
             if decision && !ctx.named_by_policy {
                 return Err(not_named().into());
@@ -445,6 +470,31 @@ mod tests {
         );
         // The form is still shown: approving then says MFA is needed.
         assert!(GrantActions::for_viewer(&without_mfa, &g, &fresh).can_decide);
+        // Denying needs it too, and so does ending someone else's grant; one's own
+        // "I'm done" does not.
+        assert_eq!(
+            check(&without_mfa, &g, &fresh, GrantAction::Deny),
+            Err(ActionRefusal::Denied(Denied::MfaRequired))
+        );
+        let active = grant(GrantState::Active, false);
+        assert_eq!(
+            check(&without_mfa, &active, &fresh, GrantAction::EndEarly),
+            Err(ActionRefusal::Denied(Denied::MfaRequired))
+        );
+        assert!(GrantActions::for_viewer(&without_mfa, &active, &fresh).can_revoke);
+        let owner = person(g.request.requester.as_str(), &[Role::Requester], false);
+        assert_eq!(
+            check(&owner, &active, &fresh, GrantAction::EndEarly),
+            Ok(())
+        );
+        // Another refusal comes first: no MFA prompt for a decision already taken.
+        assert_eq!(
+            check(&without_mfa, &g, &ctx, GrantAction::Deny)
+                .expect_err("decided")
+                .code(),
+            "already_approved"
+        );
+        assert!(!GrantActions::for_viewer(&without_mfa, &g, &ctx).can_decide);
     }
 
     #[test]

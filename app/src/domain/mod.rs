@@ -17,7 +17,7 @@ pub mod policy;
 pub mod session_duration;
 pub mod window;
 
-pub use access::{authorize, AccessPolicy, Caller, Denied, Operation};
+pub use access::{authorize, authorize_role, AccessPolicy, Caller, Denied, Operation};
 pub use actions::{ActionCtx, ActionRefusal, DecisionSoFar, GrantAction, GrantActions};
 pub use audit::AuditAction;
 pub use catalog::{CatalogNode, CatalogPermissionSet, NodeKind};

@@ -4,7 +4,7 @@
 
 use crate::api::Viewer;
 use crate::components::use_viewer;
-use crate::domain::{authorize, Caller, Denied, Operation};
+use crate::domain::{authorize, authorize_role, Caller, Denied, Operation};
 use leptos::prelude::*;
 
 #[component]
@@ -62,7 +62,7 @@ fn sections(viewer: Viewer) -> impl IntoView {
     let allowed = |op| authorize(&policy, &caller, op, None);
     let request = allowed(Operation::RequestGrant).is_ok();
     let approve = allowed(Operation::ApproveGrant);
-    let decide = allowed(Operation::DenyGrant).is_ok();
+    let decide = authorize_role(&caller, Operation::DenyGrant, None).is_ok();
     let all_grants = allowed(Operation::ListAllGrants).is_ok();
     let audit = allowed(Operation::ReadAuditLog).is_ok();
     view! {

@@ -7,8 +7,8 @@ use crate::api::{
     get_grant_detail, CancelGrant, DecideGrant, ExtendGrant, GrantDetail, ReviewGrant, RevokeGrant,
 };
 use crate::components::{
-    use_refresh, ActivityMarks, CancelForm, DecideForm, DoneForm, ErrorNote, MaybeWhen, StateBadge,
-    Table, Timeline, When,
+    kept_decision, use_refresh, ActivityMarks, CancelForm, DecideForm, DoneForm, ErrorNote,
+    MaybeWhen, StateBadge, Table, Timeline, When,
 };
 use crate::domain::{
     fmt_minutes, format_human, AccessChain, EvidenceSummary, Grant, GrantId, GrantWindows,
@@ -17,7 +17,7 @@ use crate::domain::{
 use chrono::Utc;
 use leptos::form::ActionForm;
 use leptos::prelude::*;
-use leptos_router::hooks::use_params_map;
+use leptos_router::hooks::{use_params_map, use_query_map};
 
 /// The windows of `g` ([`Grant::windows_or_preview`]) with the sessions the page was
 /// given in seconds.
@@ -96,6 +96,7 @@ pub fn GrantPage() -> impl IntoView {
         },
         |(id, _, _)| get_grant_detail(id),
     );
+    let kept = kept_decision(decide, Some(revoke));
     let action_error = move || {
         [
             decide.value().get(),
@@ -106,7 +107,7 @@ pub fn GrantPage() -> impl IntoView {
         .into_iter()
         .flatten()
         .find_map(Result::err)
-        .map(|e| view! { <ErrorNote error=e/> })
+        .map(|e| view! { <ErrorNote error=e return_to=kept.get()/> })
     };
     let extended = move || {
         extend.value().get().and_then(Result::ok).map(|g| {
@@ -144,6 +145,10 @@ fn GrantView(
     let id = g.id;
     let review = ServerAction::<ReviewGrant>::new();
     let refresh = use_refresh();
+    // What the person typed before a step-up sign-in brought them back here.
+    let query = use_query_map();
+    let kept_comment = query.read_untracked().get("comment");
+    let kept_reason = query.read_untracked().get("reason");
     Effect::new(move |_| {
         if review.version().get() > 0 {
             refresh.update(|n| *n += 1);
@@ -242,7 +247,7 @@ fn GrantView(
                     </ul>
                 }.into_any()
             }}
-            {d.actions.can_decide.then(|| view! { <DecideForm id=id decide=decide comment_id="comment".to_owned()/> })}
+            {d.actions.can_decide.then(|| view! { <DecideForm id=id decide=decide comment_id="comment".to_owned() comment=kept_comment.clone()/> })}
         </section>
 
         {g.break_glass.then(|| view! {
@@ -277,7 +282,7 @@ fn GrantView(
                     <ActionForm action=revoke attr:class="inline">
                         <input type="hidden" name="id" value=id.to_string()/>
                         <label for="revoke-reason">"Reason"</label>
-                        <input id="revoke-reason" name="reason" type="text" required maxlength=Reason::MAX_CHARS/>
+                        <input id="revoke-reason" name="reason" type="text" required maxlength=Reason::MAX_CHARS value=kept_reason.clone()/>
                         <button type="submit" class="danger" data-testid="revoke">"Revoke now"</button>
                     </ActionForm>
                 })}

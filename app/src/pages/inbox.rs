@@ -2,7 +2,7 @@
 //! oldest first, each with what an approver needs to decide well.
 
 use crate::api::{inbox, DecideGrant, InboxItem};
-use crate::components::{listed, use_refresh, DecideForm, ErrorNote, When};
+use crate::components::{kept_decision, listed, use_refresh, DecideForm, ErrorNote, When};
 use crate::domain::fmt_minutes;
 use crate::pages::grant::{windows_of, WindowSentence};
 use leptos::prelude::*;
@@ -12,11 +12,12 @@ pub fn InboxPage() -> impl IntoView {
     let refresh = use_refresh();
     let decide = ServerAction::<DecideGrant>::new();
     let items = Resource::new(move || (refresh.get(), decide.version().get()), |_| inbox());
+    let kept = kept_decision(decide, None);
     view! {
         <section aria-labelledby="inbox-title">
             <h1 id="inbox-title">"Requests to decide"</h1>
             <p class="hint">"Oldest first. Your own requests never appear here: someone else must decide them."</p>
-            {move || decide.value().get().and_then(Result::err).map(|e| view! { <ErrorNote error=e/> })}
+            {move || decide.value().get().and_then(Result::err).map(|e| view! { <ErrorNote error=e return_to=kept.get()/> })}
             <Transition fallback=|| view! { <p class="muted">"Loading requests…"</p> }>
                 {move || items.get().map(|r| listed(
                     r,

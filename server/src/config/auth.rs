@@ -38,7 +38,8 @@ pub struct OidcConfig {
     pub group_names: Vec<(String, String)>,
     /// Group → role mapping: a person holds every role one of their groups maps to.
     pub role_groups: Vec<(Role, Vec<String>)>,
-    /// Whether approving needs a sign-in with MFA. Default true.
+    /// Whether approving, denying, break-glass and changes to other people's grants or
+    /// the catalog need a recent sign-in with MFA. Default true.
     pub approvers_need_mfa: bool,
     /// `amr` values that count as MFA: by default multi-factor or second-factor
     /// methods only ([`DEFAULT_MFA_AMR`]), never `pwd` alone.
@@ -207,6 +208,25 @@ fn parse_group_names(value: &Value) -> Result<Vec<(String, String)>, Problem> {
     let example = "{ \"5f1c6a1e-0b7d-4c5e-9a51-3d2f7e8a9b01\" = \"timebox-requesters\" }";
     let fix = "write a table of the provider's group ids and the names policies use, such \
                as [oidc.group_names] followed by \"<object id>\" = \"sre-leads\"";
+    // From the environment (TIMEBOX_OIDC__GROUP_NAMES): "<id>=<name>, <id>=<name>".
+    if let Value::String(_, text) = value {
+        let mut out = Vec::new();
+        for pair in text.split(',').filter(|p| !p.trim().is_empty()) {
+            match pair.split_once('=') {
+                Some((id, name)) if !id.trim().is_empty() && !name.trim().is_empty() => {
+                    out.push((id.trim().to_owned(), name.trim().to_owned()));
+                }
+                _ => {
+                    return Err(Problem::new(
+                        "has a pair that is not <id>=<name>",
+                        format!("{pair:?} in {text:?}"),
+                        "write the pairs as \"<object id>=<name>, <object id>=<name>\"",
+                    ))
+                }
+            }
+        }
+        return Ok(out);
+    }
     let Value::Dict(_, entries) = value else {
         return Err(Problem::new(
             "not a table",

@@ -114,6 +114,37 @@ fn file_values_override_defaults() {
 }
 
 #[test]
+fn group_names_can_come_from_the_environment() {
+    let c = with_env(
+        "[oidc]\nissuer = \"https://login.example.com\"\nclient_id = \"timebox\"\n",
+        &[(
+            "TIMEBOX_OIDC__GROUP_NAMES",
+            "5f1c6a1e-0b7d-4c5e-9a51-3d2f7e8a9b01=timebox-requesters, 8a3e2b7c-4d1f-4e6a-b2c9-6f0d1e2a3b02=timebox-approvers",
+        )],
+    )
+    .expect("valid");
+    let names = c.oidc.expect("oidc").group_names;
+    assert_eq!(
+        names,
+        vec![
+            (
+                "5f1c6a1e-0b7d-4c5e-9a51-3d2f7e8a9b01".to_owned(),
+                "timebox-requesters".to_owned()
+            ),
+            (
+                "8a3e2b7c-4d1f-4e6a-b2c9-6f0d1e2a3b02".to_owned(),
+                "timebox-approvers".to_owned()
+            ),
+        ]
+    );
+    let m = message(with_env(
+        "[oidc]\nissuer = \"https://login.example.com\"\nclient_id = \"timebox\"\n",
+        &[("TIMEBOX_OIDC__GROUP_NAMES", "5f1c6a1e timebox-requesters")],
+    ));
+    assert_contains(&m, "<id>=<name>");
+}
+
+#[test]
 fn env_overrides_file() {
     let c = with_env(
         "[identity_center]\nportal_session = \"8h\"\n[reaper]\nenabled = true\n[database]\nmax_connections = 5\n",

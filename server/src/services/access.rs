@@ -11,8 +11,9 @@ use crate::identity_center::IdentityCenter;
 use crate::metrics::Metrics;
 use crate::store::{Approval, Decision, GrantPatch, Store, StoreError};
 use app::domain::{
-    actions, authorize, AccessPolicy, ActionCtx, ActionRefusal, Actor, Caller, DecisionSoFar,
-    Denied, FieldError, Grant, GrantAction, GrantActions, GrantId, Operation, PersonId,
+    actions, authorize, authorize_role, AccessPolicy, ActionCtx, ActionRefusal, Actor, Caller,
+    DecisionSoFar, Denied, FieldError, Grant, GrantAction, GrantActions, GrantId, Operation,
+    PersonId,
 };
 use std::sync::Arc;
 
@@ -131,7 +132,7 @@ pub struct Access {
 
 /// A role-scoped handle: the operations it offers, and who may hold it.
 pub trait Handle<'a>: Sized {
-    /// A caller holds this handle when [`authorize`] allows them this operation (one
+    /// A caller holds this handle when [`authorize_role`] allows them this operation (one
     /// that depends on roles alone).
     const HOLDERS: Operation;
     /// Every operation the handle offers (its own methods and its reader's). A
@@ -174,7 +175,9 @@ impl Access {
     ) -> Result<H, AccessError> {
         let core = &*self.core;
         let allowed = if H::OPERATIONS.contains(&op) {
-            let holds = authorize(&core.policy, caller, H::HOLDERS, None);
+            // Holding the handle is a matter of roles; an operation that needs a
+            // recent MFA sign-in asks for it when it is taken.
+            let holds = authorize_role(caller, H::HOLDERS, None);
             match (holds, authorize(&core.policy, caller, op, None)) {
                 (Ok(()), Ok(())) => Ok(()),
                 // Decided for each grant (own requests, MFA) by the handle.
@@ -206,6 +209,12 @@ impl Access {
     /// The configuration-dependent part of the rules.
     pub fn policy(&self) -> AccessPolicy {
         self.core.policy
+    }
+
+    /// What `person`, just signed in, must be told about their identity, if anything
+    /// (they map to no single Identity Store user; see `catalog::sign_in_notice`).
+    pub async fn sign_in_notice(&self, person: &app::domain::PersonId) -> Option<String> {
+        super::catalog::sign_in_notice(&self.core, person).await
     }
 
     /// Changes to grants made in this process (the live event stream).

@@ -13,7 +13,7 @@ use app::api::{
     RequestOptions,
 };
 use app::domain::{
-    AccountId, ApprovalRule, FieldError, GrantRequest, GrantState, PermissionSetName,
+    AccountId, ApprovalRule, FieldError, GrantRequest, GrantState, PermissionSetName, PersonId,
 };
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
@@ -269,18 +269,10 @@ pub(super) async fn identity_of(p: &Person<'_>) -> Result<IdentityUser, AccessEr
     match p.core.identity_center.find_user(&key, p.id.as_str()).await {
         Ok(u) => Ok(u),
         Err(e @ (IdentityError::NoMatch { .. } | IdentityError::Ambiguous { .. })) => {
-            let claim = config
-                .oidc
-                .as_ref()
-                .map_or("sub", |o| o.person_claim.as_str());
             tracing::warn!(person = %p.id, error = %e, "a person maps to no single Identity Center user");
             Err(AccessError::UnknownIdentity(format!(
-                "you are signed in as {:?} (the sign-in claim {claim:?}), and {e}. An \
-                 administrator must make oidc.person_claim and identity_center.user_match \
-                 (now {:?}) name the same attribute, or add you to IAM Identity Center; \
-                 nothing was stored",
-                p.id.as_str(),
-                key.as_str(),
+                "{}; nothing was stored",
+                unmapped(p.core, p.id, &e)
             )))
         }
         Err(e) => {
@@ -289,6 +281,48 @@ pub(super) async fn identity_of(p: &Person<'_>) -> Result<IdentityUser, AccessEr
                 "Identity Center could not be asked; try again".to_owned(),
             ))
         }
+    }
+}
+
+/// What a person who maps to no single Identity Store user (`e`) is told: who they are
+/// signed in as, by which claim, and what an administrator must set.
+fn unmapped(core: &Core, person: &PersonId, e: &IdentityError) -> String {
+    let config = &core.config;
+    let claim = config
+        .oidc
+        .as_ref()
+        .map_or("sub", |o| o.person_claim.as_str());
+    format!(
+        "you are signed in as {:?} (the sign-in claim {claim:?}), and {e}. An \
+         administrator must make oidc.person_claim and identity_center.user_match \
+         (now {:?}) name the same attribute, or add you to IAM Identity Center",
+        person.as_str(),
+        UserKey::from_config(&config.identity_center).as_str(),
+    )
+}
+
+/// What a person who has just signed in must be told about their identity: that
+/// they map to no single Identity Store user, so they cannot ask for access (they
+/// still decide and audit as their roles allow). Identity Center is asked only once
+/// it has answered Timebox (the catalog has been synced), and for at most two
+/// seconds: a sign-in is never held up by it, and a request says the same when it is
+/// sent.
+pub(super) async fn sign_in_notice(core: &Core, person: &PersonId) -> Option<String> {
+    if !matches!(core.store().catalog_synced_at().await, Ok(Some(_))) {
+        return None;
+    }
+    let key = UserKey::from_config(&core.config.identity_center);
+    let asked = tokio::time::timeout(
+        std::time::Duration::from_secs(2),
+        core.identity_center.find_user(&key, person.as_str()),
+    )
+    .await;
+    match asked {
+        Ok(Err(e @ (IdentityError::NoMatch { .. } | IdentityError::Ambiguous { .. }))) => {
+            tracing::warn!(%person, error = %e, "a person who signed in maps to no single Identity Center user");
+            Some(unmapped(core, person, &e))
+        }
+        Ok(Ok(_)) | Ok(Err(_)) | Err(_) => None,
     }
 }
 

@@ -8,21 +8,24 @@ use crate::auth::oidc::LoginError;
 use crate::auth::session::{PendingLogin, SignedIn, LOGIN_KEY, PERSON_KEY};
 use crate::auth::Auth;
 use crate::html::escape;
+use crate::services::Access;
 use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
+use axum::Extension;
 use axum::Router;
 use serde::Deserialize;
 use std::net::{IpAddr, SocketAddr};
 use tower_sessions::Session;
 
 /// The three routes, on [`Auth`] state (the OIDC client, the sessions, the limiter
-/// live in [`crate::auth`]).
-pub fn router(auth: Auth) -> Router {
+/// live in [`crate::auth`]); the callback also asks `access` whether the person maps
+/// to an Identity Store user.
+pub fn router(auth: Auth, access: Access) -> Router {
     Router::new()
         .route("/auth/login", get(login))
-        .route("/auth/callback", get(callback))
+        .route("/auth/callback", get(callback).layer(Extension(access)))
         .route("/auth/logout", post(logout))
         .with_state(auth)
 }
@@ -116,6 +119,7 @@ struct CallbackParams {
 #[tracing::instrument(skip_all, fields(client))]
 async fn callback(
     State(auth): State<Auth>,
+    Extension(access): Extension<Access>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     session: Session,
@@ -141,6 +145,7 @@ async fn callback(
                 amr = ?person.amr,
                 "signed in"
             );
+            let id = app::domain::PersonId::parse(&person.subject).ok();
             if let Err(e) = session.insert(PERSON_KEY, person).await {
                 tracing::error!(error = %e, "could not store the signed-in person");
                 return page(
@@ -149,7 +154,14 @@ async fn callback(
                     "Timebox could not start your session. Try again.",
                 );
             }
-            Redirect::to(&return_to).into_response()
+            let notice = match &id {
+                Some(id) => access.sign_in_notice(id).await,
+                None => None,
+            };
+            match notice {
+                Some(notice) => signed_in_but(&notice, &return_to),
+                None => Redirect::to(&return_to).into_response(),
+            }
         }
         Err(e) => {
             // Only a sign-in that was started and failed counts (see auth::limiter).
@@ -239,6 +251,32 @@ fn too_many_failures() -> Response {
 }
 
 /// A small self-contained page for sign-in outcomes that are not the app.
+/// The page a person sees when they are signed in but Timebox cannot find them in
+/// IAM Identity Center: what is wrong and what the administrator must set, then on
+/// to where they were going.
+fn signed_in_but(notice: &str, return_to: &str) -> Response {
+    let html = format!(
+        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Signed in · Timebox</title>\
+         <link rel=\"stylesheet\" href=\"/pkg/timebox.css\"></head><body><main id=\"main\">\
+         <section class=\"empty\"><h1>Signed in, but not found in IAM Identity Center</h1>\
+         <p class=\"error\" data-testid=\"identity-notice\">{m}.</p>\
+         <p>You can decide requests and read the history as your roles allow, but you \
+         cannot ask for access until this is fixed.</p>\
+         <p><a href=\"{to}\" data-testid=\"continue\">Continue</a></p>\
+         </section></main></body></html>",
+        m = escape(&capitalised(notice)),
+        to = escape(return_to),
+    );
+    (StatusCode::OK, Html(html)).into_response()
+}
+
+fn capitalised(s: &str) -> String {
+    let mut c = s.chars();
+    c.next()
+        .map(|f| f.to_uppercase().chain(c).collect())
+        .unwrap_or_default()
+}
+
 fn page(status: StatusCode, title: &str, message: &str) -> Response {
     let html = format!(
         "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{t} · Timebox</title>\

@@ -99,9 +99,9 @@ pub fn router(web: Web) -> Router {
             backend,
             &config,
         )))
-        .merge(evidence::router(access))
+        .merge(evidence::router(access.clone()))
         .merge(api)
-        .merge(auth::router(auth.clone()))
+        .merge(auth::router(auth.clone(), access.clone()))
         .layer(axum::middleware::from_fn_with_state(auth, resolve_caller))
         .layer(sessions)
         .layer(axum::middleware::from_fn_with_state(

@@ -280,10 +280,36 @@ async fn approving_without_mfa_is_refused_when_required() {
         .await
         .expect_err("no MFA");
     assert!(err.to_string().contains("sign in again with MFA"), "{err}");
+    // Denying needs it too (the approver's handle is still given: the inbox and the
+    // forms are shown, and acting asks for the step-up).
+    let err = access
+        .approver(&without, Operation::DenyGrant)
+        .unwrap()
+        .deny(id, None)
+        .await
+        .expect_err("no MFA");
+    assert!(
+        matches!(err, AccessError::Denied(Denied::MfaRequired)),
+        "{err:?}"
+    );
+    assert!(access.approver(&without, Operation::ReadInbox).is_ok());
     assert_eq!(
         service.store().get_grant(id).await.unwrap().unwrap().state,
         GrantState::Pending
     );
+    // So does an admin change: syncing the catalog.
+    let ada = Caller::Person {
+        id: PersonId::parse("ada").unwrap(),
+        name: "Ada".into(),
+        roles: RoleSet::of(&[Role::Admin]),
+        mfa: false,
+        groups: Vec::new(),
+    };
+    assert!(matches!(
+        access.admin(&ada, Operation::SyncCatalog),
+        Err(AccessError::Denied(Denied::MfaRequired))
+    ));
+    assert!(access.admin(&ada, Operation::ReadAdminStatus).is_ok());
     let with = match without {
         Caller::Person {
             id,

@@ -135,10 +135,15 @@ async fn who_may_call_what(db: &TestDb) {
             }
         }
     }
-    // State-changing admin call: refused for everyone but admins.
-    for (i, c) in clients.iter().enumerate().take(4) {
+    // State-changing admin call: refused for everyone but admins, and for ada, an
+    // admin signed in without MFA, until she steps up.
+    for (i, c) in clients.iter().enumerate().take(5) {
         let (status, body) = api.post(c, "/api/v1/admin/catalog/sync", json!({})).await;
         assert_eq!(status, if i == 0 { 401 } else { 403 }, "{body}");
+        let code = body["error"]["code"].as_str();
+        if i == 4 {
+            assert_eq!(code, Some("mfa_required"), "{body}");
+        }
     }
 }
 
@@ -171,15 +176,18 @@ async fn request_approve_and_refusals(db: &TestDb) {
         "{body}"
     );
 
-    // Arno signed in without MFA: approving is refused, denying would not be.
+    // Arno signed in without MFA: approving and denying are refused, saying so.
     let arno = api.client("arno").await;
-    let (status, body) = api
-        .post(&arno, &format!("/api/v1/grants/{id}/approve"), json!({}))
-        .await;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (403, Some("mfa_required"))
-    );
+    for decision in ["approve", "deny"] {
+        let (status, body) = api
+            .post(&arno, &format!("/api/v1/grants/{id}/{decision}"), json!({}))
+            .await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (403, Some("mfa_required")),
+            "{decision}: {body}"
+        );
+    }
 
     // Inbox: mia sees rita's request with its context, never her own.
     let mia = api.client("mia").await;

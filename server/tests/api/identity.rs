@@ -232,6 +232,40 @@ async fn grants_of(
 /// assigns that user; CloudTrail's sessions are matched by that user's `UserName`
 /// and a look-alike name is not. A person the identity store does not know is
 /// refused when asking, and nothing is stored.
+/// A person who maps to no Identity Store user is told so at sign-in, with the claim,
+/// the value and the settings; only once Identity Center has answered Timebox (the
+/// catalog is synced), so a sign-in never waits on an Identity Center never reached.
+#[tokio::test]
+async fn a_sign_in_that_maps_to_nobody_says_which_claim_value_and_setting() {
+    let db = TestDb::sqlite().await;
+    let r = rig_with(&db, settings(), &["rita@corp.example".into()]).await;
+    let access = access(&r).await;
+    let nobody = app::domain::PersonId::parse("nobody@corp.example").unwrap();
+    let rita = app::domain::PersonId::parse("rita@corp.example").unwrap();
+    assert_eq!(
+        access.sign_in_notice(&nobody).await,
+        None,
+        "Identity Center has not answered yet"
+    );
+    timebox_server::identity_center::catalog::sync(
+        r.slow.as_ref(),
+        r.store.as_ref(),
+        timebox_server::clock::Clock::now(&r.clock),
+    )
+    .await
+    .unwrap();
+    let notice = access.sign_in_notice(&nobody).await.expect("told");
+    for part in [
+        "nobody@corp.example",
+        "\"sub\"",
+        "oidc.person_claim",
+        "identity_center.user_match",
+    ] {
+        assert!(notice.contains(part), "{part} in {notice}");
+    }
+    assert_eq!(access.sign_in_notice(&rita).await, None, "Rita is known");
+}
+
 async fn a_request_is_made_for_the_identity_store_user(db: &TestDb) {
     let r = rig_with(
         db,
