@@ -159,8 +159,14 @@ approvals_required = 1
   }
   const child = spawn(bin, [], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
+  let stopping = false;
   child.stdout.on('data', (d) => (output += d));
   child.stderr.on('data', (d) => (output += d));
+  // A server that dies under a test says why (its last lines), instead of leaving
+  // only "connection refused" behind.
+  child.once('exit', (code, signal) => {
+    if (!stopping) console.error(`timebox exited unexpectedly (${code ?? signal}); its last output:\n${output.slice(-6000)}`);
+  });
   const deadline = Date.now() + 30_000;
   for (;;) {
     if (child.exitCode !== null) {
@@ -185,6 +191,7 @@ approvals_required = 1
     clientSecret,
     output: () => output,
     async stop() {
+      stopping = true;
       child.kill('SIGTERM');
       await new Promise((r) => (child.exitCode !== null ? r() : child.once('exit', r)));
       await provider?.close();

@@ -14,8 +14,26 @@ const USAGE: &str = "usage: timebox [--config FILE] [--check-config]
                     TIMEBOX_CONFIG works too). TIMEBOX_* variables override it.
   --check-config    validate the configuration and exit";
 
-#[tokio::main]
-async fn main() -> ExitCode {
+/// Stack for each runtime worker thread. Server-side rendering of a page nests many
+/// futures; tokio's default 2 MiB overflowed on the request page in a debug build, so
+/// the workers get room to spare (it is address space, touched only as used).
+const WORKER_STACK: usize = 16 * 1024 * 1024;
+
+fn main() -> ExitCode {
+    match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_stack_size(WORKER_STACK)
+        .build()
+    {
+        Ok(runtime) => runtime.block_on(run()),
+        Err(e) => {
+            eprintln!("timebox: cannot start the async runtime: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> ExitCode {
     let mut config_path: Option<PathBuf> = std::env::var_os("TIMEBOX_CONFIG").map(PathBuf::from);
     let mut check_only = false;
     let mut args = std::env::args().skip(1);
