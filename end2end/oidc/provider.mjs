@@ -242,6 +242,9 @@ export async function startProvider(options) {
       groups: ['groups', '_claim_names', '_claim_sources'],
     },
     issueRefreshToken: async (ctx, client) => client.grantTypeAllowed('refresh_token'),
+    // Every refresh token is single-use (rotated at each refresh, as Entra ID does and
+    // Okta with rotation on): a spent one is refused, and the grant with it.
+    rotateRefreshToken: () => true,
     scopes: ['openid', 'profile', 'email', 'groups'],
     // Put the requested claims (groups among them) into the ID token itself.
     conformIdTokenClaims: false,

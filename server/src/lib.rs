@@ -129,7 +129,14 @@ impl Wiring {
             policy::PolicyService::start(&config.policy, store.clone(), clock.clone()).await?;
         let grants = services::GrantService::new(store.clone(), clock.clone(), policy.clone());
         let config = Arc::new(config);
-        let auth = auth::Auth::start(config.clone(), clock.clone()).await?;
+        let auth = auth::Auth::start(config.clone(), clock.clone())
+            .await?
+            .with_refresh_leases(jobs::Leases::new(
+                "session-refresh",
+                store.clone(),
+                clock.clone(),
+                std::time::Duration::from_secs(30),
+            ));
         let metrics = Arc::new(metrics::Metrics::new());
         // Builds the clients only (region, credentials and endpoints from the chain
         // and `[aws]`); nothing is called until the reaper's first tick.

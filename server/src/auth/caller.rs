@@ -155,14 +155,43 @@ impl Auth {
         }
         let _one = self.refreshing.lock().await;
         // Another request of this session may have refreshed it meanwhile.
-        if let Some(id) = session.id() {
-            match self.sessions.person(&id).await {
-                Ok(Some(latest)) if !due(&latest) => return Checked::Current(latest),
-                Ok(Some(_)) | Err(_) => {}
-                Ok(None) => return Checked::Ended,
+        let id = session.id();
+        let mut held = None;
+        if let Some(id) = &id {
+            if let Some(done) = self.current(session, id, &due).await {
+                return done;
+            }
+            if let Some(leases) = &self.refresh_leases {
+                match leases.hold(&refresh_key(id)).await {
+                    Ok(true) => {
+                        held = Some(refresh_key(id));
+                        // The replica that held it before may have finished between
+                        // the look above and taking the lease.
+                        if let Some(done) = self.current(session, id, &due).await {
+                            self.release(held.as_deref()).await;
+                            return done;
+                        }
+                    }
+                    // Another replica is refreshing this session: its answer lands in
+                    // the session within moments.
+                    Ok(false) => return self.refreshed_elsewhere(session, id, person, &due).await,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot take the session's refresh lease; no roles until it can");
+                        return Checked::Unconfirmed(person);
+                    }
+                }
             }
         }
-        match oidc.refresh(&person).await {
+        let refreshed = oidc.refresh(&person).await;
+        if let (Ok(fresh), Some(id)) = (&refreshed, &id) {
+            // Stored at once, before the lease is given up: the session's other
+            // requests and replicas find it there.
+            if let Err(e) = self.sessions.put_person(id, fresh).await {
+                tracing::warn!(error = %e, "could not store the confirmed groups");
+            }
+        }
+        self.release(held.as_deref()).await;
+        match refreshed {
             Ok(fresh) => {
                 tracing::info!(
                     subject = %fresh.subject,
@@ -184,6 +213,65 @@ impl Auth {
             }
         }
     }
+}
+
+impl Auth {
+    /// The stored session's person when a re-check is no longer `due` (another
+    /// request or replica made it), taken into this request's session too; `Ended`
+    /// when the session is gone; `None` when the re-check is still to be made.
+    async fn current(
+        &self,
+        session: &Session,
+        id: &tower_sessions::session::Id,
+        due: &impl Fn(&SignedIn) -> bool,
+    ) -> Option<Checked> {
+        match self.sessions.person(id).await {
+            Ok(Some(latest)) if !due(&latest) => {
+                if let Err(e) = session.insert(PERSON_KEY, &latest).await {
+                    tracing::warn!(error = %e, "could not keep the confirmed groups");
+                }
+                Some(Checked::Current(latest))
+            }
+            Ok(Some(_)) | Err(_) => None,
+            Ok(None) => Some(Checked::Ended),
+        }
+    }
+
+    /// Gives up the refresh lease `key` if one is held (it would run out anyway).
+    async fn release(&self, key: Option<&str>) {
+        if let (Some(key), Some(leases)) = (key, &self.refresh_leases) {
+            if let Err(e) = leases.release(key).await {
+                tracing::debug!(error = %e, "could not give the session's refresh lease up; it runs out");
+            }
+        }
+    }
+
+    /// Waits (up to five seconds) for the replica holding the refresh lease to store
+    /// its re-check; meanwhile, and if it never lands, the person holds no role.
+    async fn refreshed_elsewhere(
+        &self,
+        session: &Session,
+        id: &tower_sessions::session::Id,
+        person: SignedIn,
+        due: &impl Fn(&SignedIn) -> bool,
+    ) -> Checked {
+        for _ in 0..25 {
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            if let Some(done) = self.current(session, id, due).await {
+                return done;
+            }
+        }
+        tracing::info!("another replica is still re-checking this session; no roles for now");
+        Checked::Unconfirmed(person)
+    }
+}
+
+/// The lease key of session `id`'s refresh: a digest, so the session id (a bearer
+/// secret) is not written to the leases table.
+fn refresh_key(id: &tower_sessions::session::Id) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(id.to_string().as_bytes());
+    format!("session-refresh|{}", hex::encode(&digest[..16]))
 }
 
 /// The caller [`resolve_caller`] found, for handlers: `CurrentCaller(caller)`.

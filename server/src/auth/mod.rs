@@ -46,6 +46,9 @@ pub struct Auth {
     pub clock: Arc<dyn Clock>,
     /// One group refresh at a time (a refresh token may be single-use).
     pub refreshing: Arc<tokio::sync::Mutex<()>>,
+    /// One replica at a time refreshes a session ([`Auth::with_refresh_leases`]);
+    /// `None`: this process is the only one.
+    pub refresh_leases: Option<crate::jobs::Leases>,
 }
 
 impl Auth {
@@ -65,7 +68,19 @@ impl Auth {
             config,
             clock,
             refreshing: Arc::default(),
+            refresh_leases: None,
         })
+    }
+
+    /// Replicas sharing the database refresh a session one at a time, under leases
+    /// in that database (`session-refresh|<digest of the session id>`): the others
+    /// wait for the re-check to land in the session rather than spend the same
+    /// refresh token, which a provider that rotates them answers by ending the
+    /// session.
+    #[must_use]
+    pub fn with_refresh_leases(mut self, leases: crate::jobs::Leases) -> Self {
+        self.refresh_leases = Some(leases);
+        self
     }
 
     /// The configuration-dependent part of the authorization rules.

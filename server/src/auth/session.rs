@@ -74,6 +74,14 @@ pub struct SignedIn {
     pub checked_at: Option<DateTime<Utc>>,
 }
 
+impl SignedIn {
+    /// When the provider last confirmed this person: the last group re-check, else
+    /// the sign-in.
+    pub fn confirmed_at(&self) -> DateTime<Utc> {
+        self.checked_at.unwrap_or(self.signed_in_at)
+    }
+}
+
 /// A refresh token: its `Debug` shows nothing of it.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(transparent)]
@@ -191,6 +199,38 @@ impl DbSessionStore {
             .and_then(|v| serde_json::from_value::<SignedIn>(v.clone()).ok()))
     }
 
+    /// `record` with the person as the store holds them now, when that is a later
+    /// confirmation of the same person than the record's (a group re-check that
+    /// another request of the session made while this one ran): a request that
+    /// loaded the session before the re-check must not write the older copy, and its
+    /// spent refresh token, back. `None`: `record` is written as it is.
+    async fn with_newest_confirmation(&self, record: &Record) -> Option<Record> {
+        let mine: SignedIn = serde_json::from_value(record.data.get(PERSON_KEY)?.clone()).ok()?;
+        let stored = self.person(&record.id).await.ok()??;
+        if stored.subject != mine.subject || stored.confirmed_at() <= mine.confirmed_at() {
+            return None;
+        }
+        let mut kept = record.clone();
+        kept.data
+            .insert(PERSON_KEY.to_owned(), serde_json::to_value(&stored).ok()?);
+        Some(kept)
+    }
+
+    /// Stores `person` as session `id`'s signed-in person at once (not at the end of
+    /// the request), so other requests and replicas see a re-check as soon as it is
+    /// made. False when the session has ended.
+    pub async fn put_person(&self, id: &Id, person: &SignedIn) -> session_store::Result<bool> {
+        let Some(mut record) = self.load(id).await? else {
+            return Ok(false);
+        };
+        let value = serde_json::to_value(person)
+            .map_err(|e| session_store::Error::Encode(e.to_string()))?;
+        record.data.insert(PERSON_KEY.to_owned(), value);
+        self.update(&record)
+            .await
+            .map_err(|e| session_store::Error::Backend(e.to_string()))
+    }
+
     /// Writes `record` over the stored session with its id, if there still is one;
     /// whether there was.
     async fn update(&self, record: &Record) -> Result<bool, sqlx::Error> {
@@ -237,7 +277,8 @@ impl SessionStore for DbSessionStore {
     }
 
     async fn save(&self, record: &Record) -> session_store::Result<()> {
-        match self.update(record).await {
+        let kept = self.with_newest_confirmation(record).await;
+        match self.update(kept.as_ref().unwrap_or(record)).await {
             Ok(true) => Ok(()),
             Ok(false) => {
                 tracing::debug!("a request ended after its session did; not written back");

@@ -435,6 +435,45 @@ async fn an_ended_session_is_not_written_back(db: &TestDb) {
     changed.data.insert("seen".into(), serde_json::json!(true));
     store.save(&changed).await.unwrap();
     assert_eq!(store.load(&record.id).await.unwrap(), Some(changed.clone()));
+    // A group re-check stores the person again (a later confirmation, a new refresh
+    // token); a request that loaded the session before it saves its older copy at the
+    // end: the re-check stays, the rest of the request's changes are kept.
+    let signed_in = |minutes: i64, token: &str| {
+        serde_json::json!({
+            "subject": "ada", "name": null, "email": null, "groups": ["timebox-admins"],
+            "amr": [], "acr": null,
+            "signed_in_at": "2026-12-04T10:00:00Z",
+            "checked_at": (chrono::DateTime::parse_from_rfc3339("2026-12-04T10:00:00Z").unwrap()
+                + chrono::Duration::minutes(minutes)).to_rfc3339(),
+            "refresh_token": token,
+        })
+    };
+    let mut before = changed.clone();
+    before
+        .data
+        .insert("timebox.person".into(), signed_in(0, "spent"));
+    store.save(&before).await.unwrap();
+    let fresh: timebox_server::auth::session::SignedIn =
+        serde_json::from_value(signed_in(61, "new")).unwrap();
+    assert!(store.put_person(&record.id, &fresh).await.unwrap());
+    let mut stale = before.clone();
+    stale.data.insert("late".into(), serde_json::json!(1));
+    store.save(&stale).await.unwrap();
+    let now = store.load(&record.id).await.unwrap().expect("stored");
+    assert_eq!(
+        now.data["timebox.person"]["refresh_token"], "new",
+        "{now:?}"
+    );
+    assert_eq!(now.data["late"], 1);
+    assert_eq!(
+        store
+            .person(&record.id)
+            .await
+            .unwrap()
+            .map(|p| p.confirmed_at()),
+        Some(fresh.confirmed_at())
+    );
+
     // Logout deletes it; the request in flight saves what it loaded before.
     store.delete(&record.id).await.unwrap();
     store.save(&changed).await.unwrap();
@@ -690,6 +729,69 @@ async fn an_old_mfa_sign_in_must_step_up_before_approving() {
 /// Groups are confirmed with the provider every `session.refresh` (its refresh
 /// token, no sign-in): a person removed from the approvers group keeps the role no
 /// longer than that, then cannot approve.
+/// Two replicas on one database and one session whose group re-check is due, asked
+/// at the same moment: one spends the refresh token (single-use at the test provider,
+/// as with rotation at Entra ID and Okta), the other waits for its answer in the
+/// session instead of spending it again, which the provider would answer by ending
+/// the session. The person stays signed in with their roles on both, re-check after
+/// re-check.
+#[tokio::test]
+async fn replicas_re_check_a_session_once_with_a_single_use_refresh_token() {
+    let clock = timebox_server::clock::ManualClock::new(chrono::Utc::now());
+    let every = std::time::Duration::from_secs(5 * 60);
+    let s = site_on(
+        "plain",
+        |_| {},
+        |c| c.session.refresh = every,
+        Arc::new(clock.clone()),
+    )
+    .await;
+    let listener = free_listener().await;
+    let other_url = format!("http://{}", listener.local_addr().unwrap());
+    let oidc = s.provider.config(&s.app.url);
+    let _other = TestApp::spawn_on(
+        listener,
+        &s.db,
+        move |c| {
+            c.oidc = Some(oidc);
+            c.session.refresh = every;
+        },
+        Arc::new(clock.clone()),
+    )
+    .await;
+    let (mia, r) = s.sign_in("mia").await;
+    assert_eq!(r.status(), 303);
+    let page_at = |url: String| {
+        let mia = mia.clone();
+        async move {
+            mia.get(format!("{url}/"))
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap()
+        }
+    };
+    for round in 0..3 {
+        clock.advance(chrono::Duration::minutes(6));
+        let (here, there) = tokio::join!(page_at(s.app.url.clone()), page_at(other_url.clone()));
+        for (which, html) in [("this replica", &here), ("the other", &there)] {
+            let state = if html.contains("data-testid=\"anonymous\"") {
+                "signed out"
+            } else if html.contains("data-testid=\"roles\" class=\"error\"") {
+                "signed in without roles"
+            } else {
+                "signed in"
+            };
+            assert!(
+                html.contains("data-testid=\"section-approve\""),
+                "round {round}, {which}: {state}, not an approver"
+            );
+        }
+    }
+}
+
 #[tokio::test]
 async fn a_person_removed_from_the_approvers_stops_approving_after_the_refresh() {
     let clock = timebox_server::clock::ManualClock::new(chrono::Utc::now());
