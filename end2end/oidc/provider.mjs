@@ -199,7 +199,18 @@ export const TIMEBOX_SETTINGS = {
     userDomain: DOMAIN,
   },
   okta: { env: { TIMEBOX_OIDC__PERSON_CLAIM: 'preferred_username' }, userDomain: DOMAIN },
-  google: { env: { TIMEBOX_OIDC__PERSON_CLAIM: 'email' }, userDomain: DOMAIN },
+  // No groups claim at Google: roles by person (oidc.*_people). Google reports no
+  // MFA either, so approving needs an acr setting this provider does not send.
+  google: {
+    env: {
+      TIMEBOX_OIDC__PERSON_CLAIM: 'email',
+      TIMEBOX_OIDC__REQUESTER_PEOPLE: `rita@${DOMAIN}`,
+      TIMEBOX_OIDC__APPROVER_PEOPLE: `arno@${DOMAIN}, mia@${DOMAIN}`,
+      TIMEBOX_OIDC__AUDITOR_PEOPLE: `audrey@${DOMAIN}`,
+      TIMEBOX_OIDC__ADMIN_PEOPLE: `ada@${DOMAIN}`,
+    },
+    userDomain: DOMAIN,
+  },
 };
 
 /**

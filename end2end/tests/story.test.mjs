@@ -166,7 +166,7 @@ test('a requester asks, an approver approves, the grant is provisioned, ended ea
   await arno.page.getByTestId('approve').click();
   // Approved: the reaper may already have moved it on.
   await arno.page.waitForSelector('[data-testid="grant"]:not([data-state="pending"])', { timeout: 30_000 });
-  assert.match(await arno.page.textContent('.approvals'), /arno@corp\.example approved/);
+  assert.match(await arno.page.textContent('.approvals'), /Arno Approver \(arno@corp\.example\) approved/);
 
   // The reaper provisions it; Rita's list follows without a reload.
   await rita.page.waitForSelector(`tr[data-grant="${id}"][data-state="active"]`, { timeout: 60_000 });
@@ -232,7 +232,8 @@ test('an approver denies a request; nobody approves their own request', async ()
   await shot(mia.page, '08-denied');
   await goto(rita.page, `/grants/${id}`);
   await waitForState(rita.page, id, 'denied');
-  assert.match(await rita.page.textContent('.approvals'), /mia@corp\.example denied/);
+  assert.match(await rita.page.textContent('.approvals'), /Mia Approver \(mia@corp\.example\) denied/);
+  assert.equal(await rita.page.getByTestId('requester').textContent(), 'Rita Requester (rita@corp.example)');
 
   // Ada holds every role, yet cannot approve her own request: no button, and the API says why.
   const ada = await signedIn('ada');

@@ -177,6 +177,10 @@ pub struct GrantDetail {
     /// The account's display name from the synced catalog.
     #[serde(default)]
     pub account_name: Option<String>,
+    /// Display names (of their last sign-in) of the people the page names, by person
+    /// id: the requester, the deciders, the audit trail's actors.
+    #[serde(default)]
+    pub names: std::collections::BTreeMap<String, String>,
 }
 
 /// Filters of the history (all optional; all given must match).

@@ -188,6 +188,15 @@ pub fn may(viewer: &Viewer, op: Operation) -> bool {
     authorize(&viewer.policy, &viewer.caller, op, None).is_ok()
 }
 
+/// A person as pages show them: "Display name (person id)" when their sign-in gave
+/// a name (`names`, by person id), else the id alone.
+pub fn person_label(names: &std::collections::BTreeMap<String, String>, id: &str) -> String {
+    match names.get(id) {
+        Some(name) if name != id => format!("{name} ({id})"),
+        _ => id.to_owned(),
+    }
+}
+
 /// The signed-in person's id, if any.
 pub fn viewer_id(viewer: &Viewer) -> Option<String> {
     match &viewer.caller {

@@ -7,8 +7,8 @@ use crate::api::{
     get_grant_detail, CancelGrant, DecideGrant, ExtendGrant, GrantDetail, ReviewGrant, RevokeGrant,
 };
 use crate::components::{
-    kept_decision, use_refresh, ActivityMarks, CancelForm, DecideForm, DoneForm, ErrorNote,
-    MaybeWhen, StateBadge, Table, Timeline, When,
+    kept_decision, person_label, use_refresh, ActivityMarks, CancelForm, DecideForm, DoneForm,
+    ErrorNote, MaybeWhen, StateBadge, Table, Timeline, When,
 };
 use crate::domain::{
     fmt_minutes, format_human, AccessChain, EvidenceSummary, Grant, GrantId, GrantWindows,
@@ -210,7 +210,7 @@ fn GrantView(
                 <StateBadge state=g.state/>
             </h1>
             <dl class="facts">
-                <dt>"Requester"</dt><dd data-testid="requester">{g.request.requester.to_string()}</dd>
+                <dt>"Requester"</dt><dd data-testid="requester">{person_label(&d.names, g.request.requester.as_str())}</dd>
                 <dt>"Duration"</dt><dd>{fmt_minutes(g.request.duration.minutes())}</dd>
                 <dt>"Requested"</dt><dd><When at=g.created_at/></dd>
                 <dt>"Start"</dt><dd>{match g.request.requested_start {
@@ -239,7 +239,7 @@ fn GrantView(
                     <ul class="approvals">
                         {d.approvals.iter().map(|a| view! {
                             <li>
-                                <strong>{a.approver.clone()}</strong> " " {if a.decision == "approve" { "approved" } else { "denied" }} " "
+                                <strong>{person_label(&d.names, &a.approver)}</strong> " " {if a.decision == "approve" { "approved" } else { "denied" }} " "
                                 <When at=a.decided_at/>
                                 {a.comment.clone().map(|c| view! { ": " <q>{c}</q> })}
                             </li>
@@ -403,7 +403,7 @@ fn GrantView(
                             <tr>
                                 <td>{e.seq}</td>
                                 <td><When at=e.at/></td>
-                                <td>{e.actor.clone()}</td>
+                                <td>{person_label(&d.names, &e.actor)}</td>
                                 <td>
                                     {e.action.clone()}
                                     {match (&e.from_state, &e.to_state) {

@@ -16,13 +16,16 @@ use std::convert::Infallible;
 use tower_sessions::Session;
 
 impl Auth {
-    /// The roles `groups` map to.
-    pub fn roles_for(&self, groups: &[String]) -> RoleSet {
+    /// The roles `person` holds: those one of their `groups` maps to
+    /// (`oidc.*_groups`) or whose person list (`oidc.*_people`) names them.
+    pub fn roles_for(&self, person: &PersonId, groups: &[String]) -> RoleSet {
         let Some(oidc) = &self.config.oidc else {
             return RoleSet::empty();
         };
         Role::ALL.into_iter().fold(RoleSet::empty(), |set, role| {
-            if oidc.groups_for(role).iter().any(|g| groups.contains(g)) {
+            if oidc.groups_for(role).iter().any(|g| groups.contains(g))
+                || oidc.people_for(role).iter().any(|p| p == person.as_str())
+            {
                 set.with(role)
             } else {
                 set
@@ -54,8 +57,8 @@ impl Auth {
         match PersonId::parse(&person.subject) {
             Ok(id) => Caller::Person {
                 name: person.name.clone().unwrap_or_else(|| id.to_string()),
+                roles: self.roles_for(&id, &person.groups),
                 id,
-                roles: self.roles_for(&person.groups),
                 mfa: self.used_mfa(person),
                 groups: person.groups.clone(),
             },

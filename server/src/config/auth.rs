@@ -38,6 +38,10 @@ pub struct OidcConfig {
     pub group_names: Vec<(String, String)>,
     /// Group → role mapping: a person holds every role one of their groups maps to.
     pub role_groups: Vec<(Role, Vec<String>)>,
+    /// Person → role mapping (`oidc.*_people`: person ids, emails compared without
+    /// case), for providers that send no groups claim (Google) or for a few named
+    /// people; a person holds the roles of their groups and of these lists.
+    pub role_people: Vec<(Role, Vec<String>)>,
     /// Whether approving, denying, break-glass and changes to other people's grants or
     /// the catalog need a recent sign-in with MFA. Default true.
     pub approvers_need_mfa: bool,
@@ -86,6 +90,15 @@ impl OidcConfig {
             .iter()
             .find(|(r, _)| *r == role)
             .map(|(_, g)| g.as_slice())
+            .unwrap_or_default()
+    }
+
+    /// The person ids `oidc.<role>_people` gives `role`.
+    pub fn people_for(&self, role: Role) -> &[String] {
+        self.role_people
+            .iter()
+            .find(|(r, _)| *r == role)
+            .map(|(_, p)| p.as_slice())
             .unwrap_or_default()
     }
 
@@ -148,6 +161,17 @@ impl OidcConfig {
             (role, groups)
         })
         .to_vec();
+        let role_people = [
+            (Role::Requester, "requester_people"),
+            (Role::Approver, "approver_people"),
+            (Role::Auditor, "auditor_people"),
+            (Role::Admin, "admin_people"),
+        ]
+        .map(|(role, key)| {
+            let people = keys.value(key, Vec::new(), parse_people);
+            (role, people)
+        })
+        .to_vec();
         let approvers_need_mfa = keys.value("approvers_need_mfa", true, parse_bool);
         let mfa_amr = keys.value("mfa_amr", words(DEFAULT_MFA_AMR), |v| {
             parse_list(v, "\"mfa\", \"otp\"")
@@ -182,8 +206,12 @@ impl OidcConfig {
                  such as mfa_amr = [\"mfa\", \"otp\"]",
             );
         }
-        if role_groups.iter().all(|(_, g)| g.is_empty()) {
-            tracing::warn!("no oidc.*_groups are set: people can sign in but hold no role");
+        if role_groups.iter().all(|(_, g)| g.is_empty())
+            && role_people.iter().all(|(_, p)| p.is_empty())
+        {
+            tracing::warn!(
+                "no oidc.*_groups or oidc.*_people are set: people can sign in but hold no role"
+            );
         }
         Some(OidcConfig {
             issuer,
@@ -195,12 +223,33 @@ impl OidcConfig {
             groups_claim,
             group_names,
             role_groups,
+            role_people,
             approvers_need_mfa,
             mfa_amr,
             mfa_acr,
             mfa_max_age,
         })
     }
+}
+
+/// `oidc.*_people`: person ids as `oidc.person_claim` gives them (emails are kept
+/// in lower case, as person ids compare).
+fn parse_people(value: &Value) -> Result<Vec<String>, Problem> {
+    parse_list(value, "\"ada@corp.example\"")?
+        .into_iter()
+        .map(|p| {
+            app::domain::PersonId::parse(&p)
+                .map(|id| id.as_str().to_owned())
+                .map_err(|e| {
+                    Problem::new(
+                        "has an entry that is not a person id",
+                        format!("{p:?}: {e}"),
+                        "list the person ids (the oidc.person_claim values) of the people \
+                         who hold the role, such as [\"ada@corp.example\"]",
+                    )
+                })
+        })
+        .collect()
 }
 
 /// `[oidc.group_names]`: a table of group id → name, both non-empty strings.

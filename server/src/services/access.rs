@@ -211,6 +211,24 @@ impl Access {
         self.core.policy
     }
 
+    /// Records that `person` signed in as `display_name`, for pages to show them by
+    /// name. Best effort: a failure is logged, the sign-in goes on.
+    pub async fn saw_person(&self, person: &app::domain::PersonId, display_name: &str) {
+        let name = display_name.trim();
+        if name.is_empty() || name == person.as_str() {
+            return;
+        }
+        let name: String = name.chars().take(200).collect();
+        if let Err(e) = self
+            .core
+            .store()
+            .record_person(person.as_str(), &name, self.core.now())
+            .await
+        {
+            tracing::warn!(error = %e, "could not record a person's display name");
+        }
+    }
+
     /// What `person`, just signed in, must be told about their identity, if anything
     /// (they map to no single Identity Store user; see `catalog::sign_in_notice`).
     pub async fn sign_in_notice(&self, person: &app::domain::PersonId) -> Option<String> {

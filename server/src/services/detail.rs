@@ -30,6 +30,15 @@ pub(super) async fn detail(p: &Person<'_>, grant: Grant) -> Result<GrantDetail, 
     let access = AccessChain::of(&super::extensions::chain(store.as_ref(), &grant).await?);
     let found = evidence::of_grant(p.core, id).await?;
     let first_events = evidence::events(p.core, id, None, GRANT_PAGE_EVENTS).await?;
+    // Who the page names (the requester, the deciders, the audit trail's actors), by
+    // the display names their sign-ins gave.
+    let mut named: Vec<String> = std::iter::once(grant.request.requester.to_string())
+        .chain(facts.approvals.iter().map(|a| a.approver.clone()))
+        .chain(events.iter().map(|e| e.actor.clone()))
+        .collect();
+    named.sort_unstable();
+    named.dedup();
+    let names = store.display_names(&named).await?;
     let permission_set_session_seconds = match grant.permission_set_session {
         Some(s) => Some(s.as_duration().num_seconds()),
         None => session_seconds_of(p, grant.request.permission_set.as_str()).await?,
@@ -65,6 +74,7 @@ pub(super) async fn detail(p: &Person<'_>, grant: Grant) -> Result<GrantDetail, 
         account_name: super::catalog::account_names(p.core)
             .await?
             .remove(grant_account.as_str()),
+        names,
     })
 }
 

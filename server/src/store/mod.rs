@@ -6,7 +6,8 @@
 //! between the dialects): `grants.rs` (grants and their lifecycle), `approvals.rs`,
 //! `audit.rs` (the hash-chained log and its one verifier), `catalog.rs`, `reaper.rs`
 //! (the reaper's queue and AWS rows), `leases.rs`, `outbox.rs` (notifications and
-//! deliveries), `evidence.rs` (activity and grant evidence), `health.rs`.
+//! deliveries), `evidence.rs` (activity and grant evidence), `people.rs` (display
+//! names of the people who signed in), `health.rs`.
 //! [`Store`] is all of them: callers take `Arc<dyn Store>` (a trait object reaches
 //! its supertraits' methods without imports); code holding a concrete store
 //! (`SqliteStore`, in tests) uses `crate::store::prelude::*`.
@@ -29,6 +30,7 @@ pub mod grants;
 pub mod health;
 pub mod leases;
 pub mod outbox;
+pub mod people;
 pub mod reaper;
 mod sql;
 
@@ -49,6 +51,7 @@ pub use outbox::{
     Delivery, DeliveryState, DeliveryStatus, NewDelivery, NewNotification, NotificationEventRecord,
     Outbox, OutboxStats,
 };
+pub use people::People;
 pub use reaper::{GrantAws, ReaperQueue};
 pub use sql::{PostgresStore, SqliteStore};
 
@@ -98,13 +101,14 @@ store_of!(
     ReaperQueue,
     TargetLeases,
     Outbox,
-    Evidence
+    Evidence,
+    People
 );
 
 /// The repository traits, for calling their methods on a concrete store.
 pub mod prelude {
     pub use super::{
-        Approvals, AuditLog, Catalog, Evidence, Grants, Health, Outbox, ReaperQueue, Store,
+        Approvals, AuditLog, Catalog, Evidence, Grants, Health, Outbox, People, ReaperQueue, Store,
         StoreError, TargetLeases,
     };
 }

@@ -146,6 +146,9 @@ async fn callback(
                 "signed in"
             );
             let id = app::domain::PersonId::parse(&person.subject).ok();
+            if let (Some(id), Some(name)) = (&id, &person.name) {
+                access.saw_person(id, name).await;
+            }
             if let Err(e) = session.insert(PERSON_KEY, person).await {
                 tracing::error!(error = %e, "could not store the signed-in person");
                 return page(

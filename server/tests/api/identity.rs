@@ -126,6 +126,16 @@ async fn entra_people_are_known_by_the_configured_claim_and_groups_by_id_or_name
     let viewer = s.viewer(&rita).await;
     assert_eq!(viewer["caller"]["id"], "rita@corp.example", "{viewer}");
     assert_eq!(viewer["caller"]["name"], "Rita Requester");
+    // Pages show her by the name her sign-in gave, next to the id.
+    let names =
+        s.db.store()
+            .display_names(&["rita@corp.example".to_owned(), "nobody".to_owned()])
+            .await
+            .unwrap();
+    assert_eq!(
+        names.into_iter().collect::<Vec<_>>(),
+        [("rita@corp.example".to_owned(), "Rita Requester".to_owned())]
+    );
     let groups = viewer["caller"]["groups"].as_array().unwrap();
     assert!(groups.iter().any(|g| g == ENTRA_REQUESTERS), "{groups:?}");
     assert!(
@@ -188,11 +198,34 @@ async fn any_claim_can_name_the_person_and_a_missing_one_says_which() {
     assert!(page.contains("oidc.person_claim"), "{page}");
     assert_eq!(s.viewer(&client).await["caller"]["kind"], "anonymous");
 
-    // With its email claim, the Google person is known (case-insensitively).
-    let s = site("google", |o| o.person_claim = "email".into(), |_| {}).await;
+    // With its email claim, the Google person is known (case-insensitively). Google
+    // sends no groups: roles come from the configured people.
+    let s = site(
+        "google",
+        |o| {
+            o.person_claim = "email".into();
+            o.role_people = vec![
+                (Role::Requester, vec!["rita@corp.example".into()]),
+                (Role::Approver, vec!["mia@corp.example".into()]),
+            ];
+        },
+        |_| {},
+    )
+    .await;
     let (client, r) = s.sign_in("rita").await;
     assert_eq!(r.status(), 303);
     assert_eq!(s.viewer(&client).await["caller"]["id"], "rita@corp.example");
+    let sections = |html: String| {
+        ["section-request", "section-approve"]
+            .into_iter()
+            .filter(|t| html.contains(&format!("data-testid=\"{t}\"")))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(sections(s.page(&client).await), ["section-request"]);
+    let (mia, _) = s.sign_in("mia").await;
+    assert_eq!(sections(s.page(&mia).await), ["section-approve"]);
+    let (audrey, _) = s.sign_in("audrey").await;
+    assert!(sections(s.page(&audrey).await).is_empty());
     // And Okta's opaque 00u… sub is only a sub.
     let s = site("okta", |_| {}, |_| {}).await;
     let (client, _) = s.sign_in("rita").await;

@@ -107,6 +107,7 @@ impl TestProvider {
                 (Role::Auditor, vec!["timebox-auditors".into()]),
                 (Role::Admin, vec!["timebox-admins".into()]),
             ],
+            role_people: Vec::new(),
             approvers_need_mfa: true,
             mfa_amr: vec!["otp".into(), "mfa".into()],
             mfa_acr: vec![],
