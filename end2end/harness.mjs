@@ -154,6 +154,18 @@ permission_sets = ["AdministratorAccess", "ReadOnlyAccess", "DatabaseAdmin"]
 max_duration = "4h"
 approvers = ["group:timebox-approvers", "group:timebox-admins"]
 approvals_required = 1
+
+# Break-glass: the requester approves it themself, with a recent MFA sign-in, and
+# owes a review afterwards.
+[[policy]]
+name = "e2e-break-glass"
+requesters = ["group:timebox-requesters"]
+accounts = ["*"]
+permission_sets = ["AdministratorAccess"]
+max_duration = "1h"
+break_glass = true
+approvers = ["group:timebox-approvers"]
+min_justification = 20
 `);
     env.TIMEBOX_POLICY__FILE = policy;
   }

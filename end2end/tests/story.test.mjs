@@ -218,6 +218,33 @@ test('a requester asks, an approver approves, the grant is provisioned, ended ea
   }
 });
 
+test('break-glass needs a recent MFA sign-in, and the step-up keeps the request form', async () => {
+  const account = aws.accounts['web-prod'];
+  const rita = await signedIn('rita');
+  await catalogReady(rita.page);
+  const why = 'Production is down and no approver answers INC-7';
+  await rita.page.fill('#account', account);
+  await rita.page.selectOption('#permission_set', 'AdministratorAccess');
+  await rita.page.fill('#duration', '30m');
+  await rita.page.fill('#justification', why);
+  await rita.page.check('input[name="break_glass"]');
+  await rita.page.getByTestId('submit-request').click();
+  await stepUp(rita.page, 'rita', '/request');
+  assert.equal(await rita.page.inputValue('#justification'), why, 'the form is kept');
+  assert.equal(await rita.page.inputValue('#duration'), '30m');
+  assert.ok(await rita.page.isChecked('input[name="break_glass"]'));
+  await Promise.all([
+    rita.page.waitForURL(/\/grants\/[0-9a-f-]{36}$/),
+    rita.page.getByTestId('submit-request').click(),
+  ]);
+  // It approves itself: the reaper makes it active, and a review is owed.
+  await rita.page.waitForSelector('[data-testid="grant"][data-state="active"]', { timeout: 60_000 });
+  assert.match(await rita.page.textContent('main'), /a review is owed/);
+  await shot(rita.page, '10-break-glass');
+  assert.deepEqual(rita.problems, [], 'no page error');
+  await rita.context.close();
+});
+
 test('an approver denies a request; nobody approves their own request', async () => {
   const account = aws.accounts['web-prod'];
   const rita = await signedIn('rita');

@@ -59,15 +59,37 @@ fn RequestView(opts: RequestOptions) -> impl IntoView {
             .and_then(|id| PersonId::parse(&id).ok())
     };
 
-    let account = RwSignal::new(String::new());
-    let permission_set = RwSignal::new(String::new());
-    let duration = RwSignal::new("1h".to_string());
+    // Filled from the query when a step-up sign-in (break-glass needs a recent MFA
+    // sign-in) brought the person back here: the form as they had typed it.
+    let query = leptos_router::hooks::use_query_map();
+    let kept = move |key: &str| query.read_untracked().get(key);
+    let account = RwSignal::new(kept("account").unwrap_or_default());
+    let permission_set = RwSignal::new(kept("permission_set").unwrap_or_default());
+    let duration = RwSignal::new(kept("duration").unwrap_or_else(|| "1h".to_string()));
     let start_later = RwSignal::new(false);
     let start_at = RwSignal::new(String::new());
-    let justification = RwSignal::new(String::new());
-    let ticket = RwSignal::new(String::new());
+    let justification = RwSignal::new(kept("justification").unwrap_or_default());
+    let ticket = RwSignal::new(kept("ticket").unwrap_or_default());
     let tried = RwSignal::new(false);
-    let break_glass = RwSignal::new(false);
+    let break_glass = RwSignal::new(kept("break_glass").is_some_and(|v| v == "1"));
+    // Where the step-up comes back to: this page with the form's content.
+    let back_here = move || {
+        let mut path = String::from("/request?");
+        let fields = [
+            ("account", account.get()),
+            ("permission_set", permission_set.get()),
+            ("duration", duration.get()),
+            ("justification", justification.get()),
+            ("ticket", ticket.get()),
+        ];
+        for (key, value) in fields.iter().filter(|(_, v)| !v.is_empty()) {
+            path.push_str(&format!("{key}={}&", crate::components::query_value(value)));
+        }
+        if break_glass.get() {
+            path.push_str("break_glass=1");
+        }
+        path.trim_end_matches(['&', '?']).to_owned()
+    };
 
     let account_id = Memo::new(move |_| opts.with_value(|o| account_of(o, &account.get())));
     let offers_here = Memo::new(move |_| {
@@ -348,7 +370,7 @@ fn RequestView(opts: RequestOptions) -> impl IntoView {
                         {move || if submit.pending().get() { "Sending…" } else { "Ask for access" }}
                     </button>
                 </div>
-                {move || submit.value().get().and_then(Result::err).map(|e| view! { <ErrorNote error=e/> })}
+                {move || submit.value().get().and_then(Result::err).map(|e| view! { <ErrorNote error=e return_to=Some(back_here())/> })}
             </form>
         </section>
     }
