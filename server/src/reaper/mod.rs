@@ -32,6 +32,7 @@ mod housekeeping;
 mod pending;
 mod provision;
 mod revoke;
+pub mod session_deny;
 mod target;
 
 use crate::clock::Clock;
