@@ -1034,9 +1034,9 @@ crate::on_both_backends!(
 );
 
 /// The demo double (`end2end/doubles/aws_evidence_double.py`), killed on drop.
-struct Double {
+pub(crate) struct Double {
     child: std::process::Child,
-    url: String,
+    pub(crate) url: String,
 }
 
 impl Drop for Double {
@@ -1052,7 +1052,7 @@ impl Double {
     }
 
     /// `every`: seconds between two demo calls.
-    fn start_every(accounts: &[String], permission_sets: &[&str], every: u32) -> Double {
+    pub(crate) fn start_every(accounts: &[String], permission_sets: &[&str], every: u32) -> Double {
         use std::io::BufRead;
         let script = concat!(
             env!("CARGO_MANIFEST_DIR"),

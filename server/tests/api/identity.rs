@@ -884,3 +884,233 @@ async fn a_person_removed_from_the_approvers_stops_approving_after_the_refresh()
     assert!(!html.contains("data-testid=\"section-approve\""));
     assert!(html.contains("data-testid=\"section-request\""));
 }
+
+/// The whole story for a person Entra ID signs in (opaque `sub`, groups as object
+/// ids), through the real binary: Timebox knows her by `preferred_username`, her
+/// request is made for her Identity Store user (`rita@corp.example`, not the
+/// look-alike `rita@corp.example.evil`), an approver who signed in with Entra's MFA
+/// approves it, the reaper creates the assignment in the emulator for her user, "I'm
+/// done" deletes it, and her CloudTrail activity is matched to that user's name.
+#[tokio::test]
+async fn the_whole_story_of_an_entra_person() {
+    use std::time::{Duration as StdDuration, Instant};
+    let db = TestDb::sqlite().await;
+    let moto = crate::moto::Moto::start().await;
+    let org = crate::moto::seed(
+        &moto,
+        &[
+            "rita@corp.example".into(),
+            "rita@corp.example.evil".into(),
+            "mia@corp.example".into(),
+        ],
+    )
+    .await;
+    let account = org.accounts[0].clone();
+    let admin_arn = org
+        .permission_sets
+        .iter()
+        .find(|(n, _)| n == "AdministratorAccess")
+        .map(|(_, a)| a.clone())
+        .expect("seeded");
+    let double = crate::evidence::Double::start_every(
+        std::slice::from_ref(&account),
+        &["AdministratorAccess"],
+        5,
+    );
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("http://127.0.0.1:{port}");
+    let provider = TestProvider::start_as(&url, "entra").await;
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("policy.toml");
+    std::fs::write(&policy, crate::helpers::TEST_POLICY).unwrap();
+    let group_names =
+        format!("{ENTRA_REQUESTERS}=timebox-requesters, {ENTRA_APPROVERS}=timebox-approvers");
+    /// The binary, killed however the test ends.
+    struct Server(std::process::Child);
+    impl Drop for Server {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _server = Server(
+        std::process::Command::new(env!("CARGO_BIN_EXE_timebox"))
+            .current_dir(dir.path())
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("TIMEBOX_DATABASE__URL", db.url())
+            .env("TIMEBOX_SERVER__BIND", format!("127.0.0.1:{port}"))
+            .env("TIMEBOX_SERVER__PUBLIC_URL", &url)
+            .env("TIMEBOX_POLICY__FILE", &policy)
+            .env("TIMEBOX_REAPER__INTERVAL", "1s")
+            .env("TIMEBOX_AWS__ENDPOINT_URL", &moto.url)
+            .env("TIMEBOX_AWS__CLOUDTRAIL_ENDPOINT_URL", &double.url)
+            .env("TIMEBOX_AWS__DETECTIVE_ENDPOINT_URL", &double.url)
+            .env("TIMEBOX_EVIDENCE__SOURCE", "cloudtrail")
+            .env("TIMEBOX_EVIDENCE__COLLECT_INTERVAL", "10s")
+            .env("TIMEBOX_OIDC__ISSUER", &provider.issuer)
+            .env("TIMEBOX_OIDC__CLIENT_ID", crate::provider::CLIENT_ID)
+            .env(
+                "TIMEBOX_OIDC__CLIENT_SECRET",
+                crate::provider::CLIENT_SECRET,
+            )
+            .env("TIMEBOX_OIDC__PERSON_CLAIM", "preferred_username")
+            .env("TIMEBOX_OIDC__GROUP_NAMES", group_names)
+            .env("TIMEBOX_OIDC__REQUESTER_GROUPS", "timebox-requesters")
+            .env("TIMEBOX_OIDC__APPROVER_GROUPS", "timebox-approvers")
+            .env("TIMEBOX_SESSION__SECURE_COOKIE", "false")
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("TIMEBOX_LOG__LEVEL", "warn")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::inherit())
+            .spawn()
+            .expect("start the timebox binary"),
+    );
+    let deadline = Instant::now() + StdDuration::from_secs(120);
+    let sign_in = |user: &'static str| {
+        let (url, issuer) = (url.clone(), provider.issuer.clone());
+        async move {
+            let client = browser_like_client();
+            let authorize = start_sign_in(&client, &url).await;
+            let callback = sign_in_at_provider(&authorize, &issuer, user).await;
+            let r = client.get(callback).send().await.unwrap();
+            assert_eq!(r.status(), 303, "{user} is signed in and known");
+            client
+        }
+    };
+    let post = |client: reqwest::Client, path: String, body: serde_json::Value| {
+        let url = url.clone();
+        async move {
+            let r = client
+                .post(format!("{url}{path}"))
+                .header("origin", &url)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            let status = r.status().as_u16();
+            (
+                status,
+                r.json::<serde_json::Value>().await.unwrap_or_default(),
+            )
+        }
+    };
+    // Ready, with the catalog synced (the request names an account of it).
+    loop {
+        let ready = reqwest::get(format!("{url}/readyz")).await;
+        if ready.is_ok_and(|r| r.status().is_success()) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the binary never became ready");
+        tokio::time::sleep(StdDuration::from_millis(200)).await;
+    }
+    let rita = sign_in("rita").await;
+    let ask = serde_json::json!({
+        "account_id": account, "permission_set": "AdministratorAccess",
+        "duration": "1h", "justification": "Investigating the payments outage",
+    });
+    let grant = loop {
+        let (status, body) = post(rita.clone(), "/api/v1/grants".into(), ask.clone()).await;
+        if status == 201 {
+            break body;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the request was never accepted: {body}"
+        );
+        tokio::time::sleep(StdDuration::from_millis(500)).await;
+    };
+    let id = grant["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        grant["request"]["requester"], "rita@corp.example",
+        "{grant}"
+    );
+    let rita_user = org.user("rita@corp.example");
+    assert_eq!(grant["identity"]["user_id"], rita_user.as_str(), "{grant}");
+
+    // Mia signs in with Entra's MFA and approves.
+    let mia = sign_in("mia").await;
+    let (status, body) = post(
+        mia,
+        format!("/api/v1/grants/{id}/approve"),
+        serde_json::json!({}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    // The reaper assigns Rita's Identity Store user, never the look-alike.
+    let evil = org.user("rita@corp.example.evil");
+    loop {
+        let users = crate::moto::user_assignments(&moto, &org, &account, &admin_arn).await;
+        if users.contains(&rita_user) {
+            assert!(!users.contains(&evil), "{users:?}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "never assigned: {users:?}");
+        tokio::time::sleep(StdDuration::from_millis(300)).await;
+    }
+    // Active (the reaper recorded it), then "I'm done": the assignment goes.
+    loop {
+        let detail: serde_json::Value = rita
+            .get(format!("{url}/api/v1/grants/{id}"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if detail["grant"]["state"] == "active" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never active: {detail}");
+        tokio::time::sleep(StdDuration::from_millis(300)).await;
+    }
+    let (status, body) = post(
+        rita.clone(),
+        format!("/api/v1/grants/{id}/revoke"),
+        serde_json::json!({ "reason": "done" }),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    loop {
+        let users = crate::moto::user_assignments(&moto, &org, &account, &admin_arn).await;
+        if !users.contains(&rita_user) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never removed: {users:?}");
+        tokio::time::sleep(StdDuration::from_millis(300)).await;
+    }
+    // Her activity, as CloudTrail names her role sessions (the UserName), is hers.
+    let store = db.store();
+    let gid = app::domain::GrantId::parse(&id).unwrap();
+    let summary = loop {
+        let ev = store.grant_evidence(gid).await.unwrap().unwrap_or_default();
+        let summary: Option<app::domain::EvidenceSummary> = ev
+            .summary
+            .as_deref()
+            .map(|s| serde_json::from_str(s).unwrap());
+        if let Some(found) = summary.filter(|found| found.event_count > 0) {
+            break found;
+        }
+        assert!(
+            Instant::now() < deadline + StdDuration::from_secs(60),
+            "no activity matched: {ev:?}"
+        );
+        tokio::time::sleep(StdDuration::from_millis(500)).await;
+    };
+    assert!(
+        summary
+            .role_arn
+            .as_deref()
+            .is_some_and(|a| a.contains("AWSReservedSSO_AdministratorAccess_")),
+        "{summary:?}"
+    );
+    let stored = store.get_grant(gid).await.unwrap().unwrap();
+    assert_eq!(stored.user_name(), "rita@corp.example");
+}
