@@ -646,6 +646,40 @@ fn detective_rules() -> Vec<Rule> {
     ]
 }
 
+/// The real binary in `dir` as the local demo runs it: on `db`, listening on `port`,
+/// Identity Center and Organizations from the emulator at `moto`, CloudTrail and
+/// Detective from the evidence double at `double`, a reaper pass every second; its
+/// log (warnings) on the test's stderr. The caller adds settings and spawns it.
+pub(crate) fn demo_binary(
+    dir: &std::path::Path,
+    db: &TestDb,
+    port: u16,
+    moto: &str,
+    double: &str,
+) -> std::process::Command {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_timebox"));
+    command
+        .current_dir(dir)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("TIMEBOX_DATABASE__URL", db.url())
+        .env("TIMEBOX_SERVER__BIND", format!("127.0.0.1:{port}"))
+        .env("TIMEBOX_REAPER__INTERVAL", "1s")
+        .env("TIMEBOX_AWS__ENDPOINT_URL", moto)
+        .env("TIMEBOX_AWS__CLOUDTRAIL_ENDPOINT_URL", double)
+        .env("TIMEBOX_AWS__DETECTIVE_ENDPOINT_URL", double)
+        .env("TIMEBOX_EVIDENCE__SOURCE", "cloudtrail")
+        .env("TIMEBOX_EVIDENCE__COLLECT_INTERVAL", "10s")
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("TIMEBOX_LOG__LEVEL", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::inherit());
+    command
+}
+
 #[tokio::test]
 async fn every_detective_call_is_understood() {
     let rules = detective_rules();
@@ -1404,26 +1438,8 @@ async fn the_binary_collects_evidence_as_in_the_local_demo() {
         .local_addr()
         .unwrap()
         .port();
-    let mut server = std::process::Command::new(env!("CARGO_BIN_EXE_timebox"))
-        .current_dir(dir.path())
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("TIMEBOX_DATABASE__URL", db.url())
-        .env("TIMEBOX_SERVER__BIND", format!("127.0.0.1:{port}"))
-        .env("TIMEBOX_REAPER__INTERVAL", "1s")
-        .env("TIMEBOX_AWS__ENDPOINT_URL", &moto.url)
-        .env("TIMEBOX_AWS__CLOUDTRAIL_ENDPOINT_URL", &double.url)
-        .env("TIMEBOX_AWS__DETECTIVE_ENDPOINT_URL", &double.url)
-        .env("TIMEBOX_EVIDENCE__SOURCE", "cloudtrail")
-        .env("TIMEBOX_EVIDENCE__COLLECT_INTERVAL", "10s")
+    let mut server = demo_binary(dir.path(), &db, port, &moto.url, &double.url)
         .env("TIMEBOX_EVIDENCE__DETECTIVE_GRAPH_ARN", GRAPH)
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("TIMEBOX_LOG__LEVEL", "warn")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::inherit())
         .spawn()
         .expect("start the timebox binary");
 

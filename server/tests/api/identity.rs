@@ -938,20 +938,9 @@ async fn the_whole_story_of_an_entra_person() {
         }
     }
     let _server = Server(
-        std::process::Command::new(env!("CARGO_BIN_EXE_timebox"))
-            .current_dir(dir.path())
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("TIMEBOX_DATABASE__URL", db.url())
-            .env("TIMEBOX_SERVER__BIND", format!("127.0.0.1:{port}"))
+        crate::evidence::demo_binary(dir.path(), &db, port, &moto.url, &double.url)
             .env("TIMEBOX_SERVER__PUBLIC_URL", &url)
             .env("TIMEBOX_POLICY__FILE", &policy)
-            .env("TIMEBOX_REAPER__INTERVAL", "1s")
-            .env("TIMEBOX_AWS__ENDPOINT_URL", &moto.url)
-            .env("TIMEBOX_AWS__CLOUDTRAIL_ENDPOINT_URL", &double.url)
-            .env("TIMEBOX_AWS__DETECTIVE_ENDPOINT_URL", &double.url)
-            .env("TIMEBOX_EVIDENCE__SOURCE", "cloudtrail")
-            .env("TIMEBOX_EVIDENCE__COLLECT_INTERVAL", "10s")
             .env("TIMEBOX_OIDC__ISSUER", &provider.issuer)
             .env("TIMEBOX_OIDC__CLIENT_ID", crate::provider::CLIENT_ID)
             .env(
@@ -963,13 +952,6 @@ async fn the_whole_story_of_an_entra_person() {
             .env("TIMEBOX_OIDC__REQUESTER_GROUPS", "timebox-requesters")
             .env("TIMEBOX_OIDC__APPROVER_GROUPS", "timebox-approvers")
             .env("TIMEBOX_SESSION__SECURE_COOKIE", "false")
-            .env("AWS_ACCESS_KEY_ID", "testing")
-            .env("AWS_SECRET_ACCESS_KEY", "testing")
-            .env("AWS_REGION", "us-east-1")
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .env("TIMEBOX_LOG__LEVEL", "warn")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::inherit())
             .spawn()
             .expect("start the timebox binary"),
     );
