@@ -5,23 +5,10 @@
 //! Exports of the filtered history as CSV and JSON come from the JSON API.
 
 use crate::api::{history, HistoryQuery};
-use crate::components::{ErrorNote, MaybeWhen, StateBadge, Table, When};
+use crate::components::{query_value, ErrorNote, MaybeWhen, StateBadge, Table, When};
 use crate::domain::{fmt_minutes, GrantState};
 use leptos::prelude::*;
 use leptos_router::hooks::use_query_map;
-
-fn encode(s: &str) -> String {
-    let mut out = String::new();
-    for b in s.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                out.push(b as char)
-            }
-            _ => out.push_str(&format!("%{b:02X}")),
-        }
-    }
-    out
-}
 
 /// The query string of `q` (without the cursor unless given).
 fn query_string(q: &HistoryQuery, cursor: Option<&str>) -> String {
@@ -36,11 +23,11 @@ fn query_string(q: &HistoryQuery, cursor: Option<&str>) -> String {
         ("text", &q.text),
     ] {
         if !v.is_empty() {
-            parts.push(format!("{k}={}", encode(v)));
+            parts.push(format!("{k}={}", query_value(v)));
         }
     }
     if let Some(c) = cursor {
-        parts.push(format!("cursor={}", encode(c)));
+        parts.push(format!("cursor={}", query_value(c)));
     }
     parts.join("&")
 }

@@ -56,7 +56,9 @@ impl Auth {
     /// survive a restart) and the OpenID provider client. The provider itself is
     /// contacted lazily, at the first sign-in, so Timebox starts while it is down.
     pub async fn start(config: Arc<Config>, clock: Arc<dyn Clock>) -> Result<Self, AuthStartError> {
-        let sessions = session::DbSessionStore::connect(&config.database).await?;
+        let sessions =
+            session::DbSessionStore::connect(&config.database, &config.session, clock.clone())
+                .await?;
         let oidc = match &config.oidc {
             Some(settings) => Some(Arc::new(oidc::Oidc::new(settings.clone(), clock.clone())?)),
             None => None,

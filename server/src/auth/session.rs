@@ -7,11 +7,13 @@
 //! callback, taken out once) and then a [`SignedIn`] person.
 
 use super::AuthStartError;
+use crate::clock::Clock;
 use crate::config::{DatabaseConfig, SessionConfig};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 use tower_sessions::cookie::{time, SameSite};
 use tower_sessions::session::{Id, Record};
@@ -100,15 +102,29 @@ impl std::fmt::Debug for RefreshSecret {
 /// it back, so a cookie never works again after its session ended. New sessions are
 /// made only by `create`, at sign-in.
 #[derive(Debug, Clone)]
-pub enum DbSessionStore {
+pub struct DbSessionStore {
+    backend: Backend,
+    clock: Arc<dyn Clock>,
+    /// `session.refresh`: a saved person confirmed more recently than this cannot
+    /// have been re-checked by another request meanwhile.
+    refresh: chrono::TimeDelta,
+}
+
+#[derive(Debug, Clone)]
+enum Backend {
     Sqlite(SqliteStore, sqlx::SqlitePool),
     Postgres(PostgresStore, sqlx::PgPool),
 }
 
 impl DbSessionStore {
     /// Opens a small pool of its own on the configured database and creates the
-    /// session table if needed.
-    pub async fn connect(database: &DatabaseConfig) -> Result<Self, AuthStartError> {
+    /// session table if needed; `session.refresh` and `clock` tell a save when a
+    /// re-check may have happened under it.
+    pub async fn connect(
+        database: &DatabaseConfig,
+        session: &SessionConfig,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, AuthStartError> {
         let url = database.connect_url();
         let err = |source| AuthStartError::SessionStore {
             url: database.redacted_url(),
@@ -126,7 +142,7 @@ impl DbSessionStore {
                 .map_err(err)?;
             let store = SqliteStore::new(pool.clone());
             store.migrate().await.map_err(err)?;
-            DbSessionStore::Sqlite(store, pool)
+            Backend::Sqlite(store, pool)
         } else {
             let pool = sqlx::postgres::PgPoolOptions::new()
                 .max_connections(4)
@@ -135,9 +151,13 @@ impl DbSessionStore {
                 .map_err(err)?;
             let store = PostgresStore::new(pool.clone());
             store.migrate().await.map_err(err)?;
-            DbSessionStore::Postgres(store, pool)
+            Backend::Postgres(store, pool)
         };
-        Ok(store)
+        Ok(Self {
+            backend: store,
+            clock,
+            refresh: chrono::TimeDelta::from_std(session.refresh).unwrap_or(chrono::TimeDelta::MAX),
+        })
     }
 
     /// The session middleware: `HttpOnly`, `SameSite=Lax`, `Secure` (and so
@@ -177,9 +197,9 @@ impl DbSessionStore {
 impl DbSessionStore {
     /// The backend's own store, which every [`SessionStore`] call goes to.
     fn backend(&self) -> &dyn SessionStore {
-        match self {
-            DbSessionStore::Sqlite(s, _) => s,
-            DbSessionStore::Postgres(s, _) => s,
+        match &self.backend {
+            Backend::Sqlite(s, _) => s,
+            Backend::Postgres(s, _) => s,
         }
     }
 
@@ -206,6 +226,10 @@ impl DbSessionStore {
     /// spent refresh token, back. `None`: `record` is written as it is.
     async fn with_newest_confirmation(&self, record: &Record) -> Option<Record> {
         let mine: SignedIn = serde_json::from_value(record.data.get(PERSON_KEY)?.clone()).ok()?;
+        // Not due for a re-check yet: nobody can have made one, nothing to read.
+        if self.clock.now() - mine.confirmed_at() < self.refresh {
+            return None;
+        }
         let stored = self.person(&record.id).await.ok()??;
         if stored.subject != mine.subject || stored.confirmed_at() <= mine.confirmed_at() {
             return None;
@@ -235,8 +259,8 @@ impl DbSessionStore {
     /// whether there was.
     async fn update(&self, record: &Record) -> Result<bool, sqlx::Error> {
         let data = rmp_serde::to_vec(record).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
-        let done = match self {
-            DbSessionStore::Sqlite(_, pool) => {
+        let done = match &self.backend {
+            Backend::Sqlite(_, pool) => {
                 sqlx::query("UPDATE tower_sessions SET data = ?, expiry_date = ? WHERE id = ?")
                     .bind(data)
                     .bind(record.expiry_date)
@@ -245,7 +269,7 @@ impl DbSessionStore {
                     .await?
                     .rows_affected()
             }
-            DbSessionStore::Postgres(_, pool) => sqlx::query(
+            Backend::Postgres(_, pool) => sqlx::query(
                 "UPDATE \"tower_sessions\".\"session\" SET data = $1, expiry_date = $2 \
                      WHERE id = $3",
             )
@@ -300,9 +324,9 @@ impl SessionStore for DbSessionStore {
 #[async_trait]
 impl ExpiredDeletion for DbSessionStore {
     async fn delete_expired(&self) -> session_store::Result<()> {
-        match self {
-            DbSessionStore::Sqlite(s, _) => s.delete_expired().await,
-            DbSessionStore::Postgres(s, _) => s.delete_expired().await,
+        match &self.backend {
+            Backend::Sqlite(s, _) => s.delete_expired().await,
+            Backend::Postgres(s, _) => s.delete_expired().await,
         }
     }
 }

@@ -127,7 +127,7 @@ pub struct Core {
 /// The factory of role-scoped handles. Cheap to clone; the web layer holds one.
 #[derive(Debug, Clone)]
 pub struct Access {
-    core: Arc<Core>,
+    pub(super) core: Arc<Core>,
 }
 
 /// A role-scoped handle: the operations it offers, and who may hold it.
@@ -227,12 +227,6 @@ impl Access {
         {
             tracing::warn!(error = %e, "could not record a person's display name");
         }
-    }
-
-    /// What `person`, just signed in, must be told about their identity, if anything
-    /// (they map to no single Identity Store user; see `catalog::sign_in_notice`).
-    pub async fn sign_in_notice(&self, person: &app::domain::PersonId) -> Option<String> {
-        super::catalog::sign_in_notice(&self.core, person).await
     }
 
     /// Changes to grants made in this process (the live event stream).

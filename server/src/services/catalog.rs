@@ -4,7 +4,7 @@
 //! the other paths by which the person already reaches an access (asked of Identity
 //! Center, cached for a minute and rate-limited per person).
 
-use super::access::{AccessError, Core, Person};
+use super::access::{Access, AccessError, Core, Person};
 use crate::identity_center::{IdentityError, IdentityUser, UserKey};
 use crate::policy::Catalog as PolicyCatalog;
 use crate::store::{CatalogNode, CatalogPermissionSet, GrantFilter, NodeKind};
@@ -301,28 +301,31 @@ fn unmapped(core: &Core, person: &PersonId, e: &IdentityError) -> String {
     )
 }
 
-/// What a person who has just signed in must be told about their identity: that
-/// they map to no single Identity Store user, so they cannot ask for access (they
-/// still decide and audit as their roles allow). Identity Center is asked only once
-/// it has answered Timebox (the catalog has been synced), and for at most two
-/// seconds: a sign-in is never held up by it, and a request says the same when it is
-/// sent.
-pub(super) async fn sign_in_notice(core: &Core, person: &PersonId) -> Option<String> {
-    if !matches!(core.store().catalog_synced_at().await, Ok(Some(_))) {
-        return None;
-    }
-    let key = UserKey::from_config(&core.config.identity_center);
-    let asked = tokio::time::timeout(
-        std::time::Duration::from_secs(2),
-        core.identity_center.find_user(&key, person.as_str()),
-    )
-    .await;
-    match asked {
-        Ok(Err(e @ (IdentityError::NoMatch { .. } | IdentityError::Ambiguous { .. }))) => {
-            tracing::warn!(%person, error = %e, "a person who signed in maps to no single Identity Center user");
-            Some(unmapped(core, person, &e))
+impl Access {
+    /// What a person who has just signed in must be told about their identity: that
+    /// they map to no single Identity Store user, so they cannot ask for access (they
+    /// still decide and audit as their roles allow). Identity Center is asked only
+    /// once it has answered Timebox (the catalog has been synced), and for at most two
+    /// seconds: a sign-in is never held up by it, and a request says the same when it
+    /// is sent.
+    pub async fn sign_in_notice(&self, person: &PersonId) -> Option<String> {
+        let core = &*self.core;
+        if !matches!(core.store().catalog_synced_at().await, Ok(Some(_))) {
+            return None;
         }
-        Ok(Ok(_)) | Ok(Err(_)) | Err(_) => None,
+        let key = UserKey::from_config(&core.config.identity_center);
+        let asked = tokio::time::timeout(
+            std::time::Duration::from_secs(2),
+            core.identity_center.find_user(&key, person.as_str()),
+        )
+        .await;
+        match asked {
+            Ok(Err(e @ (IdentityError::NoMatch { .. } | IdentityError::Ambiguous { .. }))) => {
+                tracing::warn!(%person, error = %e, "a person who signed in maps to no single Identity Center user");
+                Some(unmapped(core, person, &e))
+            }
+            Ok(Ok(_)) | Ok(Err(_)) | Err(_) => None,
+        }
     }
 }
 

@@ -253,24 +253,22 @@ fn too_many_failures() -> Response {
     )
 }
 
-/// A small self-contained page for sign-in outcomes that are not the app.
 /// The page a person sees when they are signed in but Timebox cannot find them in
 /// IAM Identity Center: what is wrong and what the administrator must set, then on
 /// to where they were going.
 fn signed_in_but(notice: &str, return_to: &str) -> Response {
-    let html = format!(
-        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Signed in · Timebox</title>\
-         <link rel=\"stylesheet\" href=\"/pkg/timebox.css\"></head><body><main id=\"main\">\
-         <section class=\"empty\"><h1>Signed in, but not found in IAM Identity Center</h1>\
-         <p class=\"error\" data-testid=\"identity-notice\">{m}.</p>\
-         <p>You can decide requests and read the history as your roles allow, but you \
-         cannot ask for access until this is fixed.</p>\
-         <p><a href=\"{to}\" data-testid=\"continue\">Continue</a></p>\
-         </section></main></body></html>",
-        m = escape(&capitalised(notice)),
-        to = escape(return_to),
-    );
-    (StatusCode::OK, Html(html)).into_response()
+    shell(
+        StatusCode::OK,
+        "Signed in, but not found in IAM Identity Center",
+        &format!(
+            "<p class=\"error\" data-testid=\"identity-notice\">{m}.</p>\
+             <p>You can decide requests and read the history as your roles allow, but you \
+             cannot ask for access until this is fixed.</p>\
+             <p><a href=\"{to}\" data-testid=\"continue\">Continue</a></p>",
+            m = escape(&capitalised(notice)),
+            to = escape(return_to),
+        ),
+    )
 }
 
 fn capitalised(s: &str) -> String {
@@ -280,15 +278,26 @@ fn capitalised(s: &str) -> String {
         .unwrap_or_default()
 }
 
+/// A small self-contained page for sign-in outcomes that are not the app.
 fn page(status: StatusCode, title: &str, message: &str) -> Response {
+    shell(
+        status,
+        title,
+        &format!(
+            "<p data-testid=\"auth-message\">{m}</p>\
+             <p><a href=\"/auth/login\">Sign in again</a> · <a href=\"/\">Start page</a></p>",
+            m = escape(message)
+        ),
+    )
+}
+
+/// The document around the sign-in pages: `title` and the (already escaped) `body`.
+fn shell(status: StatusCode, title: &str, body: &str) -> Response {
     let html = format!(
         "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{t} · Timebox</title>\
          <link rel=\"stylesheet\" href=\"/pkg/timebox.css\"></head><body><main id=\"main\">\
-         <section class=\"empty\"><h1>{t}</h1><p data-testid=\"auth-message\">{m}</p>\
-         <p><a href=\"/auth/login\">Sign in again</a> · <a href=\"/\">Start page</a></p>\
-         </section></main></body></html>",
+         <section class=\"empty\"><h1>{t}</h1>{body}</section></main></body></html>",
         t = escape(title),
-        m = escape(message)
     );
     (status, Html(html)).into_response()
 }

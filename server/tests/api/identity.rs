@@ -447,9 +447,13 @@ async fn an_ended_session_is_not_written_back(db: &TestDb) {
     use tower_sessions::session_store::SessionStore;
     let mut database = Config::default().database;
     database.url = db.url().to_owned();
-    let store = timebox_server::auth::session::DbSessionStore::connect(&database)
-        .await
-        .unwrap();
+    let store = timebox_server::auth::session::DbSessionStore::connect(
+        &database,
+        &Config::default().session,
+        Arc::new(SystemClock),
+    )
+    .await
+    .unwrap();
     let mut record = Record {
         id: Id::default(),
         data: [(
