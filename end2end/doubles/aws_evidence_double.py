@@ -20,16 +20,27 @@ revocation". Every few calls one is ``AccessDenied``; calls alternate between tw
 source addresses. Investigations are ``RUNNING`` when first read, then ``SUCCESSFUL``
 with severity ``HIGH`` and a set of indicators.
 
+Service control policies (``--moto URL``): the double watches the emulator's SCPs
+(every second) and evaluates their ``Deny`` statements the way AWS would for the
+three condition keys Timebox writes (``identitystore:userId``, ``aws:PrincipalArn``
+with ``ArnLike``, ``aws:TokenIssueTime`` with ``DateLessThan``): a call made while a
+matching deny stood answers ``AccessDenied`` ("with an explicit deny in a service
+control policy"), so a grant whose sessions Timebox closed shows its calls refused
+after the close.
+
 Usage: aws_evidence_double.py --port 5001 --accounts 111122223333,444455556666 \
-          --permission-sets AdministratorAccess,ReadOnlyAccess [--every 60]
+          --permission-sets AdministratorAccess,ReadOnlyAccess [--every 60] \
+          [--moto http://127.0.0.1:5000]
 Standard library only.
 """
 import argparse
+import fnmatch
 import hashlib
 import json
 import sys
 import threading
 import time
+import urllib.request
 import uuid
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -41,6 +52,10 @@ PAGE = 50
 ARGS = None
 INVESTIGATIONS = {}
 LOCK = threading.Lock()
+# Deny statements seen in the emulator's SCPs: key -> [statement, account, first seen,
+# last seen or None while it stands]. Written by the watcher thread.
+DENIES = {}
+USER_IDS = {}
 
 NAMES = [
     ("s3.amazonaws.com", "ListBuckets", True, None),
@@ -65,12 +80,110 @@ def role_id(account, ps):
     return "AROA" + hashlib.sha256((account + ps).encode()).hexdigest()[:17].upper()
 
 
+def aws_json(service, target, body):
+    """One call to the emulator in the AWS JSON 1.1 protocol (moto checks no signature)."""
+    req = urllib.request.Request(
+        ARGS.moto.rstrip("/") + "/", data=json.dumps(body).encode(), method="POST",
+        headers={
+            "Content-Type": "application/x-amz-json-1.1",
+            "X-Amz-Target": target,
+            "Authorization": "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/%s/aws4_request, "
+                             "SignedHeaders=host;x-amz-target, Signature=0" % service,
+        })
+    with urllib.request.urlopen(req, timeout=5) as r:
+        return json.loads(r.read() or b"{}")
+
+
+def watch_policies():
+    """Every second, the Deny statements attached to each account, with when each was
+    first and last seen (a deny counts from one poll before it was first seen)."""
+    while True:
+        now = time.time()
+        standing = set()
+        try:
+            for account in ARGS.accounts:
+                listed = aws_json("organizations", "AWSOrganizationsV20161128.ListPoliciesForTarget",
+                                  {"TargetId": account, "Filter": "SERVICE_CONTROL_POLICY"})
+                for p in listed.get("Policies", []):
+                    policy = aws_json("organizations", "AWSOrganizationsV20161128.DescribePolicy",
+                                      {"PolicyId": p["Id"]})
+                    doc = json.loads(policy["Policy"]["Content"])
+                    statements = doc.get("Statement", [])
+                    if isinstance(statements, dict):
+                        statements = [statements]
+                    for s in statements:
+                        if s.get("Effect") == "Deny":
+                            standing.add((account, json.dumps(s, sort_keys=True)))
+        except Exception as e:  # the emulator restarting: try again next second
+            sys.stderr.write("aws-evidence-double: cannot read the SCPs: %s\n" % e)
+            time.sleep(1)
+            continue
+        with LOCK:
+            for key in standing:
+                entry = DENIES.get(key)
+                if entry is None or entry[3] is not None:
+                    DENIES[key] = [json.loads(key[1]), key[0], now - 2, None]
+            for key, entry in DENIES.items():
+                if key not in standing and entry[3] is None:
+                    entry[3] = now
+        time.sleep(1)
+
+
+def user_id(user):
+    if user in USER_IDS:
+        return USER_IDS[user]
+    try:
+        instance = aws_json("sso", "SWBExternalService.ListInstances", {})["Instances"][0]
+        found = aws_json("identitystore", "AWSIdentityStore.GetUserId", {
+            "IdentityStoreId": instance["IdentityStoreId"],
+            "AlternateIdentifier": {"UniqueAttribute": {"AttributePath": "userName", "AttributeValue": user}},
+        })
+        USER_IDS[user] = found.get("UserId")
+    except Exception:
+        return None
+    return USER_IDS[user]
+
+
+def as_list(v):
+    return v if isinstance(v, list) else [v]
+
+
+def denied(account, ps, user, t, issued):
+    """Whether a Deny that stood at time t refuses this session (issued at `issued`)."""
+    if not ARGS.moto:
+        return False
+    uid = user_id(user)
+    role_arn = "arn:aws:iam::%s:role/aws-reserved/sso.amazonaws.com/%s" % (account, role_name(ps))
+    with LOCK:
+        entries = list(DENIES.values())
+    for s, where, since, until in entries:
+        if where != account or t < since or (until is not None and t >= until):
+            continue
+        cond = s.get("Condition", {})
+        users = cond.get("StringEquals", {}).get("identitystore:userId")
+        if users is not None and uid not in as_list(users):
+            continue
+        pattern = cond.get("ArnLike", {}).get("aws:PrincipalArn")
+        if pattern is not None and not any(fnmatch.fnmatchcase(role_arn, p) for p in as_list(pattern)):
+            continue
+        before = cond.get("DateLessThan", {}).get("aws:TokenIssueTime")
+        if before is not None:
+            limit = datetime.strptime(before, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc).timestamp()
+            if issued >= limit:
+                continue
+        return True
+    return False
+
+
 def event(account, ps, user, t, i):
     source, name, read_only, error = NAMES[i % len(NAMES)]
     ip = ADDRESSES[(i // 3) % len(ADDRESSES)]
     eid = str(uuid.UUID(hashlib.md5(("%s|%s|%s|%d" % (account, ps, user, t)).encode()).hexdigest()))
     role = role_name(ps)
     session_start = t - (t % 3600)
+    explicit_deny = denied(account, ps, user, t, session_start)
+    if explicit_deny:
+        error = "AccessDenied"
     record = {
         "eventVersion": "1.09",
         "userIdentity": {
@@ -109,6 +222,8 @@ def event(account, ps, user, t, i):
     if error:
         record["errorCode"] = error
         record["errorMessage"] = "User is not authorized to perform this operation"
+        if explicit_deny:
+            record["errorMessage"] += " with an explicit deny in a service control policy"
     return {
         "EventId": eid,
         "EventName": name,
@@ -261,8 +376,12 @@ def main():
                    help="how long before the activation Timebox starts reading (its default)")
     p.add_argument("--graph-arn",
                    default="arn:aws:detective:us-east-1:123456789012:graph:0123456789abcdef0123456789abcdef")
+    p.add_argument("--moto", default=None,
+                   help="the emulator's URL: evaluate its service control policies")
     p.add_argument("--verbose", action="store_true")
     ARGS = p.parse_args()
+    if ARGS.moto:
+        threading.Thread(target=watch_policies, daemon=True).start()
     server = ThreadingHTTPServer((ARGS.host, ARGS.port), Handler)
     print(json.dumps({"listening": "http://%s:%d" % (ARGS.host, server.server_address[1])}), flush=True)
     server.serve_forever()

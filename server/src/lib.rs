@@ -76,6 +76,8 @@ pub enum StartError {
     Notify(#[from] notify::channels::ChannelError),
     #[error("the server stopped: {0}")]
     Serve(std::io::Error),
+    #[error("revocation.close_sessions = \"scp\" but Timebox may not manage service control policies: {0}. Give Timebox's role the Organizations permissions in docs/operations.md (on the management account or a delegated administrator, with SCPs enabled), or set revocation.close_sessions = \"inline\" or \"off\"")]
+    SessionPolicies(identity_center::IcError),
 }
 
 /// Timebox wired at start-up. Only start-up code sees its parts: the routes receive
@@ -93,6 +95,8 @@ pub struct Wiring {
     access: services::Access,
     metrics: Arc<metrics::Metrics>,
     identity_center: Arc<dyn identity_center::IdentityCenter>,
+    /// The calls that close revoked grants' sessions (SCPs, inline policies).
+    session_policies: Arc<dyn identity_center::policies::SessionPolicies>,
     /// The configured notification channels.
     channels: notify::channels::Channels,
     /// The policy file in force: entitlements, "who can request what", reload status.
@@ -148,6 +152,18 @@ impl Wiring {
             )
             .await,
         );
+        if config.reaper.enabled
+            && config.revocation.close_sessions == Some(config::CloseSessions::Scp)
+        {
+            // Asked for explicitly: without the permissions, start-up stops with the fix.
+            use identity_center::policies::SessionPolicies;
+            identity_center
+                .check_scp_access()
+                .await
+                .map_err(StartError::SessionPolicies)?;
+        }
+        let session_policies: Arc<dyn identity_center::policies::SessionPolicies> =
+            identity_center.clone();
         let evidence_sources =
             evidence::from_config(&config, metrics.clone())
                 .await
@@ -172,6 +188,7 @@ impl Wiring {
             access,
             metrics,
             identity_center,
+            session_policies,
             policy,
             evidence_sources,
             channels,
@@ -203,6 +220,17 @@ impl Wiring {
             self.metrics.clone(),
             reaper::ReaperSettings::from_config(&self.config),
         );
+        let r = &self.config.revocation;
+        let reaper = match r.close_sessions {
+            Some(config::CloseSessions::Off) => reaper,
+            mode => reaper.with_sessions(reaper::SessionCloser::new(
+                mode.unwrap_or(config::CloseSessions::Scp),
+                mode.is_some(),
+                r.policy_slots,
+                r.inline_fallback,
+                self.session_policies.clone(),
+            )),
+        };
         match &self.evidence_sources {
             Some(s) => reaper.with_evidence(evidence::collect::Collector::new(
                 self.grants.clone(),

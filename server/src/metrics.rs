@@ -45,6 +45,11 @@ pub struct Metrics {
     pub refusals: IntCounterVec,
     /// Drift findings, by kind (`removed`, `recreated`, `unmanaged`, `group_path`).
     pub drift_findings: IntCounterVec,
+    /// What became of revoked grants' sessions, by outcome (`closed_scp`,
+    /// `closed_inline`, `over_budget`, `no_permission`, `hand_edited`, …).
+    pub sessions_outcomes: IntCounterVec,
+    /// Denies standing in the policies Timebox owns, at the last session pass.
+    pub session_denies: IntGauge,
 }
 
 impl Metrics {
@@ -164,8 +169,23 @@ impl Metrics {
             &["kind"],
         )
         .expect("metric");
+        let sessions_outcomes = IntCounterVec::new(
+            Opts::new(
+                "timebox_sessions_outcomes_total",
+                "Revoked grants' sessions closed, or why not, by outcome",
+            ),
+            &["outcome"],
+        )
+        .expect("metric");
+        let session_denies = IntGauge::new(
+            "timebox_session_denies",
+            "Revoked grants whose sessions are being denied, at the last session pass",
+        )
+        .expect("metric");
         for c in [
             Box::new(drift_findings.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(sessions_outcomes.clone()),
+            Box::new(session_denies.clone()),
             Box::new(reaper_lag.clone()),
             Box::new(reaper_queue_depth.clone()),
             Box::new(reaper_failures.clone()),
@@ -202,6 +222,8 @@ impl Metrics {
             notification_oldest_undelivered,
             refusals,
             drift_findings,
+            sessions_outcomes,
+            session_denies,
         }
     }
 

@@ -85,6 +85,11 @@ pub struct RequestOptions {
     /// The configured access-portal session (seconds): part of the real window.
     pub portal_session_seconds: i64,
     pub catalog_synced_at: Option<DateTime<Utc>>,
+    /// The organisation's management account, as the last catalog sync read it:
+    /// service control policies do not govern it, so a grant there keeps its
+    /// sessions after revocation unless the inline fallback closes them.
+    #[serde(default)]
+    pub management_account: Option<String>,
 }
 
 /// One approver's recorded decision.
@@ -181,6 +186,10 @@ pub struct GrantDetail {
     /// id: the requester, the deciders, the audit trail's actors.
     #[serde(default)]
     pub names: std::collections::BTreeMap<String, String>,
+    /// The grant is in the organisation's management account, which service control
+    /// policies do not govern.
+    #[serde(default)]
+    pub management_account: bool,
 }
 
 /// Filters of the history (all optional; all given must match).

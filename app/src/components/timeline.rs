@@ -56,6 +56,7 @@ pub fn Timeline(
         grant.real_end,
         activity.last,
         windows.as_ref().map(|w| w.real.end),
+        windows.as_ref().map(|w| w.worst_case_end),
     ]
     .into_iter()
     .flatten()
@@ -120,12 +121,30 @@ pub fn Timeline(
         let rx = s.x(w.real.start);
         let rw = (s.x(w.real.end) - rx).max(2.0);
         let granted_label = format!("granted {}", format_human(w.granted.length()));
-        let tail_label = format!(
-            "tail {} (portal {} + session {})",
-            format_human(w.tail.length()),
-            format_human(w.portal_session.as_duration()),
-            format_human(w.permission_set_session.as_duration())
-        );
+        let tail_label = match w.sessions_closed_at {
+            Some(closed) => format!(
+                "tail {}: sessions closed at {}",
+                format_human(w.tail.length()),
+                hhmm(closed)
+            ),
+            None => format!(
+                "tail {} (portal {} + session {})",
+                format_human(w.tail.length()),
+                format_human(w.portal_session.as_duration()),
+                format_human(w.permission_set_session.as_duration())
+            ),
+        };
+        // With the deny, the worst case it avoided, outlined after the real end.
+        let avoided = w.sessions_closed_at.map(|_| {
+            let ax = s.x(w.real.end);
+            let aw = (s.x(w.worst_case_end) - ax).max(2.0);
+            view! {
+                <rect x=ax y="72" width=aw height="22" class="tl-avoided" rx="3" data-testid="timeline-avoided">
+                    <title>{format!("without the deny, sessions could have lived until {} UTC", w.worst_case_end.format("%Y-%m-%d %H:%M"))}</title>
+                </rect>
+                <text x=s.x(w.worst_case_end) y="88" text-anchor="end" class="tl-avoided-label">{format!("without the deny: until {}", hhmm(w.worst_case_end))}</text>
+            }
+        });
         view! {
             <rect x=gx y="40" width=gw height="22" class="tl-granted" rx="3">
                 <title>{format!("granted window {} – {} UTC", w.granted.start.format("%Y-%m-%d %H:%M"), w.granted.end.format("%H:%M"))}</title>
@@ -136,6 +155,7 @@ pub fn Timeline(
                 <title>{format!("tail: sessions may live until {} UTC", w.tail.end.format("%Y-%m-%d %H:%M"))}</title>
             </rect>
             <text x=tx + 4.0 y="88" class="tl-on-tail">{tail_label}</text>
+            {avoided}
             <text x=s.x(w.real.end) y="108" text-anchor="end" class="tl-time">{format!("real end {}", hhmm(w.real.end))}</text>
         }
     });

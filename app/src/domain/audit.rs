@@ -22,6 +22,12 @@ pub enum AuditAction {
     DriftRecreated,
     /// A group assignment gives the grant's user the same access (`drift_group_path`).
     DriftGroupPath,
+    /// The deny closing a revoked grant's sessions took effect (`sessions_closed`).
+    SessionsClosed,
+    /// A revoked grant's sessions could not be closed, and why (`sessions_not_closed`).
+    SessionsNotClosed,
+    /// A policy Timebox owns was changed by someone else (`session_policy_edited`).
+    SessionPolicyEdited,
 }
 
 impl AuditAction {
@@ -42,6 +48,9 @@ impl AuditAction {
             AuditAction::DriftUnmanaged => "drift_unmanaged",
             AuditAction::DriftRecreated => "drift_recreated",
             AuditAction::DriftGroupPath => "drift_group_path",
+            AuditAction::SessionsClosed => "sessions_closed",
+            AuditAction::SessionsNotClosed => "sessions_not_closed",
+            AuditAction::SessionPolicyEdited => "session_policy_edited",
         }
     }
 
@@ -54,6 +63,9 @@ impl AuditAction {
             AuditAction::DriftUnmanaged,
             AuditAction::DriftRecreated,
             AuditAction::DriftGroupPath,
+            AuditAction::SessionsClosed,
+            AuditAction::SessionsNotClosed,
+            AuditAction::SessionPolicyEdited,
         ]
         .into_iter()
         .chain(Action::ALL.into_iter().map(AuditAction::Step))

@@ -92,6 +92,13 @@ pub enum ActivityFlag {
         first_at: DateTime<Utc>,
         last_at: DateTime<Utc>,
     },
+    /// Calls that succeeded after the deny closed the grant's sessions: the deny did
+    /// not work. Critical.
+    AfterSessionsClosed {
+        count: u64,
+        first_at: DateTime<Utc>,
+        last_at: DateTime<Utc>,
+    },
 }
 
 impl ActivityFlag {
@@ -101,6 +108,9 @@ impl ActivityFlag {
             ActivityFlag::AfterRevocation { .. } => "activity after revocation",
             ActivityFlag::NewSourceIp { .. } => "activity from a new IP address",
             ActivityFlag::NoMatchingGrantWindow { .. } => "activity with no matching grant window",
+            ActivityFlag::AfterSessionsClosed { .. } => {
+                "critical: calls succeeded after the sessions were closed"
+            }
         }
     }
 
@@ -129,6 +139,16 @@ impl ActivityFlag {
             } => format!(
                 "{count} call(s) between {} and {} fall outside the real window of every \
                  grant for this access: it was reached another way",
+                at(first_at),
+                at(last_at)
+            ),
+            ActivityFlag::AfterSessionsClosed {
+                count,
+                first_at,
+                last_at,
+            } => format!(
+                "{count} call(s) between {} and {} succeeded after the sessions were closed: \
+                 the deny did not take effect; check the policy on the account now",
                 at(first_at),
                 at(last_at)
             ),
@@ -162,6 +182,10 @@ pub struct EvidenceSummary {
     /// True once activity was collected after the real window closed plus CloudTrail's
     /// delivery delay: only then is the absence of later activity meaningful.
     pub covers_tail: bool,
+    /// Calls refused (`AccessDenied`) after the deny closed the sessions: the proof
+    /// that it works.
+    #[serde(default)]
+    pub refused_after_close: u64,
 }
 
 /// How many distinct addresses a summary lists by name.
@@ -231,6 +255,7 @@ pub struct SummaryBuilder {
     ips: BTreeMap<String, DateTime<Utc>>,
     after_revocation: Option<Span>,
     outside: Option<Span>,
+    after_close: Option<Span>,
 }
 
 impl SummaryBuilder {
@@ -242,6 +267,7 @@ impl SummaryBuilder {
             ips: BTreeMap::new(),
             after_revocation: None,
             outside: None,
+            after_close: None,
         }
     }
 
@@ -269,6 +295,15 @@ impl SummaryBuilder {
         if let Some(ip) = &e.source_ip {
             let first = self.ips.entry(ip.clone()).or_insert(t);
             *first = (*first).min(t);
+        }
+        if self.windows.is_after_sessions_closed(t) {
+            // The deny's proof (refused) or its failure (a call that went through).
+            if e.is_access_denied() {
+                s.refused_after_close += 1;
+            } else {
+                Span::add(&mut self.after_close, t);
+            }
+            return;
         }
         let in_real = self.windows.real.contains_instant(t);
         if in_real && self.windows.is_after_revocation(t) {
@@ -310,6 +345,13 @@ impl SummaryBuilder {
                 count: o.count,
                 first_at: o.first,
                 last_at: o.last,
+            });
+        }
+        if let Some(c) = self.after_close {
+            s.flags.push(ActivityFlag::AfterSessionsClosed {
+                count: c.count,
+                first_at: c.first,
+                last_at: c.last,
             });
         }
         s
@@ -521,6 +563,7 @@ mod tests {
             portal_session: PortalSession::DEFAULT,
             permission_set_session: SessionDuration::parse("PT1H").unwrap(),
             observed: None,
+            sessions_closed_at: None,
         })
         .unwrap()
     }
@@ -646,6 +689,7 @@ mod tests {
             portal_session: PortalSession::DEFAULT,
             permission_set_session: SessionDuration::parse("PT1H").unwrap(),
             observed: s.observed(),
+            sessions_closed_at: None,
         })
         .unwrap();
         // Last issuance 04:09 + 1h session: nothing can outlive 05:09.

@@ -6,6 +6,7 @@ use super::fields::{
 };
 use super::lifecycle::GrantState;
 use super::session_duration::{PortalSession, SessionDuration};
+use super::sessions::SessionsClose;
 use super::window::{WindowError, WindowInputs, Windows};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -151,6 +152,14 @@ pub struct Grant {
     /// reaper resolves it at provisioning).
     #[serde(default)]
     pub identity: Option<IdentityUser>,
+    /// What became of the sessions the grant gave out once revoked (`None` before
+    /// revocation, and for grants revoked before Timebox recorded it).
+    #[serde(default)]
+    pub sessions_close: Option<SessionsClose>,
+    /// When the deny carrying the grant's sessions took effect (the policy update
+    /// succeeded): the real window ends at `max(revoked_at, sessions_closed_at)`.
+    #[serde(default)]
+    pub sessions_closed_at: Option<DateTime<Utc>>,
 }
 
 impl Grant {
@@ -180,6 +189,8 @@ impl Grant {
             review_comment: None,
             paths_at_request: None,
             identity: None,
+            sessions_close: None,
+            sessions_closed_at: None,
         }
     }
 
@@ -232,6 +243,7 @@ impl Grant {
             portal_session: portal_session?,
             permission_set_session: permission_set_session?,
             observed: None,
+            sessions_closed_at: None,
         })
         .ok()
         .map(|windows| GrantWindows {
@@ -251,6 +263,7 @@ impl Grant {
             portal_session: self.portal_session?,
             permission_set_session: self.permission_set_session?,
             observed: None,
+            sessions_closed_at: self.sessions_closed_at,
         }))
     }
 }

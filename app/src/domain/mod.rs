@@ -15,6 +15,7 @@ pub mod lifecycle;
 pub mod notification;
 pub mod policy;
 pub mod session_duration;
+pub mod sessions;
 pub mod window;
 
 pub use access::{authorize, authorize_role, AccessPolicy, Caller, Denied, Operation};
@@ -43,4 +44,5 @@ pub use policy::{
 pub use session_duration::{
     format_human, parse_iso8601, PortalSession, SessionDuration, SessionDurationError,
 };
+pub use sessions::SessionsClose;
 pub use window::{Interval, Observed, WindowError, WindowInputs, Windows};

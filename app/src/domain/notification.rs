@@ -32,10 +32,16 @@ pub enum NotificationKind {
     /// The access could not be given: provisioning failed, or the requester no longer
     /// had the entitlement when a later start came (to the requester and approvers).
     ProvisionFailed,
+    /// A revoked grant's sessions could not be closed: the worst case stands (to
+    /// admins and auditors).
+    SessionsNotClosed,
+    /// A call succeeded after the grant's sessions were closed: the deny did not
+    /// work (critical, to auditors and admins).
+    ActivityAfterSessionsClosed,
 }
 
 impl NotificationKind {
-    pub const ALL: [NotificationKind; 11] = [
+    pub const ALL: [NotificationKind; 13] = [
         NotificationKind::NewRequest,
         NotificationKind::Decision,
         NotificationKind::GrantActive,
@@ -47,6 +53,8 @@ impl NotificationKind {
         NotificationKind::InvestigationSevere,
         NotificationKind::Drift,
         NotificationKind::ProvisionFailed,
+        NotificationKind::SessionsNotClosed,
+        NotificationKind::ActivityAfterSessionsClosed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -62,6 +70,8 @@ impl NotificationKind {
             NotificationKind::InvestigationSevere => "investigation_severe",
             NotificationKind::Drift => "drift",
             NotificationKind::ProvisionFailed => "provision_failed",
+            NotificationKind::SessionsNotClosed => "sessions_not_closed",
+            NotificationKind::ActivityAfterSessionsClosed => "activity_after_sessions_closed",
         }
     }
 
@@ -86,6 +96,9 @@ impl NotificationKind {
             }
             NotificationKind::Drift => &[Audience::Admins],
             NotificationKind::ProvisionFailed => &[Audience::Requester, Audience::ApproversOfGrant],
+            NotificationKind::SessionsNotClosed | NotificationKind::ActivityAfterSessionsClosed => {
+                &[Audience::Admins, Audience::Auditors]
+            }
         }
     }
 }

@@ -65,6 +65,11 @@ pub struct WindowInputs {
     pub portal_session: PortalSession,
     pub permission_set_session: SessionDuration,
     pub observed: Option<Observed>,
+    /// When the deny that ends the grant's sessions took effect (the policy update
+    /// carrying it succeeded), if it did: the real window then ends there instead
+    /// of at the worst case.
+    #[serde(default)]
+    pub sessions_closed_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -82,8 +87,15 @@ pub enum WindowError {
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct Windows {
     pub granted: Interval,
-    /// Worst case: the end an auditor must assume without evidence.
+    /// The real window: to the worst case (revocation + portal session +
+    /// permission-set session), or to `max(revocation, sessions closed)` once the
+    /// deny closed the sessions.
     pub real: Interval,
+    /// The worst case without the deny: the end an auditor must assume when the
+    /// sessions were not closed.
+    pub worst_case_end: DateTime<Utc>,
+    /// When the deny closed the grant's sessions, if it did.
+    pub sessions_closed_at: Option<DateTime<Utc>>,
     /// `granted.end .. real.end`: sessions opened before the end can live on here.
     pub tail: Interval,
     pub observed: Option<Interval>,
@@ -109,8 +121,12 @@ impl Windows {
             start: i.activated_at,
             end,
         };
-        let real_end =
+        let worst_case_end =
             end + i.portal_session.as_duration() + i.permission_set_session.as_duration();
+        // A deny only closes what a revocation left open.
+        let sessions_closed_at = i.sessions_closed_at.filter(|_| i.revoked_at.is_some());
+        let real_end =
+            sessions_closed_at.map_or(worst_case_end, |c| c.max(end).min(worst_case_end));
         let real = Interval {
             start: i.activated_at,
             end: real_end,
@@ -142,6 +158,8 @@ impl Windows {
             },
             observed,
             evidence_bound,
+            worst_case_end,
+            sessions_closed_at,
             is_final: i.revoked_at.is_some(),
             portal_session: i.portal_session,
             permission_set_session: i.permission_set_session,
@@ -158,8 +176,28 @@ impl Windows {
         self.is_final && t > self.granted.end
     }
 
+    /// Activity at `t` falls after the deny closed the sessions and within the worst
+    /// case: it should have been refused.
+    pub fn is_after_sessions_closed(&self, t: DateTime<Utc>) -> bool {
+        self.sessions_closed_at
+            .is_some_and(|c| t > c && t <= self.worst_case_end)
+    }
+
+    /// Until when activity is the grant's to collect and judge: the worst case, so
+    /// that calls after a deny are seen (refused, or the proof it failed).
+    pub fn watched_until(&self) -> DateTime<Utc> {
+        self.worst_case_end.max(self.real.end)
+    }
+
     /// "Why" in words, for the grant page and the request form.
     pub fn explanation(&self) -> String {
+        if let Some(closed) = self.sessions_closed_at {
+            return format!(
+                "the sessions were closed at {}: a Deny on the user's Identity Store id refuses every session of this access issued before it; without it they could have lasted until {}",
+                closed.format("%Y-%m-%d %H:%M UTC"),
+                self.worst_case_end.format("%Y-%m-%d %H:%M UTC"),
+            );
+        }
         format!(
             "sessions opened before {} can last until {}, because the access-portal session is {} and this permission set's session is {}",
             self.granted.end.format("%Y-%m-%d %H:%M UTC"),
@@ -188,7 +226,33 @@ mod tests {
             portal_session: PortalSession::DEFAULT,
             permission_set_session: SessionDuration::parse("PT1H").unwrap(),
             observed: None,
+            sessions_closed_at: None,
         }
+    }
+
+    /// The deny closes the tail: the real window ends when it took effect, the worst
+    /// case is kept beside it; before revocation a closing time means nothing.
+    #[test]
+    fn closed_sessions_end_the_real_window_there() {
+        let mut i = inputs(Some(t(5, 0)));
+        i.sessions_closed_at = Some(t(5, 1));
+        let w = Windows::compute(&i).unwrap();
+        assert_eq!(w.real.end, t(5, 1));
+        assert_eq!(w.tail.end, t(5, 1));
+        assert_eq!(w.worst_case_end, t(14, 0));
+        assert_eq!(w.sessions_closed_at, Some(t(5, 1)));
+        assert!(w.explanation().contains("closed at 2026-11-28 05:01 UTC"));
+        assert!(w.explanation().contains("until 2026-11-28 14:00 UTC"));
+        // Never later than the worst case, never before the revocation.
+        i.sessions_closed_at = Some(t(20, 0));
+        assert_eq!(Windows::compute(&i).unwrap().real.end, t(14, 0));
+        i.sessions_closed_at = Some(t(4, 30));
+        assert_eq!(Windows::compute(&i).unwrap().real.end, t(5, 0));
+        let mut active = inputs(None);
+        active.sessions_closed_at = Some(t(4, 30));
+        let w = Windows::compute(&active).unwrap();
+        assert_eq!(w.real.end, w.worst_case_end);
+        assert_eq!(w.sessions_closed_at, None);
     }
 
     /// AWS's worked example: portal 8 h, permission-set session 1 h, grant 1 h →
@@ -309,6 +373,7 @@ mod tests {
                             covers_tail: covers,
                         }
                     }),
+                    sessions_closed_at: None,
                 }
             })
     }

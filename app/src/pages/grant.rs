@@ -45,11 +45,13 @@ fn narrowed(g: &Grant, w: Windows, evidence: Option<&EvidenceSummary>) -> Window
         portal_session: w.portal_session,
         permission_set_session: w.permission_set_session,
         observed: Some(observed),
+        sessions_closed_at: g.sessions_closed_at,
     })
     .unwrap_or(w)
 }
 
-/// "Access until …; sessions opened before then can last until … because …".
+/// "Access until …; sessions opened before then can last until … because …", or
+/// once the deny closed them, "sessions closed at …; without it … ".
 #[component]
 pub fn WindowSentence(windows: Windows, preview: bool) -> impl IntoView {
     let w = windows;
@@ -58,6 +60,22 @@ pub fn WindowSentence(windows: Windows, preview: bool) -> impl IntoView {
     } else {
         "Access until"
     };
+    if let Some(closed) = w.sessions_closed_at {
+        return view! {
+            <p class="window-sentence" data-testid="window-sentence">
+                {until} " " <strong><When at=w.granted.end/></strong>
+                "; its sessions were closed at "
+                <strong data-testid="sessions-closed-at"><When at=closed/></strong>
+                ", so the real window ended at "
+                <strong data-testid="real-end"><When at=w.real.end/></strong>
+                ". Without the deny they could have lasted until "
+                <span data-testid="worst-case-end"><When at=w.worst_case_end/></span>
+                " (portal session " {format_human(w.portal_session.as_duration())}
+                " + this permission set's session " {format_human(w.permission_set_session.as_duration())} ")."
+            </p>
+        }
+        .into_any();
+    }
     view! {
         <p class="window-sentence" data-testid="window-sentence">
             {if preview { "If approved now: " } else { "" }}
@@ -71,6 +89,36 @@ pub fn WindowSentence(windows: Windows, preview: bool) -> impl IntoView {
                 <When at=b/> "."
             })}
         </p>
+    }
+    .into_any()
+}
+
+/// What became of a revoked grant's sessions, or, for a grant in the management
+/// account, that they cannot be closed.
+#[component]
+pub fn SessionsNote(grant: Grant, management_account: bool) -> impl IntoView {
+    match grant.sessions_close {
+        Some(c) if c.is_closed() => view! {
+            <p class="ok-note" data-testid="sessions-close" data-outcome=c.as_str()>{c.describe()} "."</p>
+        }
+        .into_any(),
+        Some(crate::domain::SessionsClose::Pending) => view! {
+            <p class="muted" data-testid="sessions-close" data-outcome="pending">{crate::domain::SessionsClose::Pending.describe()} "…"</p>
+        }
+        .into_any(),
+        Some(c) => view! {
+            <p class="warning" role="note" data-testid="sessions-close" data-outcome=c.as_str()>
+                {c.describe()} "; the worst case stands."
+            </p>
+        }
+        .into_any(),
+        None if management_account && grant.revoked_at.is_none() => view! {
+            <p class="warning" role="note" data-testid="sessions-close" data-outcome="management_account">
+                "This grant is in the organisation's management account: service control policies do not govern it, so its sessions cannot be closed by one when it ends."
+            </p>
+        }
+        .into_any(),
+        None => ().into_any(),
     }
 }
 
@@ -161,6 +209,7 @@ fn GrantView(
     );
     let preview = shown.is_some_and(|w| w.preview);
     let windows = shown.map(|w| narrowed(&g, w.windows, d.evidence.as_ref()));
+    let closed_windows = windows.filter(|w| w.sessions_closed_at.is_some());
     let activity = ActivityMarks {
         first: d.evidence.as_ref().and_then(|e| e.first_activity),
         last: d.evidence.as_ref().and_then(|e| e.last_activity),
@@ -224,6 +273,7 @@ fn GrantView(
                 {g.failure_reason.clone().map(|r| view! { <dt>"Failure"</dt><dd class="error">{r}</dd> })}
             </dl>
             {windows.map(|w| view! { <WindowSentence windows=w preview=preview/> })}
+            <SessionsNote grant=g.clone() management_account=d.management_account/>
             {other_paths}
             {d.access.clone().map(|c| view! { <AccessChainView chain=c current=id/> })}
             <Timeline grant=g.clone() approvals=d.approvals.clone() windows=windows activity=activity linked=linked now=now/>
@@ -326,6 +376,12 @@ fn GrantView(
                         "."
                         {(!e.covers_tail).then_some(" Collection is not final yet: later activity may still arrive.")}
                     </p>
+                    {(e.refused_after_close > 0).then(|| view! {
+                        <p class="ok-note" data-testid="refused-after-close">
+                            {format!("{} call{} refused after the sessions were closed: the deny works.",
+                                e.refused_after_close, if e.refused_after_close == 1 { "" } else { "s" })}
+                        </p>
+                    })}
                     {(!e.flags.is_empty()).then(|| view! {
                         <ul class="flags" data-testid="flags">
                             {e.flags.iter().map(|f| view! {
@@ -362,14 +418,24 @@ fn GrantView(
                 <details>
                     <summary>{format!("Events ({} shown)", d.events.len())}</summary>
                     <Table class="events" headers=&["When", "Event", "Region", "Source IP", "Error"]>
-                                {d.events.iter().map(|e| view! {
-                                    <tr>
-                                        <td><When at=e.event_time/></td>
-                                        <td>{format!("{} ({})", e.event_name, e.event_source)}</td>
-                                        <td>{e.aws_region.clone().unwrap_or_default()}</td>
-                                        <td>{e.source_ip.clone().unwrap_or_default()}</td>
-                                        <td>{e.error_code.clone().unwrap_or_default()}</td>
-                                    </tr>
+                                {d.events.iter().map(|e| {
+                                    let after_close = closed_windows.is_some_and(|w| w.is_after_sessions_closed(e.event_time));
+                                    let note = match (after_close, e.is_access_denied()) {
+                                        (true, true) => Some(("refused after the sessions were closed", "refused-after-close")),
+                                        (true, false) => Some(("CRITICAL: succeeded after the sessions were closed", "succeeded-after-close")),
+                                        _ => None,
+                                    };
+                                    view! {
+                                        <tr data-after-close=note.map(|n| n.1)>
+                                            <td><When at=e.event_time/></td>
+                                            <td>{format!("{} ({})", e.event_name, e.event_source)}</td>
+                                            <td>{e.aws_region.clone().unwrap_or_default()}</td>
+                                            <td>{e.source_ip.clone().unwrap_or_default()}</td>
+                                            <td>{e.error_code.clone().unwrap_or_default()}
+                                                {note.map(|(text, class)| view! { " " <span class=class>{format!("({text})")}</span> })}
+                                            </td>
+                                        </tr>
+                                    }
                                 }).collect_view()}
                     </Table>
                 </details>

@@ -121,7 +121,18 @@ pub fn HistoryPage() -> impl IntoView {
                                                 </td>
                                                 <td><StateBadge state=g.state/></td>
                                                 <td><MaybeWhen at=g.revoked_at/></td>
-                                                <td><MaybeWhen at=g.real_end/></td>
+                                                <td><MaybeWhen at=g.real_end/>
+                                                    {g.sessions_close.map(|c| {
+                                                        let (mark, class) = if c.is_closed() {
+                                                            ("sessions closed", "sessions-closed")
+                                                        } else if c == crate::domain::SessionsClose::Pending {
+                                                            ("closing sessions", "muted")
+                                                        } else {
+                                                            ("worst case: sessions not closed", "sessions-open")
+                                                        };
+                                                        view! { " " <span class=class data-testid="sessions-mark" title=c.describe()>{format!("({mark})")}</span> }
+                                                    })}
+                                                </td>
                                                 <td class="justification">{g.request.justification.to_string()}</td>
                                             </tr>
                                         }).collect_view()}

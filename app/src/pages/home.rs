@@ -62,6 +62,7 @@ fn preview(start: &str, duration: &str, portal_secs: &str, ps_session: &str) -> 
         portal_session: portal,
         permission_set_session: ps,
         observed: None,
+        sessions_closed_at: None,
     }) {
         Ok(w) => Preview::Ok(w),
         Err(e) => invalid("duration", e.to_string()),

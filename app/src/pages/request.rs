@@ -192,6 +192,7 @@ fn RequestView(opts: RequestOptions) -> impl IntoView {
             portal_session: portal,
             permission_set_session: ps,
             observed: None,
+            sessions_closed_at: None,
         })
         .ok()
     });
@@ -354,6 +355,14 @@ fn RequestView(opts: RequestOptions) -> impl IntoView {
 
                 <div class="preview-result wide" aria-live="polite" data-testid="request-preview">
                     {move || preview.get().map(|w| view! { <WindowSentence windows=w preview=false/> })}
+                    {move || {
+                        let management = opts.with_value(|x| x.management_account.clone());
+                        (account_id.get().is_some() && account_id.get() == management).then(|| view! {
+                            <p class="warning" role="note" data-testid="management-account-note">
+                                "This is the organisation's management account: service control policies do not govern it, so Timebox cannot close the sessions this grant gives out when it ends. They can last until the real window above ends."
+                            </p>
+                        })
+                    }}
                     <Suspense fallback=|| ()>
                         {move || paths.get().flatten().filter(|p| !p.is_empty()).map(|p| view! {
                             <p class="warning" role="note" data-testid="other-paths-warning">

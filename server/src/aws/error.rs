@@ -45,6 +45,12 @@ impl AwsError {
         self.kind == AwsErrorKind::Retryable
     }
 
+    /// AWS refused the caller the operation (missing permission, an SCP, or an
+    /// organisation feature that is not enabled).
+    pub fn is_access_denied(&self) -> bool {
+        ACCESS_DENIED_CODES.contains(&self.code.as_str())
+    }
+
     /// No answer within `after` (counted like the SDK's own timeout).
     pub fn timeout(operation: &'static str, after: Duration) -> Self {
         Self {
@@ -78,6 +84,15 @@ impl AwsError {
 
 /// AWS codes that mean "not now" whatever the HTTP status. `Throttling` is the
 /// query-protocol services' (IAM, STS) name for `ThrottlingException`.
+/// Codes that mean "not allowed", whatever the service.
+const ACCESS_DENIED_CODES: &[&str] = &[
+    "AccessDeniedException",
+    "AccessDenied",
+    "AWSOrganizationsNotInUseException",
+    "PolicyTypeNotEnabledException",
+    "UnauthorizedOperation",
+];
+
 const RETRYABLE_CODES: &[&str] = &[
     "ThrottlingException",
     "Throttling",

@@ -45,6 +45,7 @@ mod log;
 mod notify;
 mod policy;
 mod reaper;
+mod revocation;
 mod server;
 #[cfg(test)]
 mod testing;
@@ -65,6 +66,7 @@ pub use log::{LogConfig, LogFormat};
 pub use notify::{EmailConfig, NotifyConfig, SlackConfig, SmtpTls, WebhookConfig};
 pub use policy::PolicyConfig;
 pub use reaper::ReaperConfig;
+pub use revocation::{CloseSessions, RevocationConfig};
 pub use server::ServerConfig;
 
 /// The file read when [`load`] is given no path and `TIMEBOX_CONFIG` is not set.
@@ -81,6 +83,8 @@ pub struct Config {
     pub identity_center: IdentityCenterConfig,
     pub aws: AwsConfig,
     pub reaper: ReaperConfig,
+    /// `[revocation]`: closing the sessions of revoked grants.
+    pub revocation: RevocationConfig,
     pub log: LogConfig,
     /// `[oidc]`; `None` when `oidc.issuer` is not set (nobody can sign in).
     pub oidc: Option<OidcConfig>,
@@ -110,6 +114,7 @@ defaults_from_read! {
     IdentityCenterConfig => IdentityCenterConfig::read,
     AwsConfig => AwsConfig::read,
     ReaperConfig => ReaperConfig::read,
+    RevocationConfig => RevocationConfig::read,
     LogConfig => LogConfig::read,
     SessionConfig => |keys| SessionConfig::read(keys, &ServerConfig::default().public_url),
     NotifyConfig => NotifyConfig::read,
@@ -129,6 +134,7 @@ impl Config {
         Config {
             aws: keys.section("aws", AwsConfig::read),
             reaper: keys.section("reaper", ReaperConfig::read),
+            revocation: keys.section("revocation", RevocationConfig::read),
             log: keys.section("log", LogConfig::read),
             oidc: keys.section("oidc", |k| OidcConfig::read(k, &server.public_url)),
             session: keys.section("session", |k| SessionConfig::read(k, &server.public_url)),

@@ -337,6 +337,7 @@ fn key_list_matches_the_parser() {
             "identity_center",
             "aws",
             "reaper",
+            "revocation",
             "log",
             "oidc",
             "session",

@@ -5,8 +5,10 @@
 //! Timing (DESIGN §2, `revoked ──tail over, evidence collected──> closed`):
 //! - while the grant is **active**, every `evidence.collect_interval`;
 //! - once right after **revocation**, then every interval during the **tail**;
-//! - once when the **real window closes** (`real.end`);
-//! - a **final** time after CloudTrail's delivery delay (`real.end + delivery_delay`),
+//! - once when the **real window closes** (`real.end`; for a grant whose sessions
+//!   were closed, the worst case it would have had, [`Windows::watched_until`], so
+//!   calls after the deny are seen: refused, or the proof it failed);
+//! - a **final** time after CloudTrail's delivery delay (that end + `delivery_delay`),
 //!   then the grant is `closed` (once its Detective investigation, if any, has
 //!   finished, or an hour later at most).
 //!
@@ -116,7 +118,7 @@ pub fn due_phase(
             if ev.final_collected_at.is_some() {
                 return None;
             }
-            let real_end = windows.real.end;
+            let real_end = windows.watched_until();
             if now >= real_end + s.delivery_delay {
                 return Some(Phase::Final);
             }
@@ -144,7 +146,7 @@ pub fn next_collection(
     now: DateTime<Utc>,
     s: &EvidenceSettings,
 ) -> Option<DateTime<Utc>> {
-    let real_end = windows.real.end;
+    let real_end = windows.watched_until();
     match phase {
         Phase::Active => Some(now + s.collect_interval),
         Phase::Tail => Some((now + s.collect_interval).min(real_end)),
@@ -425,7 +427,7 @@ impl Collector {
             user_name: g.user_name().to_owned(),
         };
         let start = windows.real.start - self.settings.lookaround;
-        let end = (windows.real.end + self.settings.lookaround).min(now);
+        let end = (windows.watched_until() + self.settings.lookaround).min(now);
         let query = ActivityQuery {
             target,
             start,
@@ -459,6 +461,33 @@ impl Collector {
                 crate::notify::NotificationEvent::ActivityAfterRevocation {
                     first_at: *first_at,
                     last_at: *last_at,
+                    events: *count,
+                },
+                now,
+            )
+            .await?;
+        }
+        // A call that went through after the deny: the deny did not work. Critical,
+        // told at once (once per grant).
+        if let (
+            Some(app::domain::ActivityFlag::AfterSessionsClosed {
+                count, first_at, ..
+            }),
+            Some(closed_at),
+        ) = (
+            summary
+                .flags
+                .iter()
+                .find(|f| matches!(f, app::domain::ActivityFlag::AfterSessionsClosed { .. })),
+            windows.sessions_closed_at,
+        ) {
+            tracing::error!(grant = %g.id, calls = count, "calls succeeded after the grant's sessions were closed");
+            crate::notify::enqueue(
+                self.store.as_ref(),
+                g.id,
+                crate::notify::NotificationEvent::ActivityAfterSessionsClosed {
+                    closed_at,
+                    first_at: *first_at,
                     events: *count,
                 },
                 now,
@@ -609,7 +638,7 @@ impl Collector {
                     ev.next_collection_at = Some(
                         ev.last_collected_at
                             .map_or(now, |l| l + self.settings.collect_interval)
-                            .min(windows.real.end.max(now)),
+                            .min(windows.watched_until().max(now)),
                     );
                 }
             }

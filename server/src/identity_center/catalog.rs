@@ -63,6 +63,14 @@ pub async fn sync(
         })
         .collect();
     store.replace_catalog(&cached, &nodes, at).await?;
+    let management = match ic.management_account().await {
+        Ok(account) => account,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the organisation's management account");
+            None
+        }
+    };
+    store.set_management_account(management.as_deref()).await?;
     let count = |k| nodes.iter().filter(|n| n.kind == k).count();
     let report = SyncReport {
         permission_sets: cached.len(),

@@ -8,6 +8,7 @@
 //! `ConflictException`, 5xx, timeouts).
 
 pub mod catalog;
+pub mod policies;
 pub mod sdk;
 
 use async_trait::async_trait;
@@ -185,6 +186,12 @@ pub trait IdentityCenter: Send + Sync + std::fmt::Debug + 'static {
 
     /// A user's userName and email addresses (`DescribeUser`).
     async fn user_contact(&self, user_id: &str) -> Result<UserContact, IcError>;
+
+    /// The organisation's management account, which service control policies do not
+    /// govern (`None` when this adapter cannot tell).
+    async fn management_account(&self) -> Result<Option<String>, IcError> {
+        Ok(None)
+    }
 }
 
 /// The other paths to an access in `assignments` (one permission set in one

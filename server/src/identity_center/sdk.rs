@@ -7,6 +7,8 @@
 //! Clients are injected ([`SdkIdentityCenter::new`]: the emulator, `aws-smithy-mocks`)
 //! or built from configuration ([`SdkIdentityCenter::from_config`]).
 
+mod policies;
+
 use super::{
     Assignment, GroupInfo, IcError, IcErrorKind, IdentityCenter, IdentityError, IdentityUser,
     Instance, Operation, OperationStatus, PermissionSetInfo, UserContact, UserKey, UserMatch,
@@ -579,5 +581,11 @@ impl IdentityCenter for SdkIdentityCenter {
             user_name: out.user_name().unwrap_or(user_id).to_owned(),
             emails: emails.into_iter().map(|(_, v)| v).collect(),
         })
+    }
+
+    async fn management_account(&self) -> Result<Option<String>, IcError> {
+        crate::identity_center::policies::SessionPolicies::management_account(self)
+            .await
+            .map(Some)
     }
 }

@@ -187,6 +187,20 @@ impl Message {
                     format!("Identity Center differs from Timebox's record in account {account}: {finding}. See the status page's drift findings."),
                 )
             }
+            NotificationKind::SessionsNotClosed => {
+                let why = detail(d, "why").unwrap_or("no reason recorded");
+                (
+                    format!("Sessions not closed: {who}'s {what} in {account}"),
+                    format!("{who}'s access to {what} in account {account} was removed, but the role sessions it gave out could not be closed: {why}. They can last until the end of the real window; see the grant's page and docs/sessions.md."),
+                )
+            }
+            NotificationKind::ActivityAfterSessionsClosed => {
+                let events = d.get("events").and_then(serde_json::Value::as_u64).unwrap_or(0);
+                (
+                    format!("CRITICAL: calls succeeded after the sessions were closed: {who} in {account}"),
+                    format!("CloudTrail shows {events} successful calls by {who}'s {what} session in account {account} after Timebox closed its sessions with a Deny. The deny did not work: check the service control policy on the account and the grant's evidence now."),
+                )
+            }
             NotificationKind::ProvisionFailed => {
                 let reason = detail(d, "reason").unwrap_or("no reason recorded");
                 (

@@ -58,6 +58,16 @@ pub enum NotificationEvent {
         investigation_id: String,
         severity: String,
     },
+    /// The grant's sessions could not be closed (`outcome`, in words `why`). One
+    /// per grant and outcome.
+    SessionsNotClosed { outcome: String, why: String },
+    /// `events` calls succeeded after the sessions were closed at `closed_at`, the
+    /// first at `first_at`. One per grant.
+    ActivityAfterSessionsClosed {
+        closed_at: DateTime<Utc>,
+        first_at: DateTime<Utc>,
+        events: u64,
+    },
 }
 
 impl NotificationEvent {
@@ -70,6 +80,10 @@ impl NotificationEvent {
                 NotificationKind::ActivityAfterRevocation
             }
             NotificationEvent::InvestigationSevere { .. } => NotificationKind::InvestigationSevere,
+            NotificationEvent::SessionsNotClosed { .. } => NotificationKind::SessionsNotClosed,
+            NotificationEvent::ActivityAfterSessionsClosed { .. } => {
+                NotificationKind::ActivityAfterSessionsClosed
+            }
         }
     }
 
@@ -102,6 +116,18 @@ impl NotificationEvent {
             } => (
                 format!("investigation_severe:{grant}:{investigation_id}"),
                 serde_json::json!({ "investigation_id": investigation_id, "severity": severity }),
+            ),
+            NotificationEvent::SessionsNotClosed { outcome, why } => (
+                format!("sessions_not_closed:{grant}:{outcome}"),
+                serde_json::json!({ "outcome": outcome, "why": why }),
+            ),
+            NotificationEvent::ActivityAfterSessionsClosed {
+                closed_at,
+                first_at,
+                events,
+            } => (
+                format!("activity_after_sessions_closed:{grant}"),
+                serde_json::json!({ "closed_at": closed_at, "first_at": first_at, "events": events }),
             ),
         };
         NewNotification {

@@ -33,6 +33,7 @@ mod pending;
 mod provision;
 mod revoke;
 pub mod session_deny;
+mod sessions;
 mod target;
 
 use crate::clock::Clock;
@@ -164,6 +165,10 @@ pub struct Reaper {
     catalog_failed_at: Mutex<Option<DateTime<Utc>>>,
     /// The slow housekeeping of [`Reaper::run`] is running (one at a time).
     slow_running: Arc<std::sync::atomic::AtomicBool>,
+    /// Closing revoked grants' sessions (`None`: `close_sessions = "off"`).
+    sessions: Option<Arc<SessionCloser>>,
+    /// The session pass of [`Reaper::run`] is running (one at a time).
+    sessions_running: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// The grants whose create or delete request is outstanding (sent, not final), at
@@ -263,6 +268,7 @@ async fn no_slot(reaper: &Reaper, g: &Grant, w: &mut GrantAws) -> Result<Step, R
 /// Failed revocation attempts after which people are told (once per grant).
 pub const REVOCATION_ALERT_AFTER: i64 = 3;
 
+pub use sessions::{SessionCloser, SessionReport};
 use target::{Sibling, STANDING};
 
 fn target_key(g: &Grant) -> String {
@@ -297,7 +303,17 @@ impl Reaper {
             evidence: None,
             catalog_failed_at: Mutex::new(None),
             slow_running: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+            sessions: None,
+            sessions_running: Arc::new(std::sync::atomic::AtomicBool::new(false)),
         }
+    }
+
+    /// Closes revoked grants' sessions with `closer` (without one, grants record
+    /// that closing sessions is off). [`Reaper::tick`] runs the session pass after
+    /// the grants; [`Reaper::run`] beside each pass, one at a time.
+    pub fn with_sessions(mut self, closer: SessionCloser) -> Self {
+        self.sessions = Some(Arc::new(closer));
+        self
     }
 
     /// Adds the evidence step (a [`crate::evidence::collect::Collector`]): it collects
@@ -354,6 +370,20 @@ impl Reaper {
                 me.slow_running.store(false, Ordering::SeqCst);
             });
         }
+        if self.sessions.is_some()
+            && self
+                .sessions_running
+                .compare_exchange(false, true, Ordering::SeqCst, Ordering::SeqCst)
+                .is_ok()
+        {
+            let me = self.clone();
+            tokio::spawn(async move {
+                if let Err(e) = me.close_sessions().await {
+                    tracing::error!(error = %e, "session pass failed");
+                }
+                me.sessions_running.store(false, Ordering::SeqCst);
+            });
+        }
         self.metrics
             .reaper_queue_depth
             .set(self.store.reaper_queue_depth(now).await?);
@@ -383,6 +413,7 @@ impl Reaper {
         let ((expired, auto_approved), drift_due) = self.housekeeping(now).await?;
         self.slow_housekeeping(now, drift_due).await?;
         let mut report = self.work(now).await?;
+        self.close_sessions().await?;
         report.expired = expired;
         report.auto_approved = auto_approved;
         if let Some(evidence) = self.evidence.clone() {

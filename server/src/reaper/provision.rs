@@ -311,6 +311,7 @@ impl Reaper {
             portal_session: self.settings.portal_session,
             permission_set_session: session,
             observed: None,
+            sessions_closed_at: None,
         })
         .ok()
         .map(|w| w.real.end);

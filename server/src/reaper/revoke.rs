@@ -152,11 +152,15 @@ impl Reaper {
                 portal_session,
                 permission_set_session,
                 observed: None,
+                sessions_closed_at: None,
             })
             .ok()
             .map(|w| w.real.end),
             _ => None,
         };
+        let (sessions_close, sessions_until) = self
+            .sessions_at_revocation(&g, &details, revoked_at, real_end)
+            .await;
         self.grants
             .act(
                 g.id,
@@ -166,6 +170,8 @@ impl Reaper {
                 GrantPatch {
                     revoked_at: Some(revoked_at),
                     real_end,
+                    sessions_close: Some(sessions_close),
+                    sessions_until,
                     ..GrantPatch::default()
                 },
                 details,

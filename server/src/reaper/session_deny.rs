@@ -16,8 +16,9 @@
 //! grant is never blocked. Denies whose condition is the same share one statement
 //! listing their users. A deny whose tail is over is dropped.
 //!
-//! Wiring it into the reaper (the Organizations calls, the leases, the recorded
-//! `sessions_closed_at` and the closed window) is the next part of issue 13.
+//! The same packing serves the inline-policy fallback ([`INLINE_MAX_CHARS`], one
+//! document, the permission set's own statements kept first). The session pass
+//! (`sessions.rs`) writes what this computes.
 
 use app::domain::GrantId;
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -28,11 +29,19 @@ use std::collections::BTreeMap;
 pub const SCP_MAX_CHARS: usize = 5_120;
 /// The most service control policies one target (an account) may have attached.
 pub const MAX_SCPS_PER_TARGET: usize = 5;
+/// The most characters IAM Identity Center accepts in a permission set's inline
+/// policy.
+pub const INLINE_MAX_CHARS: usize = 32_768;
+/// Every statement Timebox writes has a `Sid` starting with this: how its own
+/// statements are told from anyone else's in a policy.
+pub const SID_PREFIX: &str = "TimeboxClose";
 
 /// One revoked grant's sessions to refuse in its account.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionDeny {
     pub grant: GrantId,
+    /// The account whose role sessions are denied.
+    pub account: String,
     /// The Identity Store `UserId` the grant was for.
     pub user_id: String,
     /// The permission set's name (its roles are `AWSReservedSSO_<name>_<suffix>`).
@@ -58,34 +67,71 @@ pub struct Packed {
     pub overflow: Vec<GrantId>,
 }
 
-/// What one statement denies: the permission set's role sessions, issued before a
-/// time or all of them.
-type Condition = (String, Option<DateTime<Utc>>);
+/// What one statement denies: one account's role sessions of a permission set,
+/// issued before a time or all of them.
+type Condition = (String, String, Option<DateTime<Utc>>);
 
-/// The documents for the `denies` of `account` that still stand at `now`, in at most
-/// `slots` policies (clamped to [`MAX_SCPS_PER_TARGET`]). Deterministic: the same
-/// denies give the same text, so an unchanged policy is not rewritten.
-pub fn pack(account: &str, denies: &[SessionDeny], now: DateTime<Utc>, slots: usize) -> Packed {
-    let slots = slots.clamp(1, MAX_SCPS_PER_TARGET);
+/// Where the documents go: how many, how long each, and statements that must stay
+/// first in the first one (another author's, in a permission set's inline policy).
+#[derive(Debug, Clone, Default)]
+pub struct Limits {
+    pub slots: usize,
+    pub max_chars: usize,
+    pub keep: Vec<Value>,
+}
+
+impl Limits {
+    /// Service control policies on one account: at most `slots` of them (clamped to
+    /// [`MAX_SCPS_PER_TARGET`]).
+    pub fn scp(slots: usize) -> Self {
+        Self {
+            slots: slots.clamp(1, MAX_SCPS_PER_TARGET),
+            max_chars: SCP_MAX_CHARS,
+            keep: Vec::new(),
+        }
+    }
+
+    /// A permission set's inline policy, keeping its other statements `keep`.
+    pub fn inline(keep: Vec<Value>) -> Self {
+        Self {
+            slots: 1,
+            max_chars: INLINE_MAX_CHARS,
+            keep,
+        }
+    }
+}
+
+/// The documents for the `denies` that still stand at `now`, within `limits`.
+/// Deterministic: the same denies give the same text, so an unchanged policy is not
+/// rewritten. With `keep` statements and no deny, the one document is `keep` alone.
+pub fn pack(denies: &[SessionDeny], now: DateTime<Utc>, limits: &Limits) -> Packed {
+    let slots = limits.slots.max(1);
     // One group per condition, each user once (their grants all placed with them).
     let mut groups: BTreeMap<Condition, BTreeMap<String, Vec<GrantId>>> = BTreeMap::new();
     for d in denies.iter().filter(|d| d.until > now) {
         groups
-            .entry((d.permission_set.clone(), d.issued_before))
+            .entry((d.account.clone(), d.permission_set.clone(), d.issued_before))
             .or_default()
             .entry(d.user_id.clone())
             .or_default()
             .push(d.grant);
     }
     let mut documents: Vec<Vec<Value>> = vec![Vec::new(); slots];
+    documents[0] = limits.keep.clone();
+    let fits = |statements: &[Value], statement: &Value| {
+        let mut all = statements.to_vec();
+        all.push(statement.clone());
+        document(&all).chars().count() <= limits.max_chars
+    };
     let mut packed = Packed::default();
-    for (n, ((permission_set, before), users)) in groups.into_iter().enumerate() {
+    for (n, ((account, permission_set, before), users)) in groups.into_iter().enumerate() {
+        let account = account.as_str();
         // Users are added one by one to the statement being filled; a full
         // statement is placed, and the rest start another.
         let mut pending: Vec<(String, Vec<GrantId>)> = users.into_iter().collect();
         let mut part = 0;
         while !pending.is_empty() {
-            let sid = format!("TimeboxClose{n}x{part}");
+            let sid = format!("{SID_PREFIX}{n}x{part}");
             part += 1;
             let Some(slot) = (0..slots).find(|&s| {
                 fits(
@@ -116,25 +162,23 @@ pub fn pack(account: &str, denies: &[SessionDeny], now: DateTime<Utc>, slots: us
                 .extend(pending.drain(..taken).flat_map(|(_, grants)| grants));
         }
     }
+    let keep = limits.keep.len();
     packed.documents = documents
         .into_iter()
-        .filter(|statements| !statements.is_empty())
-        .map(|statements| document(&statements))
+        .enumerate()
+        .filter(|(slot, statements)| statements.len() > if *slot == 0 { keep } else { 0 })
+        .map(|(_, statements)| document(&statements))
         .collect();
+    if packed.documents.is_empty() && keep > 0 {
+        packed.documents.push(document(&limits.keep));
+    }
     packed.placed.sort_unstable();
     packed.overflow.sort_unstable();
     packed
 }
 
-/// Whether `statement` can join `statements` within [`SCP_MAX_CHARS`].
-fn fits(statements: &[Value], statement: &Value) -> bool {
-    let mut all = statements.to_vec();
-    all.push(statement.clone());
-    document(&all).chars().count() <= SCP_MAX_CHARS
-}
-
 /// A policy document of `statements`, as written to AWS (minified).
-fn document(statements: &[Value]) -> String {
+pub fn document(statements: &[Value]) -> String {
     json!({ "Version": "2012-10-17", "Statement": statements }).to_string()
 }
 
@@ -180,6 +224,7 @@ mod tests {
     fn deny(user: &str, ps: &str, before: Option<DateTime<Utc>>) -> SessionDeny {
         SessionDeny {
             grant: GrantId(uuid::Uuid::new_v4()),
+            account: "111122223333".to_owned(),
             user_id: user.to_owned(),
             permission_set: ps.to_owned(),
             issued_before: before,
@@ -196,7 +241,7 @@ mod tests {
     #[test]
     fn a_deny_names_the_user_and_only_that_permission_sets_roles() {
         let d = deny("u-rita", "AdministratorAccess", None);
-        let p = pack("111122223333", std::slice::from_ref(&d), at(10), 1);
+        let p = pack(std::slice::from_ref(&d), at(10), &Limits::scp(1));
         assert_eq!(p.placed, vec![d.grant]);
         assert!(p.overflow.is_empty());
         let s = &statements(&p.documents[0])[0];
@@ -218,7 +263,7 @@ mod tests {
     #[test]
     fn a_later_grant_narrows_the_deny_to_older_sessions() {
         let d = deny("u-rita", "AdministratorAccess", Some(at(12)));
-        let p = pack("111122223333", &[d], at(12), 1);
+        let p = pack(&[d], at(12), &Limits::scp(1));
         let s = &statements(&p.documents[0])[0];
         assert_eq!(
             s["Condition"]["DateLessThan"]["aws:TokenIssueTime"],
@@ -234,10 +279,9 @@ mod tests {
         let mut over = deny("u-old", "AdministratorAccess", None);
         over.until = at(9);
         let p = pack(
-            "111122223333",
             &[a.clone(), b.clone(), c.clone(), over.clone()],
             at(10),
-            1,
+            &Limits::scp(1),
         );
         assert_eq!(p.documents.len(), 1);
         let all = statements(&p.documents[0]);
@@ -250,7 +294,7 @@ mod tests {
         assert!(!p.placed.contains(&over.grant) && !p.overflow.contains(&over.grant));
         // The same denies give the same text.
         assert_eq!(
-            pack("111122223333", &[b, a, c], at(10), 1).documents,
+            pack(&[b, a, c], at(10), &Limits::scp(1)).documents,
             p.documents
         );
     }
@@ -266,12 +310,12 @@ mod tests {
                 )
             })
             .collect();
-        let one = pack("111122223333", &many, at(10), 1);
+        let one = pack(&many, at(10), &Limits::scp(1));
         assert_eq!(one.documents.len(), 1);
         assert!(one.documents[0].chars().count() <= SCP_MAX_CHARS);
         assert!(!one.overflow.is_empty(), "400 users do not fit in one SCP");
         assert_eq!(one.placed.len() + one.overflow.len(), 400);
-        let three = pack("111122223333", &many, at(10), 3);
+        let three = pack(&many, at(10), &Limits::scp(3));
         assert_eq!(three.documents.len(), 3);
         assert!(three
             .documents
@@ -279,8 +323,26 @@ mod tests {
             .all(|d| d.chars().count() <= SCP_MAX_CHARS));
         assert!(three.placed.len() > 2 * one.placed.len());
         // Never more slots than AWS allows an account.
-        let all = pack("111122223333", &many, at(10), 99);
+        let all = pack(&many, at(10), &Limits::scp(99));
         assert!(all.documents.len() <= MAX_SCPS_PER_TARGET);
         assert!(all.overflow.is_empty(), "{} left", all.overflow.len());
+    }
+
+    #[test]
+    fn the_inline_policy_keeps_its_own_statements_first() {
+        let own =
+            json!({"Sid": "ReadLogs", "Effect": "Allow", "Action": "logs:Get*", "Resource": "*"});
+        let limits = Limits::inline(vec![own.clone()]);
+        let mut d = deny("u-rita", "AdministratorAccess", None);
+        d.account = "444455556666".to_owned();
+        let p = pack(std::slice::from_ref(&d), at(10), &limits);
+        let all = statements(&p.documents[0]);
+        assert_eq!(all[0], own);
+        assert!(all[1]["Sid"].as_str().unwrap().starts_with(SID_PREFIX));
+        assert!(p.documents[0].contains("arn:aws:iam::444455556666:role/"));
+        // The tail over: the policy is its own statements again.
+        let p = pack(&[d], at(21), &limits);
+        assert_eq!(p.documents, vec![document(&[own])]);
+        assert!(p.placed.is_empty());
     }
 }

@@ -117,6 +117,7 @@ pub(super) async fn request_options(p: &Person<'_>) -> Result<RequestOptions, Ac
         permission_sets: catalog.permission_set_choices(),
         portal_session_seconds: p.core.portal_seconds(),
         catalog_synced_at: catalog.synced_at,
+        management_account: p.core.store().management_account().await?,
     })
 }
 

@@ -71,6 +71,8 @@ pub(super) async fn detail(p: &Person<'_>, grant: Grant) -> Result<GrantDetail, 
         events: first_events,
         investigation: found.investigation,
         access,
+        management_account: store.management_account().await?.as_deref()
+            == Some(grant_account.as_str()),
         account_name: super::catalog::account_names(p.core)
             .await?
             .remove(grant_account.as_str()),

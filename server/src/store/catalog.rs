@@ -23,6 +23,13 @@ pub trait Catalog {
 
     /// When the catalog was last synced, `None` before the first sync.
     async fn catalog_synced_at(&self) -> Result<Option<DateTime<Utc>>, StoreError>;
+
+    /// Records the organisation's management account with the last sync (`None`:
+    /// it could not be read).
+    async fn set_management_account(&self, account: Option<&str>) -> Result<(), StoreError>;
+
+    /// The management account the last sync read, if any.
+    async fn management_account(&self) -> Result<Option<String>, StoreError>;
 }
 
 macro_rules! impl_catalog {
@@ -127,6 +134,25 @@ macro_rules! impl_catalog {
                         .fetch_optional(&self.pool)
                         .await?;
                 Ok(row.map(|(t,)| t))
+            }
+
+            async fn set_management_account(
+                &self,
+                account: Option<&str>,
+            ) -> Result<(), StoreError> {
+                sqlx::query("UPDATE catalog_sync SET management_account = $1 WHERE id = 1")
+                    .bind(account)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn management_account(&self) -> Result<Option<String>, StoreError> {
+                let row: Option<(Option<String>,)> =
+                    sqlx::query_as("SELECT management_account FROM catalog_sync WHERE id = 1")
+                        .fetch_optional(&self.pool)
+                        .await?;
+                Ok(row.and_then(|(a,)| a))
             }
         }
     };

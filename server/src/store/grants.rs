@@ -10,7 +10,8 @@ use super::sql::{micros, PostgresStore, SqliteStore};
 use super::StoreError;
 use app::domain::{
     AccountId, Grant, GrantDuration, GrantId, GrantRequest, GrantState, IdentityUser,
-    Justification, PermissionSetName, PersonId, PortalSession, SessionDuration, TicketRef,
+    Justification, PermissionSetName, PersonId, PortalSession, SessionDuration, SessionsClose,
+    TicketRef,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, SubsecRound, Utc};
@@ -28,6 +29,10 @@ pub struct GrantPatch {
     /// The Identity Center user, when the reaper resolved it (a request recorded
     /// while Identity Center could not be asked); never replaces a recorded one.
     pub identity: Option<IdentityUser>,
+    /// At revocation: what is to become of the grant's sessions, and until when a
+    /// deny closing them must stand.
+    pub sessions_close: Option<SessionsClose>,
+    pub sessions_until: Option<DateTime<Utc>>,
 }
 
 /// A change to apply atomically: the grant moves from `expected_version` (and state
@@ -162,7 +167,7 @@ pub(super) const GRANT_COLUMNS: &str =
     activated_at, ends_at, revoked_at, permission_set_session_seconds, portal_session_seconds, \
     real_end, failure_reason, version, policy, break_glass, expires_at, review_required, \
     reviewed_by, reviewed_at, review_comment, extends, request_paths, identity_user_id, \
-    identity_user_name";
+    identity_user_name, sessions_close, sessions_closed_at";
 
 #[derive(sqlx::FromRow)]
 pub(super) struct GrantRow {
@@ -197,6 +202,8 @@ pub(super) struct GrantRow {
     request_paths: Option<String>,
     identity_user_id: Option<String>,
     identity_user_name: Option<String>,
+    sessions_close: Option<String>,
+    sessions_closed_at: Option<DateTime<Utc>>,
 }
 
 impl TryFrom<GrantRow> for Grant {
@@ -278,6 +285,15 @@ impl TryFrom<GrantRow> for Grant {
                     ))
                 }
             },
+            sessions_close: r
+                .sessions_close
+                .as_deref()
+                .map(|s| {
+                    SessionsClose::parse(s)
+                        .ok_or_else(|| bad("sessions_close", &format!("unknown value {s:?}")))
+                })
+                .transpose()?,
+            sessions_closed_at: r.sessions_closed_at,
         })
     }
 }
@@ -384,6 +400,8 @@ macro_rules! impl_grants {
                     real_end,
                     failure_reason,
                     identity,
+                    sessions_close,
+                    sessions_until,
                 } = change.patch;
                 let mut tx = self.pool.begin().await?;
                 // The conditional update is the claim: it is the first statement, so it
@@ -399,7 +417,9 @@ macro_rules! impl_grants {
                      failure_reason = COALESCE($9, failure_reason), \
                      identity_user_id = COALESCE(identity_user_id, $13), \
                      identity_user_name = CASE WHEN identity_user_id IS NULL AND $13 IS NOT NULL \
-                       THEN $14 ELSE identity_user_name END \
+                       THEN $14 ELSE identity_user_name END, \
+                     sessions_close = COALESCE($15, sessions_close), \
+                     sessions_until = COALESCE($16, sessions_until) \
                      WHERE id = $10 AND version = $11 AND state = $12 \
                      RETURNING {GRANT_COLUMNS}"
                 ))
@@ -417,6 +437,8 @@ macro_rules! impl_grants {
                 .bind(change.from.as_str())
                 .bind(identity.as_ref().map(|u| u.user_id.clone()))
                 .bind(identity.map(|u| u.user_name))
+                .bind(sessions_close.map(SessionsClose::as_str))
+                .bind(micros(sessions_until))
                 .fetch_optional(&mut *tx)
                 .await?;
                 let Some(row) = row else {

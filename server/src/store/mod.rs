@@ -7,7 +7,8 @@
 //! `audit.rs` (the hash-chained log and its one verifier), `catalog.rs`, `reaper.rs`
 //! (the reaper's queue and AWS rows), `leases.rs`, `outbox.rs` (notifications and
 //! deliveries), `evidence.rs` (activity and grant evidence), `people.rs` (display
-//! names of the people who signed in), `health.rs`.
+//! names of the people who signed in), `sessions.rs` (closing revoked grants'
+//! sessions: the denies that stand and the policies carrying them), `health.rs`.
 //! [`Store`] is all of them: callers take `Arc<dyn Store>` (a trait object reaches
 //! its supertraits' methods without imports); code holding a concrete store
 //! (`SqliteStore`, in tests) uses `crate::store::prelude::*`.
@@ -32,6 +33,7 @@ pub mod leases;
 pub mod outbox;
 pub mod people;
 pub mod reaper;
+pub mod sessions;
 mod sql;
 
 use app::domain::GrantId;
@@ -53,6 +55,7 @@ pub use outbox::{
 };
 pub use people::People;
 pub use reaper::{GrantAws, ReaperQueue};
+pub use sessions::{DenyRow, PolicyKind, SessionCloses, SessionsOutcome, StoredPolicy};
 pub use sql::{PostgresStore, SqliteStore};
 
 /// Errors from storage. Database details are logged where they happen and never
@@ -102,14 +105,15 @@ store_of!(
     TargetLeases,
     Outbox,
     Evidence,
-    People
+    People,
+    SessionCloses
 );
 
 /// The repository traits, for calling their methods on a concrete store.
 pub mod prelude {
     pub use super::{
-        Approvals, AuditLog, Catalog, Evidence, Grants, Health, Outbox, People, ReaperQueue, Store,
-        StoreError, TargetLeases,
+        Approvals, AuditLog, Catalog, Evidence, Grants, Health, Outbox, People, ReaperQueue,
+        SessionCloses, Store, StoreError, TargetLeases,
     };
 }
 

@@ -1005,6 +1005,7 @@ async fn collection_follows_the_grant_through_the_reaper(db: &TestDb) {
         portal_session: grant.portal_session.unwrap(),
         permission_set_session: grant.permission_set_session.unwrap(),
         observed: summary.observed(),
+        sessions_closed_at: None,
     })
     .unwrap();
     assert_eq!(w.evidence_bound, Some(t(12, 25)));

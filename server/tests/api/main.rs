@@ -25,6 +25,7 @@ mod paths;
 mod policy;
 mod provider;
 mod reaper;
+mod sessions;
 mod startup;
 mod store_suite;
 mod timing;

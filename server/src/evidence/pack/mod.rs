@@ -140,6 +140,7 @@ fn explain(g: &Grant, summary: Option<&EvidenceSummary>) -> Option<WindowsExplai
         portal_session: g.portal_session?,
         permission_set_session: g.permission_set_session?,
         observed: summary.and_then(EvidenceSummary::observed),
+        sessions_closed_at: g.sessions_closed_at,
     };
     let w = Windows::compute(&inputs).ok()?;
     let granted_why = if w.is_final {
@@ -147,7 +148,13 @@ fn explain(g: &Grant, summary: Option<&EvidenceSummary>) -> Option<WindowsExplai
     } else {
         "from the moment the account assignment's creation SUCCEEDED to the planned end (the grant is not over)".to_owned()
     };
-    let mut real_why = format!("worst case: {}", w.explanation());
+    let mut real_why = match (w.sessions_closed_at, g.sessions_close) {
+        (Some(_), Some(c)) => format!("closed: {}; {}", w.explanation(), c.describe()),
+        (_, Some(c)) if !c.is_closed() => {
+            format!("worst case: {}; {}", w.explanation(), c.describe())
+        }
+        _ => format!("worst case: {}", w.explanation()),
+    };
     if let Some(bound) = w.evidence_bound {
         real_why.push_str(&format!(
             "; the evidence narrows it to {}: the last credentials were issued at {} and a \

@@ -142,7 +142,7 @@ fn caller_name(c: &Caller) -> Option<&str> {
     }
 }
 
-pub const CSV_HEADER: &str = "id,requester,account_id,permission_set,state,created_at,activated_at,ends_at,revoked_at,real_end,duration_minutes,approvals_required,ticket,justification,failure_reason\r\n";
+pub const CSV_HEADER: &str = "id,requester,account_id,permission_set,state,created_at,activated_at,ends_at,revoked_at,real_end,duration_minutes,approvals_required,ticket,justification,failure_reason,sessions_close,sessions_closed_at,worst_case_end\r\n";
 
 /// One CSV record (RFC 4180). Cells that a spreadsheet would run as a formula
 /// (`=`, `+`, `-`, `@`, tab, CR) are prefixed with `'`.
@@ -169,6 +169,14 @@ pub fn csv_row(g: &Grant) -> String {
             .unwrap_or_default(),
         g.request.justification.to_string(),
         g.failure_reason.clone().unwrap_or_default(),
+        g.sessions_close
+            .map(|c| c.as_str().to_owned())
+            .unwrap_or_default(),
+        t(g.sessions_closed_at),
+        t(g.windows()
+            .and_then(Result::ok)
+            .filter(|w| w.is_final)
+            .map(|w| w.worst_case_end)),
     ];
     let mut line = cells
         .iter()
