@@ -34,6 +34,18 @@ async function freePort() {
  * provider `profile` provisions them (TIMEBOX_SETTINGS in oidc/provider.mjs). Resolves
  * to its URL, the seeded ids and a `stop()`.
  */
+/** Runs a Python snippet (boto3 comes with moto) and parses the JSON it prints. */
+function python(code, args) {
+  return new Promise((ok, fail) => {
+    const p = spawn('python3', ['-c', code, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    p.stdout.on('data', (d) => (out += d));
+    p.stderr.on('data', (d) => (err += d));
+    p.on('exit', (code) => (code === 0 ? ok(JSON.parse(out)) : fail(new Error(err))));
+  });
+}
+
 export async function startEmulator({ profile = 'plain' } = {}) {
   const { TIMEBOX_SETTINGS } = await import('./oidc/provider.mjs');
   const domain = TIMEBOX_SETTINGS[profile].userDomain;
@@ -66,18 +78,20 @@ export async function startEmulator({ profile = 'plain' } = {}) {
     ...seeded,
     /** The emulator's account assignments of one account and permission set. */
     async assignments(accountId, permissionSetArn) {
-      return new Promise((ok, fail) => {
-        const py = `import boto3, json, sys
+      return python(`import boto3, json, sys
 c = boto3.client("sso-admin", endpoint_url=sys.argv[1], region_name="us-east-1", aws_access_key_id="testing", aws_secret_access_key="testing")
 r = c.list_account_assignments(InstanceArn=sys.argv[2], AccountId=sys.argv[3], PermissionSetArn=sys.argv[4])
-print(json.dumps(r["AccountAssignments"]))`;
-        const p = spawn('python3', ['-c', py, url, seeded.instance_arn, accountId, permissionSetArn], { stdio: ['ignore', 'pipe', 'pipe'] });
-        let out = '';
-        let err = '';
-        p.stdout.on('data', (d) => (out += d));
-        p.stderr.on('data', (d) => (err += d));
-        p.on('exit', (code) => (code === 0 ? ok(JSON.parse(out)) : fail(new Error(err))));
-      });
+print(json.dumps(r["AccountAssignments"]))`, [url, seeded.instance_arn, accountId, permissionSetArn]);
+    },
+    /** The statements of the SCPs Timebox owns on one account (timebox-sessions-*). */
+    async sessionDenies(accountId) {
+      return python(`import boto3, json, sys
+c = boto3.client("organizations", endpoint_url=sys.argv[1], region_name="us-east-1", aws_access_key_id="testing", aws_secret_access_key="testing")
+out = []
+for p in c.list_policies_for_target(TargetId=sys.argv[2], Filter="SERVICE_CONTROL_POLICY")["Policies"]:
+    if p["Name"].startswith("timebox-sessions-"):
+        out += json.loads(c.describe_policy(PolicyId=p["Id"])["Policy"]["Content"])["Statement"]
+print(json.dumps(out))`, [url, accountId]);
     },
     stop() {
       child.kill('SIGTERM');

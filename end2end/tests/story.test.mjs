@@ -190,6 +190,20 @@ test('a requester asks, an approver approves, the grant is provisioned, ended ea
     !after.some((a) => a.PrincipalType === 'USER' && a.PrincipalId === aws.users.rita),
     `the assignment is gone from the emulator: ${JSON.stringify(after)}`,
   );
+  // Her sessions are closed too: the emulator holds Timebox's SCP on the account,
+  // denying her Identity Store id on AdministratorAccess's roles only.
+  let denies = [];
+  for (const until = Date.now() + 30_000; Date.now() < until; ) {
+    denies = await aws.sessionDenies(account);
+    if (denies.length > 0) break;
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  assert.ok(
+    denies.some((s) => s.Effect === 'Deny'
+      && s.Condition.StringEquals['identitystore:userId'].includes(aws.users.rita)
+      && s.Condition.ArnLike['aws:PrincipalArn'].endsWith('AWSReservedSSO_AdministratorAccess_*')),
+    `the SCP denies her sessions: ${JSON.stringify(denies)}`,
+  );
 
   // The auditor finds it in the history, with its timeline and a verified chain.
   const audrey = await signedIn('audrey');
@@ -201,8 +215,14 @@ test('a requester asks, an approver approves, the grant is provisioned, ended ea
   await waitForState(audrey.page, id, 'revoked');
   await audrey.page.getByTestId('timeline').waitFor();
   await audrey.page.getByTestId('chain-ok').waitFor();
-  const sentence = await audrey.page.getByTestId('window-sentence').textContent();
-  assert.match(sentence, /Access ended .* sessions opened before then can last until .* portal session is 8h and this permission set's session is 1h/s);
+  await audrey.page.getByTestId('sessions-closed-at').waitFor({ timeout: 30_000 });
+  const sentence = (await audrey.page.getByTestId('window-sentence').textContent()).replace(/\s+/g, ' ');
+  assert.match(sentence, /Access ended .* its sessions were closed at .* so the real window ended at .* Without the deny they could have lasted until .* \(portal session 8h \+ this permission set's session 1h/s);
+  assert.equal(
+    await audrey.page.getByTestId('sessions-close').getAttribute('data-outcome'),
+    'closed_scp',
+  );
+  await audrey.page.getByTestId('timeline-avoided').waitFor();
   await shot(audrey.page, '07-grant-page-auditor');
 
   // The history without JavaScript: the server-rendered page already holds the row.

@@ -226,7 +226,7 @@ pub fn Timeline(
             </svg>
             <figcaption class="muted">
                 "Green: granted (assignment in place); outlined: the same access under a linked grant (an extension). Hatched: the tail, when sessions opened before the end can still be used. "
-                "Blue: activity seen in CloudTrail."
+                "Dashed: the worst case a deny avoided, once the sessions were closed. Blue: activity seen in CloudTrail."
             </figcaption>
         </figure>
     }

@@ -93,22 +93,31 @@ pub fn WindowSentence(windows: Windows, preview: bool) -> impl IntoView {
     .into_any()
 }
 
+/// `text` with its first letter capitalised, to start a sentence.
+fn sentence(text: &str) -> String {
+    let mut chars = text.chars();
+    chars
+        .next()
+        .map(|c| c.to_uppercase().chain(chars).collect())
+        .unwrap_or_default()
+}
+
 /// What became of a revoked grant's sessions, or, for a grant in the management
 /// account, that they cannot be closed.
 #[component]
 pub fn SessionsNote(grant: Grant, management_account: bool) -> impl IntoView {
     match grant.sessions_close {
         Some(c) if c.is_closed() => view! {
-            <p class="ok-note" data-testid="sessions-close" data-outcome=c.as_str()>{c.describe()} "."</p>
+            <p class="ok-note" data-testid="sessions-close" data-outcome=c.as_str()>{sentence(c.describe())} "."</p>
         }
         .into_any(),
         Some(crate::domain::SessionsClose::Pending) => view! {
-            <p class="muted" data-testid="sessions-close" data-outcome="pending">{crate::domain::SessionsClose::Pending.describe()} "…"</p>
+            <p class="muted" data-testid="sessions-close" data-outcome="pending">{sentence(crate::domain::SessionsClose::Pending.describe())} "…"</p>
         }
         .into_any(),
         Some(c) => view! {
             <p class="warning" role="note" data-testid="sessions-close" data-outcome=c.as_str()>
-                {c.describe()} "; the worst case stands."
+                {sentence(c.describe())} "; the worst case stands."
             </p>
         }
         .into_any(),
