@@ -293,6 +293,37 @@ pub struct AdminStatus {
     pub reaper: ReaperStatus,
     pub drift: Vec<DriftReport>,
     pub active: Vec<Grant>,
+    /// Closing revoked grants' sessions: how, and what could not be closed.
+    #[serde(default)]
+    pub sessions: SessionsStatus,
+}
+
+/// How revoked grants' sessions are closed here, and the ones that are not.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct SessionsStatus {
+    /// `scp`, `inline`, `off`, or `scp (when permitted)` when not configured.
+    pub mode: String,
+    pub policy_slots: u32,
+    pub inline_fallback: bool,
+    /// The organisation's management account (not governed by SCPs), as synced.
+    pub management_account: Option<String>,
+    /// Revoked grants in their tail whose sessions could not be closed (yet).
+    pub open: Vec<SessionsOpen>,
+    /// Policies Timebox owns that someone else edited (reported, not overwritten).
+    pub edited: Vec<DriftReport>,
+}
+
+/// A revoked grant whose sessions stay open, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct SessionsOpen {
+    pub grant_id: String,
+    pub account_id: String,
+    pub permission_set: String,
+    pub outcome: crate::domain::SessionsClose,
+    /// The worst case: they can last until then.
+    pub until: DateTime<Utc>,
 }
 
 /// How far ahead a start may be chosen.

@@ -81,6 +81,36 @@ fn AdminView(
                     }).collect_view()}</ul>
             })}
         </section>
+        <section aria-labelledby="sessions-title" data-testid="admin-sessions">
+            <h2 id="sessions-title">"Closing sessions"</h2>
+            <p>
+                {format!("Revoked grants' sessions are closed by: {}", s.sessions.mode)}
+                {format!(" ({} policy slot{} per account{})", s.sessions.policy_slots,
+                    if s.sessions.policy_slots == 1 { "" } else { "s" },
+                    if s.sessions.inline_fallback { ", the permission set's inline policy when they are full" } else { "" })}
+                ". "
+                {s.sessions.management_account.clone().map(|m| format!("The management account {m} is not governed by service control policies. "))}
+                "See docs/sessions.md for how, and the Organizations permissions it needs."
+            </p>
+            {or_empty(s.sessions.open, || view! { <p class="ok-note">"Every revoked grant's sessions are closed (or being closed)."</p> }, |open| view! {
+                    <table data-testid="sessions-open">
+                        <thead><tr><th scope="col">"Grant"</th><th scope="col">"Access"</th><th scope="col">"Why not closed"</th><th scope="col">"Can last until"</th></tr></thead>
+                        <tbody>{open.into_iter().map(|o| view! {
+                            <tr>
+                                <td><a href=format!("/grants/{}", o.grant_id)>{o.grant_id.chars().take(8).collect::<String>()}</a></td>
+                                <td>{format!("{} in {}", o.permission_set, o.account_id)}</td>
+                                <td class="error">{o.outcome.describe()}</td>
+                                <td><When at=o.until/></td>
+                            </tr>
+                        }).collect_view()}</tbody>
+                    </table>
+            })}
+            {or_empty(s.sessions.edited, || (), |edited| view! {
+                    <ul class="drift">{edited.into_iter().map(|d| view! {
+                        <li><When at=d.at/> " " <strong>"a policy Timebox owns was edited by someone else (not overwritten)"</strong> ": " <code>{d.details.to_string()}</code></li>
+                    }).collect_view()}</ul>
+            })}
+        </section>
         <section aria-labelledby="admin-active-title">
             <h2 id="admin-active-title">"Active grants"</h2>
             {or_empty(s.active, || view! { <p class="empty">"No grant is active."</p> }, |active| {

@@ -7,9 +7,9 @@ use super::catalog::CatalogSnapshot;
 use crate::store::GrantFilter;
 use app::api::{
     ActiveItem, AdminStatus, CatalogStatus, DriftReport, PoliciesView, PolicyQuery, ReaperProblem,
-    ReaperStatus,
+    ReaperStatus, SessionsOpen, SessionsStatus,
 };
-use app::domain::{AuditAction, Grant, GrantState};
+use app::domain::{AuditAction, Grant, GrantState, SessionsClose};
 use chrono::{DateTime, Utc};
 
 /// Grants in force (ending first), then revoked grants whose sessions may still be
@@ -104,8 +104,42 @@ pub(super) async fn admin_status(core: &Core) -> Result<AdminStatus, AccessError
             LIST_LIMIT,
         )
         .await?;
+    let r = &core.config.revocation;
+    let sessions = SessionsStatus {
+        mode: r.close_sessions.map_or_else(
+            || "scp (when permitted)".to_owned(),
+            |m| m.as_str().to_owned(),
+        ),
+        policy_slots: u32::try_from(r.policy_slots).unwrap_or(u32::MAX),
+        inline_fallback: r.inline_fallback,
+        management_account: store.management_account().await?,
+        open: store
+            .session_denies(now)
+            .await?
+            .into_iter()
+            .filter(|d| !d.close.is_closed() && d.close != SessionsClose::Pending)
+            .map(|d| SessionsOpen {
+                grant_id: d.grant.to_string(),
+                account_id: d.account_id,
+                permission_set: d.permission_set,
+                outcome: d.close,
+                until: d.until,
+            })
+            .collect(),
+        edited: store
+            .recent_audit_events(&[AuditAction::SessionPolicyEdited], 20)
+            .await?
+            .into_iter()
+            .map(|e| DriftReport {
+                at: e.at,
+                kind: e.action,
+                details: serde_json::from_str(&e.details).unwrap_or(serde_json::Value::Null),
+            })
+            .collect(),
+    };
     let reaper = &core.config.reaper;
     Ok(AdminStatus {
+        sessions,
         catalog,
         reaper: ReaperStatus {
             enabled: reaper.enabled,
