@@ -588,6 +588,44 @@ mod tests {
         }
     }
 
+    /// After the deny closed the sessions, a refused call is its proof and a call
+    /// that went through is the critical flag; neither counts as "another path".
+    #[test]
+    fn calls_after_the_sessions_were_closed_are_refused_or_critical() {
+        let closed = Windows::compute(&WindowInputs {
+            activated_at: t(4, 0),
+            revoked_at: Some(t(5, 0)),
+            planned_end: t(5, 0),
+            portal_session: PortalSession::DEFAULT,
+            permission_set_session: SessionDuration::parse("PT1H").unwrap(),
+            observed: None,
+            sessions_closed_at: Some(t(5, 1)),
+        })
+        .unwrap();
+        let mut b = SummaryBuilder::new(closed, vec![]);
+        b.push(&event("1", t(4, 30), "192.0.2.1", None));
+        b.push(&event("2", t(6, 0), "192.0.2.1", Some("AccessDenied")));
+        b.push(&event("3", t(7, 0), "192.0.2.1", Some("AccessDenied")));
+        let s = b.clone().finish(&IpHistory::default());
+        assert_eq!(s.refused_after_close, 2);
+        assert!(
+            s.flags.is_empty(),
+            "refused calls are the proof: {:?}",
+            s.flags
+        );
+        b.push(&event("4", t(8, 0), "192.0.2.1", None));
+        let s = b.finish(&IpHistory::default());
+        assert_eq!(
+            s.flags,
+            vec![ActivityFlag::AfterSessionsClosed {
+                count: 1,
+                first_at: t(8, 0),
+                last_at: t(8, 0),
+            }]
+        );
+        assert!(s.flags[0].title().starts_with("critical"));
+    }
+
     #[test]
     fn counts_errors_denials_ips_and_the_observed_window() {
         let mut b = SummaryBuilder::new(windows(), vec![]);
