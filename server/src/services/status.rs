@@ -88,11 +88,7 @@ pub(super) async fn admin_status(core: &Core) -> Result<AdminStatus, AccessError
         .recent_audit_events(&AuditAction::DRIFT, 50)
         .await?
         .into_iter()
-        .map(|e| DriftReport {
-            at: e.at,
-            kind: e.action,
-            details: serde_json::from_str(&e.details).unwrap_or(serde_json::Value::Null),
-        })
+        .map(report_of)
         .collect();
     let active = store
         .list_grants(
@@ -130,11 +126,7 @@ pub(super) async fn admin_status(core: &Core) -> Result<AdminStatus, AccessError
             .recent_audit_events(&[AuditAction::SessionPolicyEdited], 20)
             .await?
             .into_iter()
-            .map(|e| DriftReport {
-                at: e.at,
-                kind: e.action,
-                details: serde_json::from_str(&e.details).unwrap_or(serde_json::Value::Null),
-            })
+            .map(report_of)
             .collect(),
     };
     let reaper = &core.config.reaper;
@@ -151,6 +143,15 @@ pub(super) async fn admin_status(core: &Core) -> Result<AdminStatus, AccessError
         drift,
         active,
     })
+}
+
+/// An audit event (a drift finding, an edited policy) as the admin page lists it.
+fn report_of(e: crate::store::AuditEvent) -> DriftReport {
+    DriftReport {
+        at: e.at,
+        kind: e.action,
+        details: serde_json::from_str(&e.details).unwrap_or(serde_json::Value::Null),
+    }
 }
 
 /// When a due grant's work became due.

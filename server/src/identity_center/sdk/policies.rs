@@ -22,15 +22,20 @@ fn already(result: Result<(), IcError>, codes: &[&str]) -> Result<(), IcError> {
     }
 }
 
-fn policy_ref(
+/// The policies of a listing, by id and name.
+fn refs(
     operation: &'static str,
-    id: Option<String>,
-    name: Option<String>,
-) -> Result<PolicyRef, IcError> {
-    Ok(PolicyRef {
-        id: id.ok_or_else(|| IcError::missing(operation, "Id"))?,
-        name: name.unwrap_or_default(),
-    })
+    found: Vec<aws_sdk_organizations::types::PolicySummary>,
+) -> Result<Vec<PolicyRef>, IcError> {
+    found
+        .into_iter()
+        .map(|p| {
+            Ok(PolicyRef {
+                id: p.id.ok_or_else(|| IcError::missing(operation, "Id"))?,
+                name: p.name.unwrap_or_default(),
+            })
+        })
+        .collect()
 }
 
 #[async_trait]
@@ -70,10 +75,7 @@ impl SessionPolicies for SdkIdentityCenter {
             .pages(OP, request.into_paginator().send(), |p| p.next_token())
             .collect(|p| p.policies.unwrap_or_default())
             .await?;
-        found
-            .into_iter()
-            .map(|p| policy_ref(OP, p.id, p.name))
-            .collect()
+        refs(OP, found)
     }
 
     async fn find_scp(&self, name: &str) -> Result<Option<PolicyRef>, IcError> {
@@ -88,11 +90,7 @@ impl SessionPolicies for SdkIdentityCenter {
             .pages(OP, request.into_paginator().send(), |p| p.next_token())
             .collect(|p| p.policies.unwrap_or_default())
             .await?;
-        found
-            .into_iter()
-            .find(|p| p.name() == Some(name))
-            .map(|p| policy_ref(OP, p.id, p.name))
-            .transpose()
+        Ok(refs(OP, found)?.into_iter().find(|p| p.name == name))
     }
 
     async fn scp_content(&self, id: &str) -> Result<String, IcError> {

@@ -311,16 +311,9 @@ impl Reaper {
                     if closer.inline_fallback {
                         inline.extend(rows.into_iter().filter(|r| overflow.contains(&r.grant)));
                     } else {
-                        for r in rows.iter().filter(|r| overflow.contains(&r.grant)) {
-                            self.record(
-                                &mut report,
-                                r,
-                                SessionsClose::OverBudget,
-                                None,
-                                json!({ "account": account }),
-                            )
+                        let details = json!({ "account": account });
+                        self.over_budget(&mut report, &rows, &overflow, details)
                             .await?;
-                        }
                     }
                 }
                 Ok(None) => {}
@@ -362,16 +355,9 @@ impl Reaper {
             match self.leases.while_held(&key, work).await {
                 Ok(Some(overflow)) => {
                     closer.succeeded(&key);
-                    for r in rows.iter().filter(|r| overflow.contains(&r.grant)) {
-                        self.record(
-                            &mut report,
-                            r,
-                            SessionsClose::OverBudget,
-                            None,
-                            json!({ "permission_set_arn": arn }),
-                        )
+                    let details = json!({ "permission_set_arn": arn });
+                    self.over_budget(&mut report, &rows, &overflow, details)
                         .await?;
-                    }
                 }
                 Ok(None) => {}
                 Err(e) => {
@@ -381,6 +367,21 @@ impl Reaper {
             }
         }
         Ok(report)
+    }
+
+    /// The grants of `rows` that did not fit (`overflow`) keep their sessions open.
+    async fn over_budget(
+        &self,
+        report: &mut SessionReport,
+        rows: &[DenyRow],
+        overflow: &[GrantId],
+        details: Value,
+    ) -> Result<(), ReaperError> {
+        for r in rows.iter().filter(|r| overflow.contains(&r.grant)) {
+            self.record(report, r, SessionsClose::OverBudget, None, details.clone())
+                .await?;
+        }
+        Ok(())
     }
 
     /// A write failed: a refused permission is recorded on the grants not closed
