@@ -187,6 +187,10 @@ impl Reaper {
             }),
         )
         .await?;
+        if removed {
+            // Sessions issued from the leftover live on: close them like a revocation's.
+            self.sessions_after_drift(&g).await?;
+        }
         Ok(true)
     }
 

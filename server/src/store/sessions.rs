@@ -64,6 +64,8 @@ pub struct SessionsOutcome {
     pub closed_at: Option<DateTime<Utc>>,
     /// The real window's end that follows (`max(revoked_at, closed_at)`).
     pub real_end: Option<DateTime<Utc>>,
+    /// The deny must stand at least until then (never shortened).
+    pub until: Option<DateTime<Utc>>,
     pub event: NewAuditEvent,
 }
 
@@ -266,15 +268,20 @@ macro_rules! impl_session_closes {
                      sessions_closed_at = COALESCE(sessions_closed_at, $2), \
                      real_end = CASE WHEN sessions_closed_at IS NULL AND $2 IS NOT NULL \
                        THEN COALESCE($3, real_end) ELSE real_end END, \
+                     sessions_until = CASE WHEN $6 IS NOT NULL AND \
+                       (sessions_until IS NULL OR sessions_until < $6) THEN $6 \
+                       ELSE sessions_until END, \
                      version = version + 1, updated_at = $4 \
                      WHERE id = $5 AND (sessions_close IS NULL OR sessions_close <> $1 \
-                       OR (sessions_closed_at IS NULL AND $2 IS NOT NULL))",
+                       OR (sessions_closed_at IS NULL AND $2 IS NOT NULL) \
+                       OR ($6 IS NOT NULL AND (sessions_until IS NULL OR sessions_until < $6)))",
                 )
                 .bind(outcome.close.as_str())
                 .bind(micros(outcome.closed_at))
                 .bind(micros(outcome.real_end))
                 .bind(at)
                 .bind(outcome.grant.to_string())
+                .bind(micros(outcome.until))
                 .execute(&mut *tx)
                 .await?
                 .rows_affected()

@@ -548,7 +548,54 @@ async fn inline_mode_uses_the_permission_sets_policy(db: &TestDb) {
     assert!(statements(&doc).is_empty(), "{doc}");
 }
 
+/// Drift removes an assignment Timebox made that someone recreated after the grant
+/// ended: sessions issued from it are denied for a whole tail from the removal, so the
+/// statement outlives the grant's own tail.
+async fn a_leftover_removed_by_drift_keeps_its_sessions_denied(db: &TestDb) {
+    let r = rig(db, &[]).await;
+    let reaper = closing(&r, CloseSessions::Scp, 1, false).await;
+    let prod = r.org.accounts[0].clone();
+    let admin = r.org.permission_set("AdministratorAccess");
+    let g = approved_grant(&r.grants, "alice", &prod, "AdministratorAccess", 30).await;
+    reaper.tick().await.unwrap();
+    r.clock.advance(Duration::minutes(31));
+    reaper.tick().await.unwrap();
+    let first = get(&r.store, &g).await;
+    assert_eq!(first.sessions_close, Some(SessionsClose::ClosedScp));
+    // Nine hours on (the grant's own tail ends at 10 h), the assignment is back.
+    r.clock.advance(Duration::hours(9));
+    crate::moto::assign(
+        &r.moto,
+        &r.org,
+        &prod,
+        &admin,
+        aws_sdk_ssoadmin::types::PrincipalType::User,
+        &r.org.user("alice"),
+    )
+    .await;
+    assert_eq!(reaper.reconcile().await.unwrap(), 1, "removed");
+    // Past the grant's own tail, the statement still stands.
+    r.clock.advance(Duration::hours(2));
+    reaper.close_sessions().await.unwrap();
+    let scps = timebox_scps(&r.moto, &prod).await;
+    assert_eq!(scps.len(), 1, "still denied after the original tail");
+    assert_eq!(
+        users_of(&statements(&scps[0].1)[0]),
+        vec![r.org.user("alice")]
+    );
+    assert_eq!(
+        get(&r.store, &g).await.sessions_closed_at,
+        first.sessions_closed_at,
+        "the closing time is kept"
+    );
+    // A whole tail after the removal, it goes.
+    r.clock.advance(Duration::hours(9));
+    reaper.close_sessions().await.unwrap();
+    assert!(timebox_scps(&r.moto, &prod).await.is_empty());
+}
+
 crate::on_both_backends!(
+    a_leftover_removed_by_drift_keeps_its_sessions_denied,
     a_finished_grant_closes_its_sessions_until_the_tail_is_over,
     a_later_grant_narrows_the_deny_to_older_sessions,
     three_users_in_one_account_share_one_statement,

@@ -242,6 +242,52 @@ impl Reaper {
         (outcome, Some(until))
     }
 
+    /// Drift removed a leftover assignment `g` made: sessions issued from it since
+    /// the revocation live on, so the deny stands (again) for a whole tail from now.
+    pub(super) async fn sessions_after_drift(&self, g: &Grant) -> Result<(), ReaperError> {
+        let Some(closer) = &self.sessions else {
+            return Ok(());
+        };
+        if !closer.enabled().await || g.revoked_at.is_none() {
+            return Ok(());
+        }
+        let now = self.clock.now();
+        let close = if g.sessions_close.is_some_and(SessionsClose::is_closed) {
+            // Still carried: the longer tail keeps its statement.
+            g.sessions_close.unwrap_or(SessionsClose::Pending)
+        } else {
+            SessionsClose::Pending
+        };
+        let until = now
+            + self.settings.portal_session.as_duration()
+            + g.permission_set_session
+                .map_or(MAX_PERMISSION_SET_SESSION, |s| s.as_duration());
+        self.store
+            .record_sessions(SessionsOutcome {
+                grant: g.id,
+                close,
+                closed_at: None,
+                real_end: None,
+                until: Some(until),
+                event: NewAuditEvent {
+                    grant_id: Some(g.id),
+                    at: now,
+                    actor: "timebox".to_owned(),
+                    action: if close.is_closed() {
+                        AuditAction::SessionsClosed
+                    } else {
+                        AuditAction::SessionsNotClosed
+                    },
+                    from_state: None,
+                    to_state: None,
+                    reason: Some("a leftover assignment was removed by the drift pass: the sessions issued from it are denied for a whole tail from now".to_owned()),
+                    details: json!({ "outcome": close.as_str(), "sessions_until": until }),
+                },
+            })
+            .await?;
+        Ok(())
+    }
+
     /// One session pass: every standing deny written where it belongs, every ended
     /// one removed, each grant's outcome recorded.
     pub async fn close_sessions(&self) -> Result<SessionReport, ReaperError> {
@@ -534,6 +580,7 @@ impl Reaper {
                 close,
                 closed_at,
                 real_end: closed_at.map(|c| c.max(r.revoked_at).min(r.until)),
+                until: None,
                 event: NewAuditEvent {
                     grant_id: Some(r.grant),
                     at: now,
