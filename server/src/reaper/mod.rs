@@ -169,6 +169,8 @@ pub struct Reaper {
     sessions: Option<Arc<SessionCloser>>,
     /// The session pass of [`Reaper::run`] is running (one at a time).
     sessions_running: Arc<std::sync::atomic::AtomicBool>,
+    /// A session pass was asked for since the running one started.
+    sessions_again: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// The grants whose create or delete request is outstanding (sent, not final), at
@@ -305,6 +307,7 @@ impl Reaper {
             slow_running: Arc::new(std::sync::atomic::AtomicBool::new(false)),
             sessions: None,
             sessions_running: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+            sessions_again: Arc::new(std::sync::atomic::AtomicBool::new(false)),
         }
     }
 
@@ -370,20 +373,7 @@ impl Reaper {
                 me.slow_running.store(false, Ordering::SeqCst);
             });
         }
-        if self.sessions.is_some()
-            && self
-                .sessions_running
-                .compare_exchange(false, true, Ordering::SeqCst, Ordering::SeqCst)
-                .is_ok()
-        {
-            let me = self.clone();
-            tokio::spawn(async move {
-                if let Err(e) = me.close_sessions().await {
-                    tracing::error!(error = %e, "session pass failed");
-                }
-                me.sessions_running.store(false, Ordering::SeqCst);
-            });
-        }
+        self.kick_sessions();
         self.metrics
             .reaper_queue_depth
             .set(self.store.reaper_queue_depth(now).await?);
@@ -396,14 +386,50 @@ impl Reaper {
             };
             let me = self.clone();
             tokio::spawn(async move {
-                if let Err(e) = me.work_target(&target, grants).await {
-                    tracing::error!(error = %e, "reaper step failed");
+                match me.work_target(&target, grants).await {
+                    // A revocation's sessions are closed at once, not a pass later.
+                    Ok(steps) if steps.iter().any(|s| matches!(s, Step::Revoked)) => {
+                        me.kick_sessions();
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::error!(error = %e, "reaper step failed"),
                 }
                 me.unclaim(&target);
                 drop(permit);
             });
         }
         Ok(())
+    }
+
+    /// Runs the session pass beside the other work, one at a time: a kick while one
+    /// runs makes it run once more after (it may have read the grants before the
+    /// revocation that kicked it).
+    fn kick_sessions(self: &Arc<Self>) {
+        use std::sync::atomic::Ordering;
+        if self.sessions.is_none() {
+            return;
+        }
+        self.sessions_again.store(true, Ordering::SeqCst);
+        if self
+            .sessions_running
+            .compare_exchange(false, true, Ordering::SeqCst, Ordering::SeqCst)
+            .is_err()
+        {
+            return;
+        }
+        let me = self.clone();
+        tokio::spawn(async move {
+            while me.sessions_again.swap(false, Ordering::SeqCst) {
+                if let Err(e) = me.close_sessions().await {
+                    tracing::error!(error = %e, "session pass failed");
+                }
+            }
+            me.sessions_running.store(false, Ordering::SeqCst);
+            // A kick between the last check and the release runs now.
+            if me.sessions_again.load(Ordering::SeqCst) {
+                me.kick_sessions();
+            }
+        });
     }
 
     /// One pass that waits for everything it started: catalog refresh when due, every
