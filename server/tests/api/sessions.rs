@@ -644,3 +644,42 @@ async fn two_replicas_write_each_policy_once() {
     }
     db.drop_database().await;
 }
+
+/// The server's loop (`Reaper::run`): a revocation's sessions are closed by the
+/// session pass its target task starts, well within a reaper interval of the
+/// revocation (the interval here is 1 s; the pass is not waited for by a tick).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_servers_loop_closes_sessions_right_after_the_revocation() {
+    let db = TestDb::sqlite().await;
+    let r = rig(&db, &[]).await;
+    let prod = r.org.accounts[0].clone();
+    let reaper = Arc::new(closing(&r, CloseSessions::Scp, 1, false).await);
+    let g = approved_grant(&r.grants, "alice", &prod, "AdministratorAccess", 60).await;
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let handle = tokio::spawn(reaper.run(stopped));
+    let wait = |check: fn(&Grant) -> bool| {
+        let store = r.store.clone();
+        async move {
+            // Up to 30 s: a loaded machine is slow, a broken pass never gets there.
+            for _ in 0..600 {
+                let now = store.get_grant(g.id).await.unwrap().unwrap();
+                if check(&now) {
+                    return now;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            panic!("the grant never got there");
+        }
+    };
+    wait(|g| g.state == GrantState::Active).await;
+    finish_early(&r.grants, &g, "alice").await;
+    let closed = wait(|g| g.sessions_closed_at.is_some()).await;
+    assert_eq!(closed.sessions_close, Some(SessionsClose::ClosedScp));
+    assert!(closed.sessions_closed_at >= closed.revoked_at);
+    assert_eq!(timebox_scps(&r.moto, &prod).await.len(), 1);
+    stop.send(true).unwrap();
+    tokio::time::timeout(std::time::Duration::from_secs(5), handle)
+        .await
+        .expect("the reaper stops on shutdown")
+        .unwrap();
+}
