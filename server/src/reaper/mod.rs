@@ -342,6 +342,13 @@ impl Reaper {
     /// poll, a throttled API) never delays the revocations behind it, and evidence
     /// (paced at CloudTrail's 2 calls per second) never runs in front of them.
     pub async fn run(self: Arc<Self>, stop: watch::Receiver<bool>) {
+        if let Some(closer) = self.sessions.clone() {
+            // Whether closing sessions works here is said at start-up (a warning
+            // with the fix when Organizations refuses), not at the first revocation.
+            tokio::spawn(async move {
+                closer.enabled().await;
+            });
+        }
         let metrics = self.metrics.clone();
         let evidence = self.evidence.clone();
         let reaper = jobs::run(self, metrics.clone(), stop.clone());

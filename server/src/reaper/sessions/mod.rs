@@ -106,7 +106,10 @@ impl SessionCloser {
             .available
             .get_or_try_init(|| async {
                 match self.policies.check_scp_access().await {
-                    Ok(()) => Ok(true),
+                    Ok(()) => {
+                        tracing::info!("revoked grants' sessions are closed with service control policies (revocation.close_sessions not set: Organizations answered)");
+                        Ok(true)
+                    }
                     Err(e) if e.is_access_denied() => {
                         tracing::warn!(error = %e, "revoked grants' sessions will not be closed: Timebox may not manage service control policies; give it the Organizations permissions in docs/operations.md, or set revocation.close_sessions = \"inline\" (or \"off\" to silence this)");
                         Ok(false)
