@@ -278,6 +278,17 @@ impl Default for ChainVerifier {
 }
 
 impl ChainVerifier {
+    /// A verifier that resumes after the event `seq` whose hash is `hash` (a
+    /// checkpoint already trusted), so only the events after it are read.
+    pub fn after(seq: i64, hash: &str) -> Self {
+        Self {
+            expected_seq: seq + 1,
+            prev_hash: hash.to_owned(),
+            checked: 0,
+            broken: None,
+        }
+    }
+
     /// Checks one event. Returns `false` once the chain is broken (stop reading).
     pub fn check(&mut self, e: &AuditEvent) -> bool {
         if self.broken.is_some() {
@@ -338,6 +349,10 @@ pub trait AuditLog: Sync {
         after_seq: i64,
         limit: u32,
     ) -> Result<Vec<AuditEvent>, StoreError>;
+
+    /// The chain head: the last sequence number and hash (0 and [`GENESIS_HASH`] for
+    /// an empty chain).
+    async fn audit_head(&self) -> Result<(i64, String), StoreError>;
 
     /// Walks the whole chain page by page and reports the first broken link.
     async fn verify_audit_chain(&self) -> Result<ChainVerification, StoreError>;
@@ -503,13 +518,18 @@ macro_rules! impl_audit_log {
                 Ok(rows.into_iter().map(AuditEvent::from).collect())
             }
 
+            async fn audit_head(&self) -> Result<(i64, String), StoreError> {
+                Ok(
+                    sqlx::query_as("SELECT last_seq, last_hash FROM audit_head WHERE id = 1")
+                        .fetch_one(&self.pool)
+                        .await?,
+                )
+            }
+
             async fn verify_audit_chain(&self) -> Result<ChainVerification, StoreError> {
                 // Read the head first: events appended while we walk are after it and
                 // are not part of this verification.
-                let (head_seq, head_hash): (i64, String) =
-                    sqlx::query_as("SELECT last_seq, last_hash FROM audit_head WHERE id = 1")
-                        .fetch_one(&self.pool)
-                        .await?;
+                let (head_seq, head_hash) = self.audit_head().await?;
                 let mut verifier = ChainVerifier::default();
                 let mut after = 0;
                 'pages: loop {
