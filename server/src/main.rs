@@ -88,6 +88,18 @@ async fn run() -> ExitCode {
         }
     };
     if check_only {
+        if let Some(path) = &config.audit.signing_key_file {
+            match timebox_server::audit::CheckpointSigner::from_file(path) {
+                Ok(signer) => println!(
+                    "audit checkpoints are signed; public key {}",
+                    signer.public_key_hex()
+                ),
+                Err(e) => {
+                    eprintln!("timebox: audit.signing_key_file: {e}");
+                    return ExitCode::from(78);
+                }
+            }
+        }
         match timebox_server::policy::check_file(&config.policy) {
             Ok(0) if config.policy.file.is_none() => {
                 println!("configuration is valid (no policy.file: nobody may ask for access)")
