@@ -663,6 +663,21 @@ mod tests {
     }
 
     #[test]
+    fn a_walk_resumes_after_a_trusted_event() {
+        let c = chain(5);
+        let mut v = ChainVerifier::after(2, &c[1].hash);
+        assert!(c[2..].iter().all(|e| v.check(e)));
+        let r = v.finish(5, &c[4].hash);
+        assert!(r.is_intact(), "{r:?}");
+        assert_eq!(r.events_checked, 3);
+        let mut v = ChainVerifier::after(2, GENESIS_HASH);
+        assert!(
+            !v.check(&c[2]),
+            "event 3 does not follow a different event 2"
+        );
+    }
+
+    #[test]
     fn deleted_tail_is_found_by_the_head() {
         let c = chain(5);
         let head = c[4].hash.clone();
