@@ -11,6 +11,7 @@ use crate::metrics::Metrics;
 use crate::store::audit::ChainVerifier;
 use crate::store::{BrokenLink, Store, StoreError, StoredCheckpoint};
 use async_trait::async_trait;
+use chrono::SubsecRound;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -117,7 +118,8 @@ impl CheckpointJob {
     async fn write_due(&self) -> Result<Option<i64>, CheckpointError> {
         let (head_seq, head_hash) = self.store.audit_head().await?;
         let latest = self.store.latest_checkpoint().await?;
-        let now = self.clock.now();
+        // To the microsecond, as both databases store it and as the signed text says.
+        let now = self.clock.now().trunc_subsecs(6);
         let due = match &latest {
             None => head_seq > 0,
             Some(c) => {
