@@ -417,3 +417,86 @@ async fn the_command_exits_non_zero_with_the_first_broken_event(db: &TestDb) {
     assert_eq!(code, Some(1), "{out}{err}");
     assert!(out.contains("does NOT verify: event 20"), "{out}");
 }
+
+/// The binary as an operator runs it: with a signing key and a checkpoint file, the
+/// server signs a checkpoint at the head and publishes it to the file and the log
+/// (never the key), and `timebox audit verify` checks it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_signs_and_publishes_checkpoints() {
+    use std::process::{Command, Stdio};
+    use std::time::Instant;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("timebox.db");
+    let url = format!("sqlite://{}", db.display());
+    let store = timebox_server::store::connect(&url, 2).await.unwrap();
+    append(&store, &clock(), 12).await;
+    let key = dir.path().join("audit.key");
+    let out = Command::new(env!("CARGO_BIN_EXE_timebox"))
+        .args(["audit", "keygen", "--out", key.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let public_hex = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    let public = dir.path().join("audit.pub");
+    std::fs::write(&public, &public_hex).unwrap();
+    let seed = std::fs::read_to_string(&key).unwrap().trim().to_owned();
+    let checkpoints = dir.path().join("checkpoints.jsonl");
+    let port = crate::helpers::free_listener()
+        .await
+        .local_addr()
+        .unwrap()
+        .port();
+    let log = dir.path().join("server.log");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_timebox"));
+    for (k, _) in std::env::vars() {
+        if k.starts_with("TIMEBOX_") {
+            cmd.env_remove(k);
+        }
+    }
+    let mut child = cmd
+        .env("TIMEBOX_SERVER__BIND", format!("127.0.0.1:{port}"))
+        .env("TIMEBOX_DATABASE__URL", &url)
+        .env("TIMEBOX_REAPER__ENABLED", "false")
+        .env("TIMEBOX_AUDIT__SIGNING_KEY_FILE", &key)
+        .env("TIMEBOX_AUDIT__CHECKPOINT_FILE", &checkpoints)
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&log).unwrap())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + std::time::Duration::from_secs(60);
+    while std::fs::read_to_string(&checkpoints).map_or(true, |t| t.is_empty()) {
+        assert!(Instant::now() < deadline, "no checkpoint was published");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let stopped = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    assert!(stopped.success());
+    assert!(child.wait().unwrap().success());
+    let line = std::fs::read_to_string(&checkpoints).unwrap();
+    let c: SignedCheckpoint = serde_json::from_str(line.lines().next().unwrap()).unwrap();
+    assert_eq!((c.seq, c.events), (12, 12));
+    assert_eq!(c.public_key, public_hex);
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(logged.contains("audit checkpoint"), "{logged}");
+    assert!(logged.contains(&public_hex), "the public key is logged");
+    assert!(
+        !logged.contains(&seed),
+        "the signing key leaked into the log"
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_timebox"))
+        .args(["audit", "verify", "--database", &url])
+        .args(["--checkpoints", checkpoints.to_str().unwrap()])
+        .args(["--public-key", public.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{said}");
+    assert!(
+        said.contains("12 events verified, 1 checkpoints verified"),
+        "{said}"
+    );
+}
