@@ -12,7 +12,6 @@
 
 #![recursion_limit = "256"]
 #![expect(
-    clippy::unwrap_used,
     clippy::expect_used,
     reason = "a benchmark command: a panic is its error report"
 )]
