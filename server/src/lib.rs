@@ -24,12 +24,15 @@
 //! - [`metrics`]: the Prometheus registry;
 //! - [`policy`]: the policy file (who may ask for what, approved by whom), reloaded
 //!   on SIGHUP and on change;
-//! - [`telemetry`]: structured logs.
+//! - [`telemetry`]: structured logs;
+//! - [`audit`]: signed checkpoints of the audit chain, their job and sinks, and the
+//!   whole-chain verification behind `timebox audit verify`.
 
 // The Leptos pages are deeply nested view types; laying them out needs more than
 // the default depth.
 #![recursion_limit = "256"]
 
+pub mod audit;
 pub mod auth;
 pub mod aws;
 pub mod clock;
@@ -74,6 +77,8 @@ pub enum StartError {
     Policy(#[from] policy::PolicyLoadError),
     #[error(transparent)]
     Notify(#[from] notify::channels::ChannelError),
+    #[error("audit.signing_key_file: {0}")]
+    AuditKey(#[from] audit::KeyError),
     #[error("the server stopped: {0}")]
     Serve(std::io::Error),
     #[error("revocation.close_sessions = \"scp\" but Timebox may not manage service control policies: {0}. Give Timebox's role the Organizations permissions in docs/operations.md (on the management account or a delegated administrator, with SCPs enabled), or set revocation.close_sessions = \"inline\" or \"off\"")]
@@ -104,6 +109,8 @@ pub struct Wiring {
     /// Where the reaper collects activity and starts investigations; `None` when
     /// `evidence.source = "none"`.
     evidence_sources: Option<EvidenceSources>,
+    /// Signs audit checkpoints; `None` without `audit.signing_key_file`.
+    checkpoint_signer: Option<audit::CheckpointSigner>,
 }
 
 /// The activity source and the Detective client the reaper's evidence step uses.
@@ -179,7 +186,12 @@ impl Wiring {
             metrics: metrics.clone(),
         });
         let channels = notify::channels::Channels::from_config(&config)?;
+        let checkpoint_signer = match &config.audit.signing_key_file {
+            Some(path) => Some(audit::CheckpointSigner::from_file(path)?),
+            None => None,
+        };
         Ok(Self {
+            checkpoint_signer,
             config,
             store,
             clock,
@@ -263,8 +275,24 @@ impl Wiring {
     }
 }
 
+impl Wiring {
+    /// The audit checkpoint job, when a signing key is configured.
+    pub fn checkpoint_job(&self) -> Option<audit::CheckpointJob> {
+        let signer = self.checkpoint_signer.clone()?;
+        Some(audit::CheckpointJob::new(
+            self.store.clone(),
+            self.clock.clone(),
+            self.metrics.clone(),
+            signer,
+            audit::sinks_from_config(&self.config.audit),
+            audit::CheckpointSettings::from_config(&self.config.audit),
+        ))
+    }
+}
+
 /// Binds, starts the jobs on the job runner — the reaper and its evidence step
-/// (unless `reaper.enabled = false`) and the notification worker — serves until
+/// (unless `reaper.enabled = false`), the notification worker and the audit
+/// checkpoint job (with a signing key) — serves until
 /// `shutdown` resolves, then drains in-flight requests for at most
 /// `server.shutdown_grace` and lets the jobs finish their current pass (at most
 /// `server.shutdown_grace` too).
@@ -292,6 +320,12 @@ pub async fn run(
     // The worker runs even without channels: it records every event as fanned out
     // (to nobody), so turning a channel on later does not flood it with old events.
     jobs.start(Arc::new(services.notify_worker()));
+    match services.checkpoint_job() {
+        Some(job) => jobs.start(Arc::new(job)),
+        None => tracing::warn!(
+            "no audit.signing_key_file: no audit checkpoints are signed, so anyone who can write to the database can rewrite the audit chain unnoticed (docs/audit.md)"
+        ),
+    }
     let stopper = jobs.stopper();
     let result = serve(services, listener, async move {
         shutdown.await;

@@ -1,5 +1,7 @@
 //! `timebox [--config FILE]`: loads and validates the configuration, then serves until
 //! SIGINT/SIGTERM. A bad configuration stops start-up with the fix in the message.
+//! `timebox audit verify|keygen …`: the auditor's commands (docs/audit.md); the work
+//! is `timebox_server::audit`'s, this file only parses their arguments.
 
 // The Leptos pages are deeply nested view types; laying them out needs more than
 // the default depth.
@@ -12,7 +14,25 @@ const USAGE: &str = "usage: timebox [--config FILE] [--check-config]
 
   --config FILE     the TOML configuration (default: ./timebox.toml if present;
                     TIMEBOX_CONFIG works too). TIMEBOX_* variables override it.
-  --check-config    validate the configuration and exit";
+  --check-config    validate the configuration and exit
+
+       timebox audit verify [--config FILE] [--database URL] [--checkpoints FILE]
+                            [--public-key FILE]
+       timebox audit keygen --out FILE";
+
+const AUDIT_USAGE: &str = "usage: timebox audit verify [--config FILE] [--database URL] [--checkpoints FILE] [--public-key FILE]
+       timebox audit keygen --out FILE
+
+  verify            walks the whole audit chain and checks every event, link and the
+                    head; with --public-key, every signed checkpoint too. Exits 0 when
+                    everything holds, 1 when something does not (the first broken event
+                    is printed), 2 on a usage error, 3 when it could not be checked.
+  --database URL    the database (default: database.url from the configuration)
+  --checkpoints FILE  the checkpoint file (audit.checkpoint_file); without it, and
+                    with --public-key, the checkpoints stored in the database
+  --public-key FILE the public key, 64 hex digits (printed by keygen)
+  keygen --out FILE writes a new signing key (never overwriting) and prints its
+                    public key";
 
 /// Stack for each runtime worker thread. Server-side rendering of a page nests many
 /// futures; tokio's default 2 MiB overflowed on the request page in a debug build, so
@@ -34,6 +54,9 @@ fn main() -> ExitCode {
 }
 
 async fn run() -> ExitCode {
+    if std::env::args().nth(1).as_deref() == Some("audit") {
+        return audit(std::env::args().skip(2).collect()).await;
+    }
     let mut config_path: Option<PathBuf> = std::env::var_os("TIMEBOX_CONFIG").map(PathBuf::from);
     let mut check_only = false;
     let mut args = std::env::args().skip(1);
@@ -65,6 +88,18 @@ async fn run() -> ExitCode {
         }
     };
     if check_only {
+        if let Some(path) = &config.audit.signing_key_file {
+            match timebox_server::audit::CheckpointSigner::from_file(path) {
+                Ok(signer) => println!(
+                    "audit checkpoints are signed; public key {}",
+                    signer.public_key_hex()
+                ),
+                Err(e) => {
+                    eprintln!("timebox: audit.signing_key_file: {e}");
+                    return ExitCode::from(78);
+                }
+            }
+        }
         match timebox_server::policy::check_file(&config.policy) {
             Ok(0) if config.policy.file.is_none() => {
                 println!("configuration is valid (no policy.file: nobody may ask for access)")
@@ -92,5 +127,111 @@ async fn run() -> ExitCode {
                 ExitCode::FAILURE
             }
         }
+    }
+}
+
+fn usage_error(message: &str) -> ExitCode {
+    eprintln!("timebox audit: {message}\n\n{AUDIT_USAGE}");
+    ExitCode::from(2)
+}
+
+/// `timebox audit …`.
+async fn audit(args: Vec<String>) -> ExitCode {
+    use timebox_server::audit;
+    let mut args = args.into_iter();
+    let command = args.next();
+    let mut config_path: Option<PathBuf> = std::env::var_os("TIMEBOX_CONFIG").map(PathBuf::from);
+    let mut database: Option<String> = None;
+    let mut checkpoints: Option<PathBuf> = None;
+    let mut public_key: Option<PathBuf> = None;
+    let mut out: Option<PathBuf> = None;
+    while let Some(arg) = args.next() {
+        let slot = match arg.as_str() {
+            "--help" | "-h" => {
+                println!("{AUDIT_USAGE}");
+                return ExitCode::SUCCESS;
+            }
+            "--config" | "-c" => "config",
+            "--database" => "database",
+            "--checkpoints" => "checkpoints",
+            "--public-key" => "public-key",
+            "--out" => "out",
+            other => return usage_error(&format!("unknown argument {other:?}")),
+        };
+        let Some(value) = args.next() else {
+            return usage_error(&format!("{arg} needs a value"));
+        };
+        match slot {
+            "config" => config_path = Some(PathBuf::from(value)),
+            "database" => database = Some(value),
+            "checkpoints" => checkpoints = Some(PathBuf::from(value)),
+            "public-key" => public_key = Some(PathBuf::from(value)),
+            _ => out = Some(PathBuf::from(value)),
+        }
+    }
+    match command.as_deref() {
+        Some("keygen") => {
+            let Some(out) = out else {
+                return usage_error("keygen needs --out FILE");
+            };
+            match audit::checkpoint::generate_key(&out) {
+                Ok(signer) => {
+                    println!("{}", signer.public_key_hex());
+                    eprintln!(
+                        "wrote the signing key to {}; set audit.signing_key_file to it, and give the public key above (stdout) to the auditor",
+                        out.display()
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("timebox audit keygen: {e}");
+                    ExitCode::from(3)
+                }
+            }
+        }
+        Some("verify") => {
+            if out.is_some() {
+                return usage_error("--out is for keygen");
+            }
+            if checkpoints.is_some() && public_key.is_none() {
+                return usage_error(
+                    "--checkpoints needs --public-key FILE to check their signatures",
+                );
+            }
+            let url = match database {
+                Some(url) => url,
+                None => match timebox_server::config::load(config_path.as_deref()) {
+                    Ok(c) => c.database.connect_url().expose().to_owned(),
+                    Err(e) => {
+                        eprintln!("timebox audit verify: configuration error: {e}; or give --database URL");
+                        return ExitCode::from(78);
+                    }
+                },
+            };
+            let source = match (checkpoints, &public_key) {
+                (Some(file), _) => audit::CheckpointSource::File(file),
+                (None, Some(_)) => audit::CheckpointSource::Database,
+                (None, None) => audit::CheckpointSource::Nothing,
+            };
+            match audit::verify_database(&url, &source, public_key.as_deref()).await {
+                Ok(report) => {
+                    println!("{}", report.summary());
+                    if public_key.is_none() {
+                        println!("(no --public-key: signed checkpoints were not checked, so a chain rewritten with its head would pass)");
+                    }
+                    if report.is_intact() {
+                        ExitCode::SUCCESS
+                    } else {
+                        ExitCode::from(1)
+                    }
+                }
+                Err(e) => {
+                    eprintln!("timebox audit verify: {e}");
+                    ExitCode::from(3)
+                }
+            }
+        }
+        Some(other) => usage_error(&format!("unknown audit command {other:?}")),
+        None => usage_error("which audit command?"),
     }
 }

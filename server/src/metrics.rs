@@ -50,6 +50,11 @@ pub struct Metrics {
     pub sessions_outcomes: IntCounterVec,
     /// Denies standing in the policies Timebox owns, at the last session pass.
     pub session_denies: IntGauge,
+    // --- audit checkpoints (`crate::audit`) -----------------------------------------
+    /// Checkpoints signed and stored by this server.
+    pub audit_checkpoints: prometheus::IntCounter,
+    /// Failed attempts to publish a checkpoint, by sink (each retry counts).
+    pub audit_checkpoint_publish_failures: IntCounterVec,
 }
 
 impl Metrics {
@@ -182,8 +187,23 @@ impl Metrics {
             "Revoked grants whose sessions are being denied, at the last session pass",
         )
         .expect("metric");
+        let audit_checkpoints = prometheus::IntCounter::new(
+            "timebox_audit_checkpoints_total",
+            "Signed audit checkpoints written by this server",
+        )
+        .expect("metric");
+        let audit_checkpoint_publish_failures = IntCounterVec::new(
+            Opts::new(
+                "timebox_audit_checkpoint_publish_failures_total",
+                "Failed attempts to publish an audit checkpoint, by sink (retried next pass)",
+            ),
+            &["sink"],
+        )
+        .expect("metric");
         for c in [
             Box::new(drift_findings.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(audit_checkpoints.clone()),
+            Box::new(audit_checkpoint_publish_failures.clone()),
             Box::new(sessions_outcomes.clone()),
             Box::new(session_denies.clone()),
             Box::new(reaper_lag.clone()),
@@ -224,6 +244,8 @@ impl Metrics {
             drift_findings,
             sessions_outcomes,
             session_denies,
+            audit_checkpoints,
+            audit_checkpoint_publish_failures,
         }
     }
 

@@ -34,6 +34,7 @@ use std::sync::LazyLock;
 use figment::providers::{Format, Toml};
 use figment::Figment;
 
+mod audit;
 mod auth;
 mod aws;
 mod database;
@@ -52,6 +53,7 @@ mod testing;
 #[cfg(test)]
 mod tests;
 
+pub use audit::AuditConfig;
 pub use auth::{OidcConfig, SessionConfig};
 pub use aws::AwsConfig;
 pub use database::DatabaseConfig;
@@ -94,6 +96,8 @@ pub struct Config {
     /// `[evidence]`: activity collection and Detective.
     pub evidence: EvidenceConfig,
     pub policy: PolicyConfig,
+    /// `[audit]`: signed checkpoints of the audit chain.
+    pub audit: AuditConfig,
 }
 
 /// Every section's defaults: what its `read` gives for no values at all.
@@ -120,6 +124,7 @@ defaults_from_read! {
     NotifyConfig => NotifyConfig::read,
     EvidenceConfig => |keys| EvidenceConfig::read(keys, None),
     PolicyConfig => PolicyConfig::read,
+    AuditConfig => AuditConfig::read,
 }
 
 impl Config {
@@ -141,6 +146,7 @@ impl Config {
             notify: keys.section("notify", NotifyConfig::read),
             evidence: keys.section("evidence", |k| EvidenceConfig::read(k, region)),
             policy: keys.section("policy", PolicyConfig::read),
+            audit: keys.section("audit", AuditConfig::read),
             server,
             database,
             identity_center,

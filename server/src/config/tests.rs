@@ -346,7 +346,8 @@ fn key_list_matches_the_parser() {
             "notify.email",
             "notify.webhook",
             "evidence",
-            "policy"
+            "policy",
+            "audit"
         ]
     );
     for section in keys() {

@@ -4,7 +4,8 @@
 //! Each aggregate's file holds its trait, its rows and its SQL (expanded for both
 //! backends by that file's `impl_*!` macro; `sql.rs` holds the pools and what differs
 //! between the dialects): `grants.rs` (grants and their lifecycle), `approvals.rs`,
-//! `audit.rs` (the hash-chained log and its one verifier), `catalog.rs`, `reaper.rs`
+//! `audit.rs` (the hash-chained log and its one verifier), `checkpoints.rs` (its
+//! signed checkpoints and where each was published), `catalog.rs`, `reaper.rs`
 //! (the reaper's queue and AWS rows), `leases.rs`, `outbox.rs` (notifications and
 //! deliveries), `evidence.rs` (activity and grant evidence), `people.rs` (display
 //! names of the people who signed in), `sessions.rs` (closing revoked grants'
@@ -26,6 +27,7 @@
 pub mod approvals;
 pub mod audit;
 pub mod catalog;
+pub mod checkpoints;
 pub mod evidence;
 pub mod grants;
 pub mod health;
@@ -45,6 +47,7 @@ pub use audit::{
     AuditEvent, AuditLog, BrokenLink, ChainVerification, GrantChainCheck, NewAuditEvent,
 };
 pub use catalog::Catalog;
+pub use checkpoints::{AuditCheckpoints, Publication, StoredCheckpoint};
 pub use evidence::{ActivityCursor, Evidence, GrantEvidence};
 pub use grants::{Change, Cursor, GrantFilter, GrantPatch, Grants, PolicyStamp, Review};
 pub use health::Health;
@@ -100,6 +103,7 @@ store_of!(
     Grants,
     Approvals,
     AuditLog,
+    AuditCheckpoints,
     Catalog,
     ReaperQueue,
     TargetLeases,
@@ -112,8 +116,8 @@ store_of!(
 /// The repository traits, for calling their methods on a concrete store.
 pub mod prelude {
     pub use super::{
-        Approvals, AuditLog, Catalog, Evidence, Grants, Health, Outbox, People, ReaperQueue,
-        SessionCloses, Store, StoreError, TargetLeases,
+        Approvals, AuditCheckpoints, AuditLog, Catalog, Evidence, Grants, Health, Outbox, People,
+        ReaperQueue, SessionCloses, Store, StoreError, TargetLeases,
     };
 }
 
@@ -125,6 +129,17 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<Arc<dyn Store>, 
         Ok(Arc::new(
             PostgresStore::connect(url, max_connections).await?,
         ))
+    } else {
+        Err(StoreError::UnsupportedUrl(redact_url(url)))
+    }
+}
+
+/// Opens the existing database named by `url` without creating or migrating it.
+pub async fn open_existing(url: &str) -> Result<Arc<dyn Store>, StoreError> {
+    if url.starts_with("sqlite:") {
+        Ok(Arc::new(SqliteStore::open_existing(url).await?))
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Arc::new(PostgresStore::open_existing(url).await?))
     } else {
         Err(StoreError::UnsupportedUrl(redact_url(url)))
     }

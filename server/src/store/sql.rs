@@ -37,6 +37,19 @@ impl SqliteStore {
         Ok(Self { pool })
     }
 
+    /// Opens an existing database as it is: not created, not migrated (for
+    /// `timebox audit verify` on a copy, which must not change what it checks).
+    pub async fn open_existing(url: &str) -> Result<Self, StoreError> {
+        let options = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(false)
+            .busy_timeout(Duration::from_secs(10));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(2)
+            .connect_with(options)
+            .await?;
+        Ok(Self { pool })
+    }
+
     /// The pool, for tests that inspect or tamper with rows directly.
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
@@ -58,6 +71,16 @@ impl PostgresStore {
             .await?;
         // The migrator takes an advisory lock, so replicas starting together are safe.
         sqlx::migrate!("../migrations/postgres").run(&pool).await?;
+        Ok(Self { pool })
+    }
+
+    /// Opens the database as it is, not migrated (see [`SqliteStore::open_existing`]).
+    pub async fn open_existing(url: &str) -> Result<Self, StoreError> {
+        let pool = PgPoolOptions::new()
+            .max_connections(2)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect(url)
+            .await?;
         Ok(Self { pool })
     }
 

@@ -11,6 +11,7 @@
 )]
 mod access;
 mod api_v1;
+mod audit_proof;
 mod auth;
 mod aws_errors;
 mod crash;
