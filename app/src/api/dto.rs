@@ -296,6 +296,33 @@ pub struct AdminStatus {
     /// Closing revoked grants' sessions: how, and what could not be closed.
     #[serde(default)]
     pub sessions: SessionsStatus,
+    /// The audit chain's signed checkpoints.
+    #[serde(default)]
+    pub audit: AuditStatus,
+}
+
+/// Whether the audit chain is signed here, and its latest checkpoint.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct AuditStatus {
+    /// `audit.signing_key_file` is set: checkpoints are written.
+    pub signing: bool,
+    /// The latest checkpoint, if any, with the sinks it was published to.
+    pub latest: Option<CheckpointView>,
+}
+
+/// A signed checkpoint of the audit chain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct CheckpointView {
+    pub seq: i64,
+    pub hash: String,
+    pub events: i64,
+    pub at: DateTime<Utc>,
+    /// The Ed25519 public key that verifies it (hex): give it to the auditor.
+    pub public_key: String,
+    /// Where it was published (`log`, `file`, …) and when.
+    pub published: Vec<(String, DateTime<Utc>)>,
 }
 
 /// How revoked grants' sessions are closed here, and the ones that are not.

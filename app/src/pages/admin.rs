@@ -111,6 +111,24 @@ fn AdminView(
                     }).collect_view()}</ul>
             })}
         </section>
+        <section aria-labelledby="audit-title" data-testid="admin-audit">
+            <h2 id="audit-title">"Audit chain"</h2>
+            {match (s.audit.signing, s.audit.latest.clone()) {
+                (_, Some(c)) => view! {
+                    <p>
+                        {format!("Latest signed checkpoint: event {} ({} events, chain hash {}…) at ", c.seq, c.events, c.hash.chars().take(16).collect::<String>())}
+                        <When at=c.at/>
+                        {format!(", published to {}.", if c.published.is_empty() { "no sink yet".to_owned() } else { c.published.iter().map(|(s, _)| s.clone()).collect::<Vec<_>>().join(", ") })}
+                    </p>
+                    <p>"Public key (give it to the auditor; " <code>"timebox audit verify --public-key"</code> " checks the chain with it): "
+                        <code data-testid="audit-public-key">{c.public_key}</code></p>
+                }.into_any(),
+                (true, None) => view! { <p class="muted">"Checkpoints are signed; none is written yet (one follows the first events)."</p> }.into_any(),
+                (false, None) => view! {
+                    <p class="warning" role="note">"The audit chain is not signed (audit.signing_key_file is not set): it is only as safe as the database. See docs/audit.md."</p>
+                }.into_any(),
+            }}
+        </section>
         <section aria-labelledby="admin-active-title">
             <h2 id="admin-active-title">"Active grants"</h2>
             {or_empty(s.active, || view! { <p class="empty">"No grant is active."</p> }, |active| {

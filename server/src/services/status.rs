@@ -6,8 +6,8 @@ use super::access::{AccessError, Core, LIST_LIMIT};
 use super::catalog::CatalogSnapshot;
 use crate::store::GrantFilter;
 use app::api::{
-    ActiveItem, AdminStatus, CatalogStatus, DriftReport, PoliciesView, PolicyQuery, ReaperProblem,
-    ReaperStatus, SessionsOpen, SessionsStatus,
+    ActiveItem, AdminStatus, AuditStatus, CatalogStatus, CheckpointView, DriftReport, PoliciesView,
+    PolicyQuery, ReaperProblem, ReaperStatus, SessionsOpen, SessionsStatus,
 };
 use app::domain::{AuditAction, Grant, GrantState, SessionsClose};
 use chrono::{DateTime, Utc};
@@ -129,8 +129,29 @@ pub(super) async fn admin_status(core: &Core) -> Result<AdminStatus, AccessError
             .map(report_of)
             .collect(),
     };
+    let latest = match store.latest_checkpoint().await? {
+        Some(c) => Some(CheckpointView {
+            published: store
+                .checkpoint_publications(c.seq)
+                .await?
+                .into_iter()
+                .map(|p| (p.sink, p.published_at))
+                .collect(),
+            seq: c.seq,
+            hash: c.hash,
+            events: c.events,
+            at: c.at,
+            public_key: c.public_key,
+        }),
+        None => None,
+    };
+    let audit = AuditStatus {
+        signing: core.config.audit.signing_key_file.is_some(),
+        latest,
+    };
     let reaper = &core.config.reaper;
     Ok(AdminStatus {
+        audit,
         sessions,
         catalog,
         reaper: ReaperStatus {
