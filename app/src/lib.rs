@@ -67,6 +67,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/inbox") view=pages::InboxPage/>
                     <Route path=path!("/active") view=pages::ActivePage/>
                     <Route path=path!("/history") view=pages::HistoryPage/>
+                    <Route path=path!("/audit") view=pages::AuditPage/>
                     <Route path=path!("/admin") view=pages::AdminPage/>
                     <Route path=path!("/admin/policies") view=pages::PoliciesPage/>
                 </Routes>

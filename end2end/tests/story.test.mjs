@@ -225,6 +225,15 @@ test('a requester asks, an approver approves, the grant is provisioned, ended ea
   await audrey.page.getByTestId('timeline-avoided').waitFor();
   await shot(audrey.page, '07-grant-page-auditor');
 
+  // The audit log: the grant's events, newest first, the session close among them.
+  await goto(audrey.page, `/audit?grant=${id}`);
+  const log = audrey.page.getByTestId('audit-log');
+  await log.waitFor();
+  const actions = await log.locator('tbody tr td:nth-child(4)').allTextContents();
+  assert.match(actions[0], /sessions_closed/, actions.join(' | '));
+  assert.ok(actions.some((a) => /^request/.test(a)), actions.join(' | '));
+  await shot(audrey.page, '07b-audit-log');
+
   // The history without JavaScript: the server-rendered page already holds the row.
   const html = await (await audrey.context.request.get(`${timebox.url}/history?user=rita%40corp.example`)).text();
   assert.ok(html.includes(id), 'the history is server-rendered');

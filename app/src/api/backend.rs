@@ -74,6 +74,9 @@ pub trait Backend: Send + Sync + std::fmt::Debug + 'static {
 
     async fn admin_status(&self, caller: &Caller) -> Result<AdminStatus, ApiError>;
 
+    /// A filtered page of the audit log, newest first (auditors and admins).
+    async fn audit_log(&self, caller: &Caller, query: AuditQuery) -> Result<AuditPage, ApiError>;
+
     async fn sync_catalog(&self, caller: &Caller) -> Result<CatalogStatus, ApiError>;
 
     /// The effective policies and "who can request what, approved by whom" (admins).

@@ -134,6 +134,9 @@ pub struct InboxItem {
 #[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct AuditEntry {
     pub seq: i64,
+    /// The grant the event is about (`None`: a configuration reload, a drift report, …).
+    #[serde(default)]
+    pub grant_id: Option<String>,
     pub at: DateTime<Utc>,
     pub actor: String,
     pub action: String,
@@ -220,6 +223,43 @@ pub struct HistoryQuery {
     /// Rows per page (1–500, default 50).
     #[serde(default)]
     pub limit: Option<u32>,
+}
+
+/// Filters of the audit log (all optional; all given must match).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema, utoipa::IntoParams), into_params(parameter_in = Query))]
+pub struct AuditQuery {
+    /// A grant id: its events only.
+    #[serde(default)]
+    pub grant: String,
+    /// Who acted: a person id, or `timebox` for the system.
+    #[serde(default)]
+    pub actor: String,
+    /// An action name (`approve`, `revoke_succeeded`, `sessions_closed`, …).
+    #[serde(default)]
+    pub action: String,
+    /// RFC 3339 or `YYYY-MM-DD` (inclusive, UTC).
+    #[serde(default)]
+    pub from: String,
+    /// RFC 3339 or `YYYY-MM-DD` (inclusive, UTC).
+    #[serde(default)]
+    pub to: String,
+    /// Events before this sequence number: the `next` of the previous page.
+    #[serde(default)]
+    pub before: Option<i64>,
+    /// Events per page (1–500, default 50).
+    #[serde(default)]
+    pub limit: Option<u32>,
+}
+
+/// One page of the audit log, newest first, with the chain's latest checkpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct AuditPage {
+    pub events: Vec<AuditEntry>,
+    /// Pass as `before` for the next page; `None` on the last page.
+    pub next: Option<i64>,
+    pub audit: AuditStatus,
 }
 
 /// One page of the history.

@@ -159,6 +159,12 @@ pub async fn history(query: HistoryQuery) -> Result<HistoryPage, ApiError> {
     backend.history(&caller, query).await
 }
 
+#[server(endpoint = "audit_log")]
+pub async fn audit_log(query: AuditQuery) -> Result<AuditPage, ApiError> {
+    let (caller, backend) = ctx()?;
+    backend.audit_log(&caller, query).await
+}
+
 #[server(endpoint = "admin_status")]
 pub async fn get_admin_status() -> Result<AdminStatus, ApiError> {
     let (caller, backend) = ctx()?;

@@ -50,6 +50,7 @@ fn Nav() -> impl IntoView {
                         ("/inbox", "Inbox", Operation::ReadInbox),
                         ("/active", "Active now", Operation::ListActiveGrants),
                         ("/history", "History", Operation::ListAllGrants),
+                        ("/audit", "Audit", Operation::ReadAuditLog),
                         ("/admin", "Admin", Operation::ReadAdminStatus),
                     ];
                     links

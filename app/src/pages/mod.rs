@@ -3,6 +3,7 @@
 mod access;
 mod active;
 mod admin;
+mod audit;
 pub mod grant;
 mod grants;
 mod history;
@@ -14,6 +15,7 @@ mod request;
 pub use access::YourAccess;
 pub use active::ActivePage;
 pub use admin::AdminPage;
+pub use audit::AuditPage;
 pub use grant::GrantPage;
 pub use grants::MyGrantsPage;
 pub use history::HistoryPage;

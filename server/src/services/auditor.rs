@@ -69,6 +69,12 @@ impl Auditor<'_> {
             .await?)
     }
 
+    /// A filtered page of the audit log, newest first, with the latest checkpoint.
+    pub async fn audit_page(&self, q: app::api::AuditQuery) -> Answer<app::api::AuditPage> {
+        self.p.allow(Operation::ReadAuditLog)?;
+        super::audit_log::page(self.p.core, q).await
+    }
+
     /// Walks the whole audit log's hash chain.
     pub async fn verify_audit_chain(&self) -> Result<ChainVerification, AccessError> {
         self.p.allow(Operation::VerifyAuditChain)?;

@@ -159,6 +159,11 @@ impl Backend for Dashboard {
         Ok(admin.status().await?)
     }
 
+    async fn audit_log(&self, caller: &Caller, query: AuditQuery) -> Result<AuditPage, ApiError> {
+        let auditor = self.access.auditor(caller, Operation::ReadAuditLog)?;
+        Ok(auditor.audit_page(query).await?)
+    }
+
     async fn sync_catalog(&self, caller: &Caller) -> Result<CatalogStatus, ApiError> {
         let admin = self.access.admin(caller, Operation::SyncCatalog)?;
         Ok(admin.sync_catalog().await?)

@@ -53,6 +53,7 @@ pub(super) async fn detail(p: &Person<'_>, grant: Grant) -> Result<GrantDetail, 
             .into_iter()
             .map(|e| AuditEntry {
                 seq: e.seq,
+                grant_id: e.grant_id,
                 at: e.at,
                 actor: e.actor,
                 action: e.action,

@@ -109,7 +109,7 @@ async fn text_page(
 
 /// Parses a history filter's date: RFC 3339, or a day (`YYYY-MM-DD`, UTC; the start
 /// of the day for `from`, its end for `to`).
-fn parse_bound(
+pub(super) fn parse_bound(
     field: &'static str,
     v: &str,
     end_of_day: bool,

@@ -23,6 +23,7 @@
 pub mod access;
 pub mod admin;
 pub mod approver;
+mod audit_log;
 pub mod auditor;
 pub mod backend;
 mod catalog;

@@ -129,6 +129,27 @@ pub(super) async fn admin_status(core: &Core) -> Result<AdminStatus, AccessError
             .map(report_of)
             .collect(),
     };
+    let audit = audit_status(core).await?;
+    let reaper = &core.config.reaper;
+    Ok(AdminStatus {
+        audit,
+        sessions,
+        catalog,
+        reaper: ReaperStatus {
+            enabled: reaper.enabled,
+            interval_seconds: reaper.interval.as_secs(),
+            queue_depth: store.reaper_queue_depth(now).await?,
+            lag_seconds,
+            problems,
+        },
+        drift,
+        active,
+    })
+}
+
+/// Whether the chain is signed here, and its latest checkpoint with where it went.
+pub(super) async fn audit_status(core: &Core) -> Result<AuditStatus, AccessError> {
+    let store = core.store();
     let latest = match store.latest_checkpoint().await? {
         Some(c) => Some(CheckpointView {
             published: store
@@ -149,21 +170,7 @@ pub(super) async fn admin_status(core: &Core) -> Result<AdminStatus, AccessError
         signing: core.config.audit.signing_key_file.is_some(),
         latest,
     };
-    let reaper = &core.config.reaper;
-    Ok(AdminStatus {
-        audit,
-        sessions,
-        catalog,
-        reaper: ReaperStatus {
-            enabled: reaper.enabled,
-            interval_seconds: reaper.interval.as_secs(),
-            queue_depth: store.reaper_queue_depth(now).await?,
-            lag_seconds,
-            problems,
-        },
-        drift,
-        active,
-    })
+    Ok(audit)
 }
 
 /// An audit event (a drift finding, an edited policy) as the admin page lists it.

@@ -347,6 +347,18 @@ impl ChainVerifier {
 /// How many audit events verification reads at a time.
 const VERIFY_PAGE: u32 = 1000;
 
+/// What [`AuditLog::audit_page`] keeps (all given must match).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditFilter {
+    pub grant: Option<GrantId>,
+    pub actor: Option<String>,
+    pub action: Option<AuditAction>,
+    pub from: Option<DateTime<Utc>>,
+    pub to: Option<DateTime<Utc>>,
+    /// Only events before this sequence number (the keyset cursor).
+    pub before_seq: Option<i64>,
+}
+
 /// The audit log: appends (each sealed onto the chain head) and reads.
 #[async_trait]
 pub trait AuditLog: Sync {
@@ -369,6 +381,15 @@ pub trait AuditLog: Sync {
 
     /// Walks the whole chain page by page and reports the first broken link.
     async fn verify_audit_chain(&self) -> Result<ChainVerification, StoreError>;
+
+    /// A page of the log for the auditor, newest first: the events that match every
+    /// filter given, before `filter.before_seq` (the previous page's last), at most
+    /// `limit`.
+    async fn audit_page(
+        &self,
+        filter: &AuditFilter,
+        limit: u32,
+    ) -> Result<Vec<AuditEvent>, StoreError>;
 
     /// The newest events whose action is one of `actions` (drift reports, …).
     async fn recent_audit_events(
@@ -559,6 +580,38 @@ macro_rules! impl_audit_log {
                     }
                 }
                 Ok(verifier.finish(head_seq, &head_hash))
+            }
+
+            async fn audit_page(
+                &self,
+                f: &AuditFilter,
+                limit: u32,
+            ) -> Result<Vec<AuditEvent>, StoreError> {
+                let mut qb = sqlx::QueryBuilder::<$db>::new(format!(
+                    "SELECT {AUDIT_COLUMNS} FROM audit_events WHERE 1 = 1"
+                ));
+                if let Some(g) = f.grant {
+                    qb.push(" AND grant_id = ").push_bind(g.to_string());
+                }
+                if let Some(a) = &f.actor {
+                    qb.push(" AND actor = ").push_bind(a.clone());
+                }
+                if let Some(a) = f.action {
+                    qb.push(" AND action = ").push_bind(a.as_str());
+                }
+                if let Some(t) = f.from {
+                    qb.push(" AND at >= ").push_bind(t.trunc_subsecs(6));
+                }
+                if let Some(t) = f.to {
+                    qb.push(" AND at <= ").push_bind(t.trunc_subsecs(6));
+                }
+                if let Some(s) = f.before_seq {
+                    qb.push(" AND seq < ").push_bind(s);
+                }
+                qb.push(" ORDER BY seq DESC LIMIT ")
+                    .push_bind(i64::from(limit.clamp(1, 1000)));
+                let rows: Vec<AuditRow> = qb.build_query_as().fetch_all(&self.pool).await?;
+                Ok(rows.into_iter().map(AuditEvent::from).collect())
             }
 
             async fn recent_audit_events(

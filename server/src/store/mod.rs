@@ -44,7 +44,8 @@ use std::sync::Arc;
 pub use app::domain::{CatalogNode, CatalogPermissionSet, Decision, NodeKind};
 pub use approvals::{Approval, Approvals};
 pub use audit::{
-    AuditEvent, AuditLog, BrokenLink, ChainVerification, GrantChainCheck, NewAuditEvent,
+    AuditEvent, AuditFilter, AuditLog, BrokenLink, ChainVerification, GrantChainCheck,
+    NewAuditEvent,
 };
 pub use catalog::Catalog;
 pub use checkpoints::{AuditCheckpoints, Publication, StoredCheckpoint};

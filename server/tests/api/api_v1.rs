@@ -115,6 +115,7 @@ async fn who_may_call_what(db: &TestDb) {
         ("/api/v1/inbox", [401, 403, 200, 403, 200]),
         ("/api/v1/active", [401, 200, 200, 200, 200]),
         ("/api/v1/admin/status", [401, 403, 403, 403, 200]),
+        ("/api/v1/audit", [401, 403, 403, 200, 200]),
         ("/api/v1/request-options", [401, 200, 403, 403, 200]),
     ];
     let mut clients = vec![anonymous];
@@ -360,6 +361,74 @@ async fn bad_input_gets_a_4xx_and_changes_nothing(db: &TestDb) {
     assert_eq!(r.status(), 403);
 }
 
+/// The audit log for auditors: newest first, by grant, actor and action, paged by
+/// sequence number; a wrong filter names its field.
+async fn the_audit_log_pages_and_filters(db: &TestDb) {
+    let api = Api::start(db).await;
+    let rita = api.client("rita").await;
+    let mut made = Vec::new();
+    for _ in 0..3 {
+        let (status, g) = api.post(&rita, "/api/v1/grants", ask("1h")).await;
+        assert_eq!(status, 201);
+        made.push(g["id"].as_str().unwrap().to_owned());
+    }
+    let audrey = api.client("audrey").await;
+    let (status, page) = api
+        .get(&audrey, &format!("/api/v1/audit?grant={}", made[1]))
+        .await;
+    assert_eq!(status, 200, "{page}");
+    let events = page["events"].as_array().unwrap();
+    assert!(!events.is_empty());
+    assert!(events.iter().all(|e| e["grant_id"] == json!(made[1])));
+    assert_eq!(
+        page["audit"]["signing"],
+        json!(false),
+        "no key in this test"
+    );
+    let (_, page) = api
+        .get(&audrey, "/api/v1/audit?action=request&actor=rita")
+        .await;
+    let requests: Vec<&str> = page["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["grant_id"].as_str().unwrap())
+        .collect();
+    let mut newest_first = made.clone();
+    newest_first.reverse();
+    assert_eq!(requests, newest_first);
+    // Pages of one: each event once, newest first, until no `next`.
+    let mut seqs = Vec::new();
+    let mut before = String::new();
+    loop {
+        let (status, page) = api
+            .get(
+                &audrey,
+                &format!("/api/v1/audit?action=request&limit=1{before}"),
+            )
+            .await;
+        assert_eq!(status, 200, "{page}");
+        for e in page["events"].as_array().unwrap() {
+            seqs.push(e["seq"].as_i64().unwrap());
+        }
+        match page["next"].as_i64() {
+            Some(n) => before = format!("&before={n}"),
+            None => break,
+        }
+    }
+    assert_eq!(seqs.len(), 3);
+    assert!(seqs.windows(2).all(|w| w[0] > w[1]));
+    for (query, field) in [
+        ("grant=nope", "grant"),
+        ("action=approved", "action"),
+        ("from=yesterday", "from"),
+    ] {
+        let (status, body) = api.get(&audrey, &format!("/api/v1/audit?{query}")).await;
+        assert_eq!(status, 400, "{query}: {body}");
+        assert_eq!(body["error"]["field"], json!(field), "{body}");
+    }
+}
+
 async fn history_pages_by_keyset_and_filters(db: &TestDb) {
     let api = Api::start(db).await;
     let rita = api.client("rita").await;
@@ -544,6 +613,7 @@ crate::on_both_backends!(
     bad_input_gets_a_4xx_and_changes_nothing,
     typed_text_is_checked_and_a_self_approval_is_counted,
     history_pages_by_keyset_and_filters,
+    the_audit_log_pages_and_filters,
     the_openapi_document_matches_the_routes,
     live_events_reach_the_requester,
 );

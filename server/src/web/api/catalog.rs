@@ -4,7 +4,10 @@
 use super::extract::{ApiState, CurrentCaller, QueryParams};
 use crate::web::error::{ApiResult, Refusals};
 use app::api::backend::Backend;
-use app::api::{AdminStatus, CatalogStatus, OtherPath, PoliciesView, PolicyQuery, RequestOptions};
+use app::api::{
+    AdminStatus, AuditPage, AuditQuery, CatalogStatus, OtherPath, PoliciesView, PolicyQuery,
+    RequestOptions,
+};
 use axum::extract::State;
 use axum::Json;
 use serde::Deserialize;
@@ -53,6 +56,18 @@ pub async fn admin_status(
     CurrentCaller(c): CurrentCaller,
 ) -> ApiResult<Json<AdminStatus>> {
     Ok(Json(s.dashboard.admin_status(&c).await?))
+}
+
+/// The audit log, newest first, filtered, with the chain's latest signed checkpoint
+/// (auditors and admins). Page with `before` = the previous page's `next`.
+#[utoipa::path(get, path = "/api/v1/audit", tag = "audit", params(AuditQuery),
+    responses((status = 200, description = "a page of the audit log", body = AuditPage), Refusals))]
+pub async fn audit_log(
+    State(s): State<ApiState>,
+    CurrentCaller(c): CurrentCaller,
+    QueryParams(q): QueryParams<AuditQuery>,
+) -> ApiResult<Json<AuditPage>> {
+    Ok(Json(s.dashboard.audit_log(&c, q).await?))
 }
 
 /// Re-read the catalog from Identity Center now (admins).

@@ -50,6 +50,7 @@ pub fn routes() -> OpenApiRouter<ApiState> {
         .routes(routes!(inbox::inbox))
         .routes(routes!(inbox::active))
         .routes(routes!(catalog::admin_status))
+        .routes(routes!(catalog::audit_log))
         .routes(routes!(catalog::sync_catalog))
         .routes(routes!(catalog::policies))
         .routes(routes!(inbox::events))
