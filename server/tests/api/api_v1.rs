@@ -424,7 +424,7 @@ async fn the_audit_log_pages_and_filters(db: &TestDb) {
         ("from=yesterday", "from"),
     ] {
         let (status, body) = api.get(&audrey, &format!("/api/v1/audit?{query}")).await;
-        assert_eq!(status, 400, "{query}: {body}");
+        assert_eq!(status, 422, "{query}: {body}");
         assert_eq!(body["error"]["field"], json!(field), "{body}");
     }
 }

@@ -1088,7 +1088,21 @@ impl Double {
 
     /// `every`: seconds between two demo calls.
     pub(crate) fn start_every(accounts: &[String], permission_sets: &[&str], every: u32) -> Double {
+        Self::start_with(accounts, permission_sets, every, None)
+    }
+
+    /// As the local demo runs it: with `moto`, calls a service control policy in the
+    /// emulator denies answer `AccessDenied`.
+    pub(crate) fn start_with(
+        accounts: &[String],
+        permission_sets: &[&str],
+        every: u32,
+        moto: Option<&str>,
+    ) -> Double {
         use std::io::BufRead;
+        let moto_args: Vec<String> = moto
+            .map(|m| vec!["--moto".to_owned(), m.to_owned()])
+            .unwrap_or_default();
         let script = concat!(
             env!("CARGO_MANIFEST_DIR"),
             "/../end2end/doubles/aws_evidence_double.py"
@@ -1107,6 +1121,7 @@ impl Double {
                 "--graph-arn",
                 GRAPH,
             ])
+            .args(&moto_args)
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::null())
             .spawn()
@@ -1423,8 +1438,10 @@ async fn the_evidence_pack_is_served_to_those_who_may_read_the_grant() {
 
 /// The local demo's path, in real time: the `timebox` binary configured only through
 /// `TIMEBOX_*` variables (as `.ci/dev` does), STS `AssumeRole` from the emulator, the
-/// evidence double for CloudTrail and Detective. A one-minute grant ends; its activity
-/// is collected, flagged "after revocation", and its role investigated.
+/// evidence double for CloudTrail and Detective (evaluating the emulator's SCPs, as in
+/// the demo). A one-minute grant ends, its sessions are closed (the SCP), its activity
+/// after the close is refused — never a call that went through — and its role is
+/// investigated.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_binary_collects_evidence_as_in_the_local_demo() {
     use std::time::{Duration as StdDuration, Instant};
@@ -1432,7 +1449,12 @@ async fn the_binary_collects_evidence_as_in_the_local_demo() {
     let moto = crate::moto::Moto::start().await;
     let org = crate::moto::seed(&moto, &[]).await;
     let account = org.accounts[0].clone();
-    let double = Double::start_every(std::slice::from_ref(&account), &["AdministratorAccess"], 5);
+    let double = Double::start_with(
+        std::slice::from_ref(&account),
+        &["AdministratorAccess"],
+        5,
+        Some(&moto.url),
+    );
     let dir = tempfile::tempdir().unwrap();
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -1463,9 +1485,7 @@ async fn the_binary_collects_evidence_as_in_the_local_demo() {
             .investigation
             .as_deref()
             .map(|s| serde_json::from_str(s).unwrap());
-        let flagged = summary
-            .as_ref()
-            .is_some_and(|s| s.has_flag_after_revocation());
+        let flagged = summary.as_ref().is_some_and(|s| s.refused_after_close > 0);
         let investigated = inv
             .as_ref()
             .is_some_and(|i| i.status == InvestigationStatus::Successful);
@@ -1474,7 +1494,7 @@ async fn the_binary_collects_evidence_as_in_the_local_demo() {
         }
         assert!(
             Instant::now() < deadline,
-            "no flagged activity and finished investigation in time: {ev:?}"
+            "no call refused after the close and finished investigation in time: {ev:?}"
         );
         tokio::time::sleep(StdDuration::from_millis(500)).await;
     };
@@ -1482,6 +1502,17 @@ async fn the_binary_collects_evidence_as_in_the_local_demo() {
     let _ = server.wait();
     let grant = store.get_grant(g.id).await.unwrap().unwrap();
     assert_eq!(grant.state, GrantState::Revoked);
+    assert_eq!(
+        grant.sessions_close,
+        Some(app::domain::SessionsClose::ClosedScp)
+    );
+    assert!(
+        !summary
+            .flags
+            .iter()
+            .any(|f| matches!(f, app::domain::ActivityFlag::AfterSessionsClosed { .. })),
+        "no call went through after the close: {summary:?}"
+    );
     assert!(summary.event_count >= 2, "{summary:?}");
     assert!(summary.access_denied_count <= summary.error_count);
     assert_eq!(
