@@ -171,6 +171,7 @@ mod tests {
             "/api/v1/inbox",
             "/api/v1/active",
             "/api/v1/admin/status",
+            "/api/v1/audit",
             "/api/v1/admin/catalog/sync",
             "/api/v1/events",
             "/api/v1/request-options",
@@ -179,7 +180,7 @@ mod tests {
         ] {
             assert!(paths.contains_key(p), "{p} is not documented");
         }
-        assert_eq!(paths.len(), 19, "a documented path has no route here");
+        assert_eq!(paths.len(), 20, "a documented path has no route here");
     }
 
     /// The routes the server answers, method and path, as a reader of `router`
@@ -205,6 +206,7 @@ mod tests {
         ("get", "/api/v1/inbox"),
         ("get", "/api/v1/active"),
         ("get", "/api/v1/admin/status"),
+        ("get", "/api/v1/audit"),
         ("post", "/api/v1/admin/catalog/sync"),
         ("get", "/api/v1/admin/policies"),
         ("get", "/api/v1/events"),
