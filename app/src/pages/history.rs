@@ -130,7 +130,13 @@ pub fn HistoryPage() -> impl IntoView {
                                                         } else {
                                                             ("worst case: sessions not closed", "sessions-open")
                                                         };
-                                                        view! { " " <span class=class data-testid="sessions-mark" title=c.describe()>{format!("({mark})")}</span> }
+                                                        let worst = g.windows().and_then(Result::ok).filter(|w| w.is_final).map(|w| w.worst_case_end);
+                                                        view! {
+                                                            " " <span class=class data-testid="sessions-mark" title=c.describe()>{format!("({mark})")}</span>
+                                                            {worst.filter(|_| c.is_closed()).map(|w| view! {
+                                                                <br/><span class="muted">"without the deny: " <When at=w/></span>
+                                                            })}
+                                                        }
                                                     })}
                                                 </td>
                                                 <td class="justification">{g.request.justification.to_string()}</td>
