@@ -20,6 +20,7 @@ use timebox_server::store::audit::recompute;
 use timebox_server::store::{AuditEvent, NewAuditEvent, Store};
 
 crate::on_both_backends!(
+    the_packs_check_ends_at_the_next_checkpoint,
     an_intact_chain_verifies_through_its_checkpoints,
     an_edited_event_is_named,
     a_deleted_event_is_named,
@@ -287,6 +288,33 @@ async fn a_consistent_rewrite_is_caught_only_by_a_signed_checkpoint(db: &TestDb)
     s.clock.advance(Duration::minutes(16));
     let e = s.job.pass().await.unwrap_err().to_string();
     assert!(e.contains("no checkpoint is signed"), "{e}");
+}
+
+/// The evidence pack's check walks only from a grant's events to the next signed
+/// checkpoint, and that checkpoint catches a consistent rewrite there too.
+async fn the_packs_check_ends_at_the_next_checkpoint(db: &TestDb) {
+    use timebox_server::evidence::pack::chain_around;
+    let s = chain_with_checkpoints(db).await;
+    let all = all_events(&s.store).await;
+    let some: Vec<AuditEvent> = all
+        .iter()
+        .filter(|e| e.seq == 12 || e.seq == 14)
+        .cloned()
+        .collect();
+    let (chain, checkpoint) = chain_around(s.store.as_ref(), &some).await.unwrap();
+    assert_eq!(checkpoint, Some(20));
+    assert!(chain.is_intact(), "{chain:?}");
+    assert_eq!(chain.last_seq, 20);
+    assert_eq!(chain.events_checked, 9, "events 12 to 20 only");
+    rewrite_consistently(db, &s.store, 13).await;
+    let (chain, _) = chain_around(s.store.as_ref(), &some).await.unwrap();
+    let broken = chain.first_broken.expect("caught by the checkpoint");
+    assert_eq!(broken.seq, 20, "{}", broken.problem);
+    assert!(
+        broken.problem.contains("signed checkpoint"),
+        "{}",
+        broken.problem
+    );
 }
 
 async fn a_checkpoint_forged_without_the_key_is_refused(db: &TestDb) {

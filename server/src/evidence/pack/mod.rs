@@ -53,8 +53,13 @@ pub struct AuditVerification {
     pub events: Vec<AuditEvent>,
     /// Every event of the grant recomputes to its stored hash.
     pub grant_events_verify: bool,
-    /// The whole chain, walked from the first event.
+    /// The chain around the grant: from the event before its first to the first
+    /// signed checkpoint at or after its last event (or the head when none is yet),
+    /// so the pack's cost does not grow with the log (`timebox audit verify` walks it
+    /// all).
     pub chain: ChainVerification,
+    /// The signed checkpoint the walk ended at, if one covers the grant.
+    pub checkpoint: Option<i64>,
     /// The chain is intact up to and including the grant's last event.
     pub grant_covered_by_intact_chain: bool,
     pub verdict: String,
@@ -199,7 +204,7 @@ fn explain(g: &Grant, summary: Option<&EvidenceSummary>) -> Option<WindowsExplai
 async fn audit(store: &dyn Store, g: &Grant) -> Result<AuditVerification, StoreError> {
     let events = store.audit_events(Some(g.id), 0, AUDIT_LIMIT).await?;
     let grant_events_verify = store.check_grant_events(&events).await?.events_verify;
-    let chain = store.verify_audit_chain().await?;
+    let (chain, checkpoint) = chain_around(store, &events).await?;
     let last = events.last().map_or(0, |e| e.seq);
     let grant_covered_by_intact_chain = match &chain.first_broken {
         None => last <= chain.last_seq,
@@ -207,9 +212,13 @@ async fn audit(store: &dyn Store, g: &Grant) -> Result<AuditVerification, StoreE
     };
     let verdict = match (grant_events_verify, grant_covered_by_intact_chain) {
         (true, true) => format!(
-            "verified: the grant's {} audit event(s) recompute to their hashes and the chain is intact through event {}",
+            "verified: the grant's {} audit event(s) recompute to their hashes and the chain is intact through event {}{}",
             events.len(),
-            chain.last_seq
+            chain.last_seq,
+            match checkpoint {
+                Some(seq) => format!(", where it matches the signed checkpoint {seq} (check the signatures offline with `timebox audit verify --public-key`)"),
+                None => " (the head; no signed checkpoint covers it yet)".to_owned(),
+            }
         ),
         (false, _) => "NOT verified: an audit event of this grant does not match its hash (it was edited)".to_owned(),
         (true, false) => format!(
@@ -225,9 +234,86 @@ async fn audit(store: &dyn Store, g: &Grant) -> Result<AuditVerification, StoreE
         events,
         grant_events_verify,
         chain,
+        checkpoint,
         grant_covered_by_intact_chain,
         verdict,
     })
+}
+
+/// Walks the chain from the event before the grant's first (`events`, in chain
+/// order) to the first checkpoint at or after its last (whose hash the chain must
+/// have there), or to the head: the evidence pack's check, whose cost is the grant's
+/// span of the log, not the log. Returns the check and the checkpoint it ended at.
+pub async fn chain_around(
+    store: &dyn Store,
+    events: &[AuditEvent],
+) -> Result<(ChainVerification, Option<i64>), StoreError> {
+    use crate::store::audit::{ChainVerifier, GENESIS_HASH};
+    let (Some(first), Some(last)) = (events.first(), events.last()) else {
+        return Ok((
+            ChainVerification {
+                events_checked: 0,
+                last_seq: 0,
+                first_broken: None,
+            },
+            None,
+        ));
+    };
+    let start = first.seq - 1;
+    let mut verifier = if start == 0 {
+        ChainVerifier::after(0, GENESIS_HASH)
+    } else {
+        match store.audit_events(None, start - 1, 1).await?.first() {
+            Some(before) if before.seq == start => ChainVerifier::after(start, &before.hash),
+            // The event before is gone: start at it, so it is reported.
+            _ => ChainVerifier::after(start - 1, ""),
+        }
+    };
+    let checkpoint = store.checkpoints(last.seq - 1, 1).await?.into_iter().next();
+    let (head_seq, head_hash) = store.audit_head().await?;
+    let end = checkpoint.as_ref().map_or(head_seq, |c| c.seq);
+    let mut at = start;
+    let mut last_seen: Option<AuditEvent> = None;
+    'read: while at < end {
+        let page = store.audit_events(None, at, AUDIT_LIMIT).await?;
+        if page.is_empty() {
+            break;
+        }
+        for e in page {
+            if e.seq > end {
+                break 'read;
+            }
+            at = e.seq;
+            let ok = verifier.check(&e);
+            last_seen = Some(e);
+            if !ok {
+                break 'read;
+            }
+        }
+    }
+    let chain = match &checkpoint {
+        Some(c) => {
+            let (seq, hash) = last_seen.map_or((start, String::new()), |e| (e.seq, e.hash));
+            // Consistent with itself unless broken earlier; then held to the checkpoint.
+            let mut v = verifier.finish(seq, &hash);
+            if v.first_broken.is_none() && seq < c.seq {
+                v.first_broken = Some(crate::store::BrokenLink {
+                    seq: seq + 1,
+                    problem: "missing: events before a signed checkpoint were deleted".to_owned(),
+                });
+            } else if v.first_broken.is_none() && hash != c.hash {
+                v.first_broken = Some(crate::store::BrokenLink {
+                    seq: c.seq,
+                    problem:
+                        "the chain does not match the signed checkpoint here: it was rewritten"
+                            .to_owned(),
+                });
+            }
+            v
+        }
+        None => verifier.finish(head_seq, &head_hash),
+    };
+    Ok((chain, checkpoint.map(|c| c.seq)))
 }
 
 /// Which part of the document a stream is writing.
