@@ -1,11 +1,13 @@
 //! Pieces shared by several pages.
 
+mod checkpoint;
 mod forms;
 mod live;
 mod table;
 mod timeline;
 mod viewer;
 
+pub use checkpoint::CheckpointNote;
 pub use forms::{CancelForm, DecideForm, DoneForm};
 pub use live::{format_at, provide_live, use_refresh, LocalOffset, MaybeWhen, When};
 pub use table::Table;

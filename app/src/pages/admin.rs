@@ -3,7 +3,7 @@
 //! active grant.
 
 use crate::api::{get_admin_status, AdminStatus, RevokeGrant, SyncCatalog};
-use crate::components::{or_empty, use_refresh, ErrorNote, MaybeWhen, When};
+use crate::components::{or_empty, use_refresh, CheckpointNote, ErrorNote, MaybeWhen, When};
 use leptos::form::ActionForm;
 use leptos::prelude::*;
 
@@ -113,21 +113,7 @@ fn AdminView(
         </section>
         <section aria-labelledby="audit-title" data-testid="admin-audit">
             <h2 id="audit-title">"Audit chain"</h2>
-            {match (s.audit.signing, s.audit.latest.clone()) {
-                (_, Some(c)) => view! {
-                    <p>
-                        {format!("Latest signed checkpoint: event {} ({} events, chain hash {}…) at ", c.seq, c.events, c.hash.chars().take(16).collect::<String>())}
-                        <When at=c.at/>
-                        {format!(", published to {}.", if c.published.is_empty() { "no sink yet".to_owned() } else { c.published.iter().map(|(s, _)| s.clone()).collect::<Vec<_>>().join(", ") })}
-                    </p>
-                    <p>"Public key (give it to the auditor; " <code>"timebox audit verify --public-key"</code> " checks the chain with it): "
-                        <code data-testid="audit-public-key">{c.public_key}</code></p>
-                }.into_any(),
-                (true, None) => view! { <p class="muted">"Checkpoints are signed; none is written yet (one follows the first events)."</p> }.into_any(),
-                (false, None) => view! {
-                    <p class="warning" role="note">"The audit chain is not signed (audit.signing_key_file is not set): it is only as safe as the database. See docs/audit.md."</p>
-                }.into_any(),
-            }}
+            <CheckpointNote audit=s.audit.clone()/>
         </section>
         <section aria-labelledby="admin-active-title">
             <h2 id="admin-active-title">"Active grants"</h2>

@@ -4,7 +4,7 @@
 //! with the public key (docs/audit.md). A plain GET form, usable without JavaScript.
 
 use crate::api::{audit_log, AuditQuery};
-use crate::components::{query_value, ErrorNote, Table, When};
+use crate::components::{query_value, CheckpointNote, ErrorNote, Table, When};
 use crate::domain::AuditAction;
 use leptos::prelude::*;
 use leptos_router::hooks::use_query_map;
@@ -91,24 +91,7 @@ pub fn AuditPage() -> impl IntoView {
                     Err(e) => view! { <ErrorNote error=e/> }.into_any(),
                     Ok(p) => {
                         let next = p.next.map(|b| format!("/audit?{}", query_string(&q.get_untracked(), Some(b))));
-                        let checkpoint = match (p.audit.signing, p.audit.latest.clone()) {
-                            (_, Some(c)) => view! {
-                                <div class="ok-note" data-testid="audit-checkpoint">
-                                    <p>
-                                        {format!("Latest signed checkpoint: event {} (chain hash {}…, {} events) at ", c.seq, c.hash.chars().take(16).collect::<String>(), c.events)}
-                                        <When at=c.at/>
-                                        {format!("; published to {}.", if c.published.is_empty() { "no sink yet".to_owned() } else { c.published.iter().map(|(s, _)| s.clone()).collect::<Vec<_>>().join(", ") })}
-                                    </p>
-                                    <p>"Verify the whole log offline with the public key "
-                                        <code data-testid="audit-public-key">{c.public_key}</code> ": "
-                                        <code>"timebox audit verify --database URL --checkpoints FILE --public-key FILE"</code></p>
-                                </div>
-                            }.into_any(),
-                            (true, None) => view! { <p class="muted">"Checkpoints are signed here; none is written yet."</p> }.into_any(),
-                            (false, None) => view! {
-                                <p class="warning" role="note">"The audit chain is not signed on this server (audit.signing_key_file is not set): it is only as safe as the database."</p>
-                            }.into_any(),
-                        };
+                        let checkpoint = view! { <CheckpointNote audit=p.audit.clone()/> };
                         let rows = if p.events.is_empty() {
                             view! { <p class="empty" data-testid="audit-empty">"No event matches these filters."</p> }.into_any()
                         } else {

@@ -3,7 +3,7 @@
 
 use super::access::{AccessError, Core};
 use super::history::parse_bound;
-use crate::store::AuditFilter;
+use crate::store::{AuditEvent, AuditFilter};
 use app::api::{AuditEntry, AuditPage, AuditQuery};
 use app::domain::{AuditAction, FieldError, GrantId};
 
@@ -21,24 +21,26 @@ pub(super) async fn page(core: &Core, q: AuditQuery) -> Result<AuditPage, Access
         .flatten();
     rows.truncate(limit as usize);
     Ok(AuditPage {
-        events: rows
-            .into_iter()
-            .map(|e| AuditEntry {
-                seq: e.seq,
-                grant_id: e.grant_id,
-                at: e.at,
-                actor: e.actor,
-                action: e.action,
-                from_state: e.from_state,
-                to_state: e.to_state,
-                reason: e.reason,
-                details: e.details,
-                hash: e.hash,
-            })
-            .collect(),
+        events: rows.into_iter().map(entry_of).collect(),
         next,
         audit: super::status::audit_status(core).await?,
     })
+}
+
+/// A stored event as pages and the API show it.
+pub(super) fn entry_of(e: AuditEvent) -> AuditEntry {
+    AuditEntry {
+        seq: e.seq,
+        grant_id: e.grant_id,
+        at: e.at,
+        actor: e.actor,
+        action: e.action,
+        from_state: e.from_state,
+        to_state: e.to_state,
+        reason: e.reason,
+        details: e.details,
+        hash: e.hash,
+    }
 }
 
 fn filter_of(q: &AuditQuery) -> Result<AuditFilter, FieldError> {

@@ -6,7 +6,7 @@
 use super::access::{AccessError, Person};
 use super::evidence;
 use crate::store::AuditEvent;
-use app::api::{ApprovalView, AuditEntry, ChainCheck, GrantDetail, OtherPath};
+use app::api::{ApprovalView, ChainCheck, GrantDetail, OtherPath};
 use app::domain::{AccessChain, Grant};
 
 /// Activity events shown on a grant's page (the evidence pack has them all).
@@ -49,21 +49,7 @@ pub(super) async fn detail(p: &Person<'_>, grant: Grant) -> Result<GrantDetail, 
             .portal_session
             .map_or(p.core.portal_seconds(), |s| s.as_duration().num_seconds()),
         actions: p.actions(&grant, &facts),
-        audit: events
-            .into_iter()
-            .map(|e| AuditEntry {
-                seq: e.seq,
-                grant_id: e.grant_id,
-                at: e.at,
-                actor: e.actor,
-                action: e.action,
-                from_state: e.from_state,
-                to_state: e.to_state,
-                reason: e.reason,
-                details: e.details,
-                hash: e.hash,
-            })
-            .collect(),
+        audit: events.into_iter().map(super::audit_log::entry_of).collect(),
         approvals: approval_views(facts.approvals),
         grant,
         chain,
