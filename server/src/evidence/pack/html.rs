@@ -142,6 +142,13 @@ fn activity(h: &PackHeader) -> AnyView {
             time(c.final_collected_at),
         ),
     ];
+    if let Some(closed) = h.grant.sessions_closed_at {
+        rows.push(("sessions closed at", time(Some(closed))));
+        rows.push((
+            "calls refused after the sessions were closed",
+            s.refused_after_close.to_string(),
+        ));
+    }
     if let Some(e) = &c.last_error {
         rows.push(("last collection error", e.clone()));
     }
