@@ -288,11 +288,20 @@ impl Wiring {
             audit::CheckpointSettings::from_config(&self.config.audit),
         ))
     }
+
+    /// The job that runs the whole-chain verifications auditors ask for.
+    pub fn verification_job(&self) -> audit::VerificationJob {
+        audit::VerificationJob::new(
+            self.store.clone(),
+            self.clock.clone(),
+            self.checkpoint_signer.as_ref().map(|s| s.verifying_key()),
+        )
+    }
 }
 
 /// Binds, starts the jobs on the job runner — the reaper and its evidence step
-/// (unless `reaper.enabled = false`), the notification worker and the audit
-/// checkpoint job (with a signing key) — serves until
+/// (unless `reaper.enabled = false`), the notification worker, the audit
+/// checkpoint job (with a signing key) and the on-demand verification job — serves until
 /// `shutdown` resolves, then drains in-flight requests for at most
 /// `server.shutdown_grace` and lets the jobs finish their current pass (at most
 /// `server.shutdown_grace` too).
@@ -326,6 +335,7 @@ pub async fn run(
             "no audit.signing_key_file: no audit checkpoints are signed, so anyone who can write to the database can rewrite the audit chain unnoticed (docs/audit.md)"
         ),
     }
+    jobs.start(Arc::new(services.verification_job()));
     let stopper = jobs.stopper();
     let result = serve(services, listener, async move {
         shutdown.await;

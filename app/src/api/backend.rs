@@ -77,6 +77,16 @@ pub trait Backend: Send + Sync + std::fmt::Debug + 'static {
     /// A filtered page of the audit log, newest first (auditors and admins).
     async fn audit_log(&self, caller: &Caller, query: AuditQuery) -> Result<AuditPage, ApiError>;
 
+    /// Asks for a verification of the whole audit chain, run in the background, one
+    /// at a time (auditors and admins).
+    async fn verify_audit(&self, caller: &Caller) -> Result<VerificationView, ApiError>;
+
+    /// The last verification asked for (auditors and admins).
+    async fn audit_verification(
+        &self,
+        caller: &Caller,
+    ) -> Result<Option<VerificationView>, ApiError>;
+
     async fn sync_catalog(&self, caller: &Caller) -> Result<CatalogStatus, ApiError>;
 
     /// The effective policies and "who can request what, approved by whom" (admins).

@@ -154,8 +154,15 @@ pub struct AuditEntry {
 pub struct ChainCheck {
     pub ok: bool,
     pub events_checked: u64,
-    /// Why the chain is broken, when it is.
+    /// Why the grant's record does not verify, when it does not (the chain broken,
+    /// or the grant's row changed without an event).
     pub problem: Option<String>,
+    /// The chain was checked from the grant's first event through this one.
+    #[serde(default)]
+    pub through: i64,
+    /// The signed checkpoint the check ended at, if one covers the grant.
+    #[serde(default)]
+    pub checkpoint: Option<i64>,
 }
 
 /// A grant with everything its page shows.
@@ -260,6 +267,39 @@ pub struct AuditPage {
     /// Pass as `before` for the next page; `None` on the last page.
     pub next: Option<i64>,
     pub audit: AuditStatus,
+    /// The newest signed checkpoints (up to 10), newest first, with where each was
+    /// published.
+    #[serde(default)]
+    pub checkpoints: Vec<CheckpointView>,
+    /// The last whole-chain verification asked for, if any.
+    #[serde(default)]
+    pub verification: Option<VerificationView>,
+}
+
+/// A whole-chain verification asked for on demand: who asked, how far it is, and
+/// what it found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct VerificationView {
+    pub id: String,
+    pub requested_by: String,
+    pub requested_at: DateTime<Utc>,
+    pub state: crate::domain::VerificationState,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+    /// The chain head when the walk started: the events to verify.
+    pub head_seq: i64,
+    pub events_verified: i64,
+    /// Grant rows checked against their events (after the chain held).
+    pub grants_checked: i64,
+    pub checkpoints_verified: i64,
+    /// The first event that does not hold, when one does not.
+    pub first_broken_seq: Option<i64>,
+    /// What does not hold: the first broken event or grant row, or why it could not
+    /// be checked.
+    pub problem: Option<String>,
+    /// The result in one line, as `timebox audit verify` prints it.
+    pub summary: Option<String>,
 }
 
 /// One page of the history.

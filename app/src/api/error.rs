@@ -88,6 +88,8 @@ error_codes! {
     CapReached = "cap_reached" => 409,
     /// The grant owes no review (not break-glass, or already reviewed).
     NoReviewOwed = "no_review_owed" => 409,
+    /// A verification of the audit chain is already queued or running (one at a time).
+    VerificationRunning = "verification_running" => 409,
     /// No policy allows this permission set in this account for the caller.
     NoPolicy = "no_policy" => 422,
     DurationTooLong = "duration_too_long" => 422,

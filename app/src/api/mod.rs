@@ -165,6 +165,18 @@ pub async fn audit_log(query: AuditQuery) -> Result<AuditPage, ApiError> {
     backend.audit_log(&caller, query).await
 }
 
+#[server(endpoint = "verify_audit")]
+pub async fn verify_audit() -> Result<VerificationView, ApiError> {
+    let (caller, backend) = ctx()?;
+    backend.verify_audit(&caller).await
+}
+
+#[server(endpoint = "audit_verification")]
+pub async fn audit_verification() -> Result<Option<VerificationView>, ApiError> {
+    let (caller, backend) = ctx()?;
+    backend.audit_verification(&caller).await
+}
+
 #[server(endpoint = "admin_status")]
 pub async fn get_admin_status() -> Result<AdminStatus, ApiError> {
     let (caller, backend) = ctx()?;

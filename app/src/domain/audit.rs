@@ -1,8 +1,10 @@
 //! What an audit event records as its action. The names are stored (and hashed)
 //! as text and never change: a lifecycle step is recorded under its
-//! [`Action`] name, the other events under their own.
+//! [`Action`] name, the other events under their own. Also: where a verification
+//! of the whole chain asked for on demand stands.
 
 use super::lifecycle::Action;
+use serde::{Deserialize, Serialize};
 
 /// The action of an audit event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -79,6 +81,51 @@ impl AuditAction {
 impl std::fmt::Display for AuditAction {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+/// Where a whole-chain verification asked for on demand stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum VerificationState {
+    /// Asked for; the `audit-verify` job starts it within seconds.
+    Queued,
+    Running,
+    /// Everything held.
+    Passed,
+    /// Something does not hold: `first_broken_seq` and `problem` say what.
+    Failed,
+    /// It could not be checked (the database could not be read); nothing is known.
+    Error,
+}
+
+impl VerificationState {
+    pub const ALL: [VerificationState; 5] = [
+        VerificationState::Queued,
+        VerificationState::Running,
+        VerificationState::Passed,
+        VerificationState::Failed,
+        VerificationState::Error,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VerificationState::Queued => "queued",
+            VerificationState::Running => "running",
+            VerificationState::Passed => "passed",
+            VerificationState::Failed => "failed",
+            VerificationState::Error => "error",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|v| v.as_str() == s)
+    }
+
+    /// Queued or running: another cannot be asked for.
+    pub fn is_open(self) -> bool {
+        matches!(self, VerificationState::Queued | VerificationState::Running)
     }
 }
 

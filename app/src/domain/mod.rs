@@ -20,7 +20,7 @@ pub mod window;
 
 pub use access::{authorize, authorize_role, AccessPolicy, Caller, Denied, Operation};
 pub use actions::{ActionCtx, ActionRefusal, DecisionSoFar, GrantAction, GrantActions};
-pub use audit::AuditAction;
+pub use audit::{AuditAction, VerificationState};
 pub use catalog::{CatalogNode, CatalogPermissionSet, NodeKind};
 pub use decision::Decision;
 pub use evidence::{

@@ -463,7 +463,11 @@ fn GrantView(
             {if d.chain.ok {
                 view! {
                     <p class="ok-note" data-testid="chain-ok">
-                        "Hash chain verified: " {d.chain.events_checked} " events of this grant match their hashes and their neighbours in the log."
+                        "Verified: the " {d.chain.events_checked} " audit events of this grant match their hashes, the grant's record matches them, and the chain holds from them through event " {d.chain.through}
+                        {match d.chain.checkpoint {
+                            Some(seq) => format!(", where it matches signed checkpoint {seq}."),
+                            None => " (the newest event; no signed checkpoint covers it yet).".to_owned(),
+                        }}
                     </p>
                 }.into_any()
             } else {

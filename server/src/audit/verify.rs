@@ -5,6 +5,7 @@
 //! (the event at its sequence has its hash, and the count matches).
 
 use super::checkpoint::SignedCheckpoint;
+use super::rows::{check_rows, BadGrant, RowsReport};
 use crate::store::audit::{recompute, ChainVerifier};
 use crate::store::{BrokenLink, Store, StoreError};
 use ed25519_dalek::VerifyingKey;
@@ -64,11 +65,27 @@ pub struct VerifyReport {
     pub elapsed: Duration,
     /// The first event that does not hold, and what is wrong.
     pub first_broken: Option<BrokenLink>,
+    /// Grant rows checked against their events (after an intact chain only).
+    pub grants_checked: i64,
+    /// Of those, grants requested before their facts were recorded (checked on the
+    /// facts later events recorded).
+    pub grants_partial: i64,
+    /// The first grant row its events do not give.
+    pub bad_grant: Option<BadGrant>,
+}
+
+/// How far a verification is, for a caller showing progress.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Progress {
+    pub events_verified: i64,
+    /// The head's sequence number when the walk started (the events to verify).
+    pub head_seq: i64,
+    pub grants_checked: i64,
 }
 
 impl VerifyReport {
     pub fn is_intact(&self) -> bool {
-        self.first_broken.is_none()
+        self.first_broken.is_none() && self.bad_grant.is_none()
     }
 
     pub fn events_per_second(&self) -> f64 {
@@ -82,15 +99,26 @@ impl VerifyReport {
 
     /// What the command prints.
     pub fn summary(&self) -> String {
+        if let Some(g) = &self.bad_grant {
+            return format!(
+                "the audit record does NOT verify: grant {}: {}\n(the chain's {} events verified; {} grant rows matched their events before it)",
+                g.grant, g.problem, self.events_verified, self.grants_checked.saturating_sub(1)
+            );
+        }
         match &self.first_broken {
             Some(b) => format!(
                 "the audit chain does NOT verify: event {}: {}\n({} events verified before it, {} of {} checkpoints passed)",
                 b.seq, b.problem, self.events_verified, self.checkpoints_verified, self.checkpoints_read
             ),
             None => format!(
-                "the audit chain verifies: {} events verified, {} checkpoints verified, in {:.2}s ({:.0} events/s)",
+                "the audit chain verifies: {} events verified, {} checkpoints verified, {} grant rows match their events{}, in {:.2}s ({:.0} events/s)",
                 self.events_verified,
                 self.checkpoints_verified,
+                self.grants_checked,
+                match self.grants_partial {
+                    0 => String::new(),
+                    n => format!(" ({n} of them requested before their facts were recorded, checked on the later facts)"),
+                },
                 self.elapsed.as_secs_f64(),
                 self.events_per_second()
             ),
@@ -135,6 +163,17 @@ pub async fn verify(
     store: &dyn Store,
     source: &CheckpointSource,
     key: Option<&VerifyingKey>,
+) -> Result<VerifyReport, VerifyError> {
+    verify_with_progress(store, source, key, |_| {}).await
+}
+
+/// [`verify`], telling `progress` how far it is after each page; then, when the
+/// chain holds, every grant row is checked against its events (`rows`).
+pub async fn verify_with_progress(
+    store: &dyn Store,
+    source: &CheckpointSource,
+    key: Option<&VerifyingKey>,
+    mut progress: impl FnMut(Progress),
 ) -> Result<VerifyReport, VerifyError> {
     let started = Instant::now();
     // Checkpoints first, the head after: a checkpoint written meanwhile is then at or
@@ -200,6 +239,11 @@ pub async fn verify(
                 break 'pages;
             }
         }
+        progress(Progress {
+            events_verified: passed,
+            head_seq,
+            grants_checked: 0,
+        });
         page = next?;
     }
     let first_broken = match off_checkpoint {
@@ -214,6 +258,19 @@ pub async fn verify(
         (Some(b), Some(f)) => Some(if f.seq < b.seq { f } else { b }),
         (b, f) => b.or(f),
     };
+    let rows = match first_broken {
+        Some(_) => RowsReport::default(),
+        None => {
+            check_rows(store, |grants_checked| {
+                progress(Progress {
+                    events_verified: passed,
+                    head_seq,
+                    grants_checked,
+                })
+            })
+            .await?
+        }
+    };
     Ok(VerifyReport {
         events_verified: passed,
         head_seq,
@@ -221,6 +278,9 @@ pub async fn verify(
         checkpoints_read,
         elapsed: started.elapsed(),
         first_broken,
+        grants_checked: rows.grants_checked,
+        grants_partial: rows.grants_partial,
+        bad_grant: rows.first_bad,
     })
 }
 

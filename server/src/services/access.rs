@@ -122,6 +122,9 @@ pub struct Core {
     metrics: Arc<Metrics>,
     /// Other-paths answers, cached and rate-limited per person.
     pub(super) other_paths: super::other_paths::OtherPathsCache,
+    /// The public half of `audit.signing_key_file`: grant pages and packs trust a
+    /// stored checkpoint only when it verifies with it.
+    pub(super) checkpoint_key: Option<ed25519_dalek::VerifyingKey>,
 }
 
 /// The factory of role-scoped handles. Cheap to clone; the web layer holds one.
@@ -152,6 +155,13 @@ pub struct Person<'a> {
 
 impl Access {
     pub fn new(parts: AccessParts) -> Self {
+        // Start-up has already refused a key that cannot be read.
+        let checkpoint_key = parts.config.audit.signing_key_file.as_deref().and_then(|path| {
+            crate::audit::CheckpointSigner::from_file(path)
+                .inspect_err(|e| tracing::error!(error = %e, "audit.signing_key_file cannot be read; stored checkpoints are not trusted"))
+                .ok()
+                .map(|s| s.verifying_key())
+        });
         Self {
             core: Arc::new(Core {
                 grants: parts.grants,
@@ -160,6 +170,7 @@ impl Access {
                 identity_center: parts.identity_center,
                 metrics: parts.metrics,
                 other_paths: super::other_paths::OtherPathsCache::default(),
+                checkpoint_key,
             }),
         }
     }

@@ -1,15 +1,18 @@
 //! The audit log's read model for auditors: a filtered page of events, newest
-//! first, with the chain's latest signed checkpoint.
+//! first, with the chain's newest signed checkpoints and the last whole-chain
+//! verification; and asking for one.
 
 use super::access::{AccessError, Core};
 use super::history::parse_bound;
-use crate::store::{AuditEvent, AuditFilter};
-use app::api::{AuditEntry, AuditPage, AuditQuery};
+use crate::store::{AuditEvent, AuditFilter, StoredVerification};
+use app::api::{AuditEntry, AuditPage, AuditQuery, VerificationView};
 use app::domain::{AuditAction, FieldError, GrantId};
 
 /// Events per page unless asked otherwise, and at most.
 const DEFAULT_LIMIT: u32 = 50;
 const MAX_LIMIT: u32 = 500;
+/// Signed checkpoints the page lists.
+const RECENT_CHECKPOINTS: u32 = 10;
 
 /// The page `q` asks for; a wrong filter is a field error naming it.
 pub(super) async fn page(core: &Core, q: AuditQuery) -> Result<AuditPage, AccessError> {
@@ -20,11 +23,58 @@ pub(super) async fn page(core: &Core, q: AuditQuery) -> Result<AuditPage, Access
         .then(|| rows.get(limit as usize - 1).map(|e| e.seq))
         .flatten();
     rows.truncate(limit as usize);
+    let mut checkpoints = Vec::new();
+    for c in core.store().recent_checkpoints(RECENT_CHECKPOINTS).await? {
+        checkpoints.push(super::status::checkpoint_view(core, c).await?);
+    }
     Ok(AuditPage {
         events: rows.into_iter().map(entry_of).collect(),
         next,
         audit: super::status::audit_status(core).await?,
+        checkpoints,
+        verification: latest_verification(core).await?,
     })
+}
+
+/// Asks for a verification of the whole chain by `by`; the `audit-verify` job runs
+/// it within seconds. One at a time: a second while one is open is refused with
+/// `verification_running`.
+pub(super) async fn request_verification(
+    core: &Core,
+    by: &str,
+) -> Result<VerificationView, AccessError> {
+    let id = uuid::Uuid::new_v4().to_string();
+    let v = core
+        .store()
+        .request_verification(&id, by, core.now())
+        .await?;
+    tracing::info!(verification = %v.id, requested_by = by, "a verification of the whole audit chain was asked for");
+    Ok(view_of(v))
+}
+
+/// The last verification asked for.
+pub(super) async fn latest_verification(
+    core: &Core,
+) -> Result<Option<VerificationView>, AccessError> {
+    Ok(core.store().latest_verification().await?.map(view_of))
+}
+
+fn view_of(v: StoredVerification) -> VerificationView {
+    VerificationView {
+        id: v.id,
+        requested_by: v.requested_by,
+        requested_at: v.requested_at,
+        state: v.state,
+        started_at: v.started_at,
+        finished_at: v.finished_at,
+        head_seq: v.head_seq,
+        events_verified: v.events_verified,
+        grants_checked: v.grants_checked,
+        checkpoints_verified: v.checkpoints_verified,
+        first_broken_seq: v.first_broken_seq,
+        problem: v.problem,
+        summary: v.summary,
+    }
 }
 
 /// A stored event as pages and the API show it.

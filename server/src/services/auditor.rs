@@ -35,7 +35,7 @@
 //! ```
 
 use super::access::{role_handle, AccessError, Answer};
-use crate::store::{AuditEvent, ChainVerification};
+use crate::store::AuditEvent;
 use app::domain::{Grant, GrantId, Operation, ReviewComment};
 
 /// Audit events one call returns at most.
@@ -75,10 +75,17 @@ impl Auditor<'_> {
         super::audit_log::page(self.p.core, q).await
     }
 
-    /// Walks the whole audit log's hash chain.
-    pub async fn verify_audit_chain(&self) -> Result<ChainVerification, AccessError> {
+    /// Asks for a verification of the whole audit record (every event, link and
+    /// checkpoint, then every grant row against its events), run in the background.
+    pub async fn verify_audit(&self) -> Answer<app::api::VerificationView> {
         self.p.allow(Operation::VerifyAuditChain)?;
-        Ok(self.p.core.store().verify_audit_chain().await?)
+        super::audit_log::request_verification(self.p.core, self.p.id.as_str()).await
+    }
+
+    /// The last verification asked for.
+    pub async fn audit_verification(&self) -> Answer<Option<app::api::VerificationView>> {
+        self.p.allow(Operation::ReadAuditLog)?;
+        super::audit_log::latest_verification(self.p.core).await
     }
 
     /// Records the review of someone else's break-glass grant.

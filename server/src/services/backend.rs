@@ -164,6 +164,19 @@ impl Backend for Dashboard {
         Ok(auditor.audit_page(query).await?)
     }
 
+    async fn verify_audit(&self, caller: &Caller) -> Result<VerificationView, ApiError> {
+        let auditor = self.access.auditor(caller, Operation::VerifyAuditChain)?;
+        Ok(auditor.verify_audit().await?)
+    }
+
+    async fn audit_verification(
+        &self,
+        caller: &Caller,
+    ) -> Result<Option<VerificationView>, ApiError> {
+        let auditor = self.access.auditor(caller, Operation::ReadAuditLog)?;
+        Ok(auditor.audit_verification().await?)
+    }
+
     async fn sync_catalog(&self, caller: &Caller) -> Result<CatalogStatus, ApiError> {
         let admin = self.access.admin(caller, Operation::SyncCatalog)?;
         Ok(admin.sync_catalog().await?)

@@ -21,7 +21,7 @@ pub(super) async fn detail(p: &Person<'_>, grant: Grant) -> Result<GrantDetail, 
     let grant_account = grant.request.account_id.to_string();
     let facts = p.facts(&grant, true).await?;
     let events = store.audit_events(Some(id), 0, AUDIT_LIMIT).await?;
-    let chain = check_grant_chain(p, &events).await?;
+    let chain = check_grant_chain(p, &grant, &events).await?;
     // What the reaper found at activation; before that, what the request found.
     let other_paths = match store.grant_aws(id).await?.and_then(|w| w.other_paths) {
         Some(json) => paths_of(&json),
@@ -94,18 +94,27 @@ async fn session_seconds_of(
         .map(|s| s.session_duration_seconds))
 }
 
-/// The grant's own audit events checked where they sit in the chain (the store's
-/// one verifier). The whole-chain walk is the auditors' `verify` (it reads every
-/// event).
+/// The grant's proof (`audit::grant`): its events, the chain from them to the next
+/// signed checkpoint, and its row against its events. The whole-chain walk is the
+/// auditors' `verify`.
 async fn check_grant_chain(
     p: &Person<'_>,
+    grant: &Grant,
     events: &[AuditEvent],
 ) -> Result<ChainCheck, AccessError> {
-    let check = p.core.store().check_grant_events(events).await?;
+    let proof = crate::audit::grant::prove(
+        p.core.store().as_ref(),
+        grant,
+        events,
+        p.core.checkpoint_key.as_ref(),
+    )
+    .await?;
     Ok(ChainCheck {
-        ok: check.is_intact(),
-        events_checked: check.events_checked,
-        problem: check.problem,
+        ok: proof.holds(),
+        events_checked: proof.events_checked as u64,
+        problem: proof.problem(),
+        through: proof.chain.last_seq,
+        checkpoint: proof.checkpoint,
     })
 }
 

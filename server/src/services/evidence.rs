@@ -64,6 +64,8 @@ pub struct PackSource {
     /// `evidence.source`, shown in the pack.
     pub source: &'static str,
     pub now: DateTime<Utc>,
+    /// The server's checkpoint key: a stored checkpoint it did not sign is not trusted.
+    pub checkpoint_key: Option<ed25519_dalek::VerifyingKey>,
 }
 
 impl PackSource {
@@ -74,6 +76,7 @@ impl PackSource {
             store: core.store().clone(),
             source: core.config.evidence.source.as_str(),
             now: core.now(),
+            checkpoint_key: core.checkpoint_key,
         }
     }
 }

@@ -149,28 +149,35 @@ pub(super) async fn admin_status(core: &Core) -> Result<AdminStatus, AccessError
 
 /// Whether the chain is signed here, and its latest checkpoint with where it went.
 pub(super) async fn audit_status(core: &Core) -> Result<AuditStatus, AccessError> {
-    let store = core.store();
-    let latest = match store.latest_checkpoint().await? {
-        Some(c) => Some(CheckpointView {
-            published: store
-                .checkpoint_publications(c.seq)
-                .await?
-                .into_iter()
-                .map(|p| (p.sink, p.published_at))
-                .collect(),
-            seq: c.seq,
-            hash: c.hash,
-            events: c.events,
-            at: c.at,
-            public_key: c.public_key,
-        }),
+    let latest = match core.store().latest_checkpoint().await? {
+        Some(c) => Some(checkpoint_view(core, c).await?),
         None => None,
     };
-    let audit = AuditStatus {
+    Ok(AuditStatus {
         signing: core.config.audit.signing_key_file.is_some(),
         latest,
-    };
-    Ok(audit)
+    })
+}
+
+/// A stored checkpoint with the sinks it was published to.
+pub(super) async fn checkpoint_view(
+    core: &Core,
+    c: crate::store::StoredCheckpoint,
+) -> Result<CheckpointView, AccessError> {
+    Ok(CheckpointView {
+        published: core
+            .store()
+            .checkpoint_publications(c.seq)
+            .await?
+            .into_iter()
+            .map(|p| (p.sink, p.published_at))
+            .collect(),
+        seq: c.seq,
+        hash: c.hash,
+        events: c.events,
+        at: c.at,
+        public_key: c.public_key,
+    })
 }
 
 /// An audit event (a drift finding, an edited policy) as the admin page lists it.

@@ -238,25 +238,6 @@ fn seal_problem(e: &AuditEvent) -> Option<BrokenLink> {
     })
 }
 
-/// What the chain says about one grant's events, checked where they sit: each event
-/// keeps its seal, follows the event before it, and the event after it points back
-/// at it. The grant page shows it; the evidence pack adds the whole-chain walk
-/// ([`AuditLog::verify_audit_chain`]). Both use the rules of [`ChainVerifier`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct GrantChainCheck {
-    pub events_checked: u64,
-    /// Every event of the grant recomputes to its stored hash.
-    pub events_verify: bool,
-    /// The first problem found, for a person.
-    pub problem: Option<String>,
-}
-
-impl GrantChainCheck {
-    pub fn is_intact(&self) -> bool {
-        self.problem.is_none()
-    }
-}
-
 /// Verifies events page by page; feed pages in `seq` order, then call [`finish`].
 ///
 /// [`finish`]: ChainVerifier::finish
@@ -375,6 +356,14 @@ pub trait AuditLog: Sync {
         limit: u32,
     ) -> Result<Vec<AuditEvent>, StoreError>;
 
+    /// The events of the grants whose ids lie in `first..=last` (ids compare as
+    /// text), in grant then sequence order: a page of grants' events in one query.
+    async fn events_of_grants(
+        &self,
+        first: GrantId,
+        last: GrantId,
+    ) -> Result<Vec<AuditEvent>, StoreError>;
+
     /// The chain head: the last sequence number and hash (0 and [`GENESIS_HASH`] for
     /// an empty chain).
     async fn audit_head(&self) -> Result<(i64, String), StoreError>;
@@ -397,39 +386,6 @@ pub trait AuditLog: Sync {
         actions: &[AuditAction],
         limit: u32,
     ) -> Result<Vec<AuditEvent>, StoreError>;
-
-    /// Checks one grant's `events` (in chain order) where they sit in the chain; see
-    /// [`GrantChainCheck`].
-    async fn check_grant_events(
-        &self,
-        events: &[AuditEvent],
-    ) -> Result<GrantChainCheck, StoreError> {
-        let mut problem = None;
-        for e in events {
-            // Events seq-1, seq and seq+1.
-            let around = self.audit_events(None, (e.seq - 2).max(0), 3).await?;
-            let before = around.iter().find(|x| x.seq == e.seq - 1);
-            let after = around.iter().find(|x| x.seq == e.seq + 1);
-            let follows = match before {
-                Some(b) => follow_problem(b.seq + 1, &b.hash, e),
-                None if e.seq == 1 => follow_problem(1, GENESIS_HASH, e),
-                // The event before is gone.
-                None => follow_problem(e.seq - 1, "", e),
-            };
-            let broken = seal_problem(e)
-                .or(follows)
-                .or_else(|| after.and_then(|a| follow_problem(e.seq + 1, &e.hash, a)));
-            if let Some(b) = broken {
-                problem = Some(format!("event {}: {}", b.seq, b.problem));
-                break;
-            }
-        }
-        Ok(GrantChainCheck {
-            events_checked: events.len() as u64,
-            events_verify: events.iter().all(|e| seal_problem(e).is_none()),
-            problem,
-        })
-    }
 }
 
 #[derive(sqlx::FromRow)]
@@ -549,6 +505,22 @@ macro_rules! impl_audit_log {
                         .await?
                     }
                 };
+                Ok(rows.into_iter().map(AuditEvent::from).collect())
+            }
+
+            async fn events_of_grants(
+                &self,
+                first: GrantId,
+                last: GrantId,
+            ) -> Result<Vec<AuditEvent>, StoreError> {
+                let rows: Vec<AuditRow> = sqlx::query_as(&format!(
+                    "SELECT {AUDIT_COLUMNS} FROM audit_events \
+                     WHERE grant_id >= $1 AND grant_id <= $2 ORDER BY grant_id, seq"
+                ))
+                .bind(first.to_string())
+                .bind(last.to_string())
+                .fetch_all(&self.pool)
+                .await?;
                 Ok(rows.into_iter().map(AuditEvent::from).collect())
             }
 

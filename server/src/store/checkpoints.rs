@@ -36,6 +36,9 @@ pub trait AuditCheckpoints {
     /// The checkpoint with the highest sequence number.
     async fn latest_checkpoint(&self) -> Result<Option<StoredCheckpoint>, StoreError>;
 
+    /// The newest checkpoints, newest first, at most `limit`.
+    async fn recent_checkpoints(&self, limit: u32) -> Result<Vec<StoredCheckpoint>, StoreError>;
+
     /// Checkpoints after `after_seq` in sequence order, at most `limit`.
     async fn checkpoints(
         &self,
@@ -89,6 +92,18 @@ macro_rules! impl_checkpoints {
                     "SELECT {CHECKPOINT_COLUMNS} FROM audit_checkpoints ORDER BY seq DESC LIMIT 1"
                 ))
                 .fetch_optional(&self.pool)
+                .await?)
+            }
+
+            async fn recent_checkpoints(
+                &self,
+                limit: u32,
+            ) -> Result<Vec<StoredCheckpoint>, StoreError> {
+                Ok(sqlx::query_as(&format!(
+                    "SELECT {CHECKPOINT_COLUMNS} FROM audit_checkpoints ORDER BY seq DESC LIMIT $1"
+                ))
+                .bind(i64::from(limit.clamp(1, 1000)))
+                .fetch_all(&self.pool)
                 .await?)
             }
 

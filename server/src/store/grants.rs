@@ -6,6 +6,7 @@
 use super::approvals::Approval;
 use super::audit::NewAuditEvent;
 use super::outbox::NewNotification;
+use super::projection;
 use super::sql::{micros, PostgresStore, SqliteStore};
 use super::StoreError;
 use app::domain::{
@@ -33,6 +34,40 @@ pub struct GrantPatch {
     /// deny closing them must stand.
     pub sessions_close: Option<SessionsClose>,
     pub sessions_until: Option<DateTime<Utc>>,
+}
+
+impl GrantPatch {
+    /// The facts of the row this patch writes (`store::projection`), with the state
+    /// every change writes.
+    fn touched(&self) -> Vec<&'static str> {
+        let mut names = vec!["state"];
+        let fields: [(bool, &[&'static str]); 9] = [
+            (self.activated_at.is_some(), &["activated_at"]),
+            (self.ends_at.is_some(), &["ends_at"]),
+            (self.revoked_at.is_some(), &["revoked_at"]),
+            (
+                self.permission_set_session_seconds.is_some(),
+                &["permission_set_session_seconds"],
+            ),
+            (
+                self.portal_session_seconds.is_some(),
+                &["portal_session_seconds"],
+            ),
+            (self.real_end.is_some(), &["real_end"]),
+            (self.failure_reason.is_some(), &["failure_reason"]),
+            (
+                self.identity.is_some(),
+                &["identity_user_id", "identity_user_name"],
+            ),
+            (self.sessions_close.is_some(), &["sessions_close"]),
+        ];
+        for (set, fact) in fields {
+            if set {
+                names.extend_from_slice(fact);
+            }
+        }
+        names
+    }
 }
 
 /// A change to apply atomically: the grant moves from `expected_version` (and state
@@ -118,6 +153,14 @@ pub trait Grants {
     ) -> Result<Grant, StoreError>;
 
     async fn get_grant(&self, id: GrantId) -> Result<Option<Grant>, StoreError>;
+
+    /// Grants in id order, `limit` after `after`: the whole table, page by page, for
+    /// checking every row against its events (`timebox audit verify`).
+    async fn grants_by_id(
+        &self,
+        after: Option<GrantId>,
+        limit: u32,
+    ) -> Result<Vec<Grant>, StoreError>;
 
     /// Applies `change` if the grant is still at `expected_version`; otherwise
     /// [`StoreError::Conflict`] and nothing is written.
@@ -374,10 +417,15 @@ macro_rules! impl_grants {
                 .bind(stamp.identity.as_ref().map(|u| u.user_name.clone()))
                 .fetch_one(&mut *tx)
                 .await?;
+                let grant = Grant::try_from(row)?;
+                let event = NewAuditEvent {
+                    details: projection::with_set(event.details, projection::all_facts(&grant)),
+                    ..event
+                };
                 Self::append_in(&mut tx, event).await?;
                 Self::notifications_in(&mut tx, &notifications).await?;
                 tx.commit().await?;
-                Grant::try_from(row)
+                Ok(grant)
             }
 
             async fn get_grant(&self, id: GrantId) -> Result<Option<Grant>, StoreError> {
@@ -389,8 +437,24 @@ macro_rules! impl_grants {
                 row.map(Grant::try_from).transpose()
             }
 
+            async fn grants_by_id(
+                &self,
+                after: Option<GrantId>,
+                limit: u32,
+            ) -> Result<Vec<Grant>, StoreError> {
+                let rows: Vec<GrantRow> = sqlx::query_as(&format!(
+                    "SELECT {GRANT_COLUMNS} FROM grants WHERE id > $1 ORDER BY id LIMIT $2"
+                ))
+                .bind(after.map_or_else(String::new, |g| g.to_string()))
+                .bind(i64::from(limit.clamp(1, 10_000)))
+                .fetch_all(&self.pool)
+                .await?;
+                rows.into_iter().map(Grant::try_from).collect()
+            }
+
             async fn apply(&self, change: Change) -> Result<Grant, StoreError> {
                 let at = change.at.trunc_subsecs(6);
+                let touched = change.patch.touched();
                 let GrantPatch {
                     activated_at,
                     ends_at,
@@ -456,10 +520,18 @@ macro_rules! impl_grants {
                         return Err(e);
                     }
                 }
-                Self::append_in(&mut tx, change.event).await?;
+                let grant = Grant::try_from(row)?;
+                let event = NewAuditEvent {
+                    details: projection::with_set(
+                        change.event.details,
+                        projection::set_of(&grant, touched),
+                    ),
+                    ..change.event
+                };
+                Self::append_in(&mut tx, event).await?;
                 Self::notifications_in(&mut tx, &change.notifications).await?;
                 tx.commit().await?;
-                Grant::try_from(row)
+                Ok(grant)
             }
 
             async fn list_grants(
@@ -537,9 +609,17 @@ macro_rules! impl_grants {
                         Some(_) => Err(StoreError::NoReviewOwed(id)),
                     };
                 };
+                let grant = Grant::try_from(row)?;
+                let event = NewAuditEvent {
+                    details: projection::with_set(
+                        event.details,
+                        projection::set_of(&grant, ["reviewed_by", "reviewed_at", "review_comment"]),
+                    ),
+                    ..event
+                };
                 Self::append_in(&mut tx, event).await?;
                 tx.commit().await?;
-                Grant::try_from(row)
+                Ok(grant)
             }
 
             async fn pending_due(

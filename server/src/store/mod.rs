@@ -9,7 +9,9 @@
 //! (the reaper's queue and AWS rows), `leases.rs`, `outbox.rs` (notifications and
 //! deliveries), `evidence.rs` (activity and grant evidence), `people.rs` (display
 //! names of the people who signed in), `sessions.rs` (closing revoked grants'
-//! sessions: the denies that stand and the policies carrying them), `health.rs`.
+//! sessions: the denies that stand and the policies carrying them),
+//! `verifications.rs` (whole-chain verifications asked for on demand), `projection.rs`
+//! (the grant row checked against its events; no SQL), `health.rs`.
 //! [`Store`] is all of them: callers take `Arc<dyn Store>` (a trait object reaches
 //! its supertraits' methods without imports); code holding a concrete store
 //! (`SqliteStore`, in tests) uses `crate::store::prelude::*`.
@@ -34,19 +36,18 @@ pub mod health;
 pub mod leases;
 pub mod outbox;
 pub mod people;
+pub mod projection;
 pub mod reaper;
 pub mod sessions;
 mod sql;
+pub mod verifications;
 
 use app::domain::GrantId;
 use std::sync::Arc;
 
 pub use app::domain::{CatalogNode, CatalogPermissionSet, Decision, NodeKind};
 pub use approvals::{Approval, Approvals};
-pub use audit::{
-    AuditEvent, AuditFilter, AuditLog, BrokenLink, ChainVerification, GrantChainCheck,
-    NewAuditEvent,
-};
+pub use audit::{AuditEvent, AuditFilter, AuditLog, BrokenLink, ChainVerification, NewAuditEvent};
 pub use catalog::Catalog;
 pub use checkpoints::{AuditCheckpoints, Publication, StoredCheckpoint};
 pub use evidence::{ActivityCursor, Evidence, GrantEvidence};
@@ -61,6 +62,9 @@ pub use people::People;
 pub use reaper::{GrantAws, ReaperQueue};
 pub use sessions::{DenyRow, PolicyKind, SessionCloses, SessionsOutcome, StoredPolicy};
 pub use sql::{PostgresStore, SqliteStore};
+pub use verifications::{
+    AuditVerifications, StoredVerification, VerificationProgress, VerificationResult,
+};
 
 /// Errors from storage. Database details are logged where they happen and never
 /// shown to a user; the API maps these to status codes.
@@ -85,6 +89,8 @@ pub enum StoreError {
     CapReached { active: i64 },
     #[error("grant {0} owes no review (it is not break-glass, or it was reviewed already)")]
     NoReviewOwed(GrantId),
+    #[error("a verification of the audit chain is already queued or running ({0})")]
+    VerificationOpen(String),
 }
 
 /// Declares [`Store`] over the repositories, with its blanket implementation (one
@@ -111,14 +117,15 @@ store_of!(
     Outbox,
     Evidence,
     People,
-    SessionCloses
+    SessionCloses,
+    AuditVerifications
 );
 
 /// The repository traits, for calling their methods on a concrete store.
 pub mod prelude {
     pub use super::{
-        Approvals, AuditCheckpoints, AuditLog, Catalog, Evidence, Grants, Health, Outbox, People,
-        ReaperQueue, SessionCloses, Store, StoreError, TargetLeases,
+        Approvals, AuditCheckpoints, AuditLog, AuditVerifications, Catalog, Evidence, Grants,
+        Health, Outbox, People, ReaperQueue, SessionCloses, Store, StoreError, TargetLeases,
     };
 }
 

@@ -3,9 +3,11 @@
 //! it last wrote to each, and the recorded outcome per grant with its audit event.
 
 use super::audit::NewAuditEvent;
+use super::grants::{GrantRow, GRANT_COLUMNS};
+use super::projection;
 use super::sql::{micros, PostgresStore, SqliteStore};
 use super::StoreError;
-use app::domain::{GrantId, SessionsClose};
+use app::domain::{Grant, GrantId, SessionsClose};
 use async_trait::async_trait;
 use chrono::{DateTime, SubsecRound, Utc};
 
@@ -263,7 +265,7 @@ macro_rules! impl_session_closes {
             async fn record_sessions(&self, outcome: SessionsOutcome) -> Result<bool, StoreError> {
                 let mut tx = self.pool.begin().await?;
                 let at = outcome.event.at.trunc_subsecs(6);
-                let changed = sqlx::query(
+                let row: Option<GrantRow> = sqlx::query_as(&format!(
                     "UPDATE grants SET sessions_close = $1, \
                      sessions_closed_at = COALESCE(sessions_closed_at, $2), \
                      real_end = CASE WHEN sessions_closed_at IS NULL AND $2 IS NOT NULL \
@@ -274,20 +276,31 @@ macro_rules! impl_session_closes {
                      version = version + 1, updated_at = $4 \
                      WHERE id = $5 AND (sessions_close IS NULL OR sessions_close <> $1 \
                        OR (sessions_closed_at IS NULL AND $2 IS NOT NULL) \
-                       OR ($6 IS NOT NULL AND (sessions_until IS NULL OR sessions_until < $6)))",
-                )
+                       OR ($6 IS NOT NULL AND (sessions_until IS NULL OR sessions_until < $6))) \
+                     RETURNING {GRANT_COLUMNS}"
+                ))
                 .bind(outcome.close.as_str())
                 .bind(micros(outcome.closed_at))
                 .bind(micros(outcome.real_end))
                 .bind(at)
                 .bind(outcome.grant.to_string())
                 .bind(micros(outcome.until))
-                .execute(&mut *tx)
-                .await?
-                .rows_affected()
-                    > 0;
-                if changed {
-                    Self::append_in(&mut tx, outcome.event).await?;
+                .fetch_optional(&mut *tx)
+                .await?;
+                let changed = row.is_some();
+                if let Some(row) = row {
+                    let grant = Grant::try_from(row)?;
+                    let event = NewAuditEvent {
+                        details: projection::with_set(
+                            outcome.event.details,
+                            projection::set_of(
+                                &grant,
+                                ["sessions_close", "sessions_closed_at", "real_end"],
+                            ),
+                        ),
+                        ..outcome.event
+                    };
+                    Self::append_in(&mut tx, event).await?;
                 }
                 tx.commit().await?;
                 Ok(changed)

@@ -108,6 +108,10 @@ impl From<GrantError> for ApiError {
             }
             GrantError::Refused(r) => ApiError::new((&r).into(), r.to_string()),
             e @ GrantError::Busy => ApiError::new(ErrorCode::Busy, e.to_string()),
+            GrantError::Store(StoreError::VerificationOpen(id)) => ApiError::new(
+                ErrorCode::VerificationRunning,
+                format!("a verification of the audit chain is already queued or running ({id}); its result will be on the Audit page"),
+            ),
             GrantError::Store(s) => storage_failed(&s),
             GrantError::Policy(r) => ApiError {
                 code: (&r).into(),

@@ -58,6 +58,7 @@ async fn prepare(
         source.grant,
         source.generated_for,
         source.now,
+        source.checkpoint_key.as_ref(),
     )
     .await?;
     Ok((header, source.store))

@@ -429,6 +429,72 @@ async fn the_audit_log_pages_and_filters(db: &TestDb) {
     }
 }
 
+/// `POST /api/v1/audit/verify`: auditors and admins, one at a time, run by the
+/// `audit-verify` job; the result is kept and read back, and a grant row edited
+/// without an event fails it with the grant named.
+async fn the_whole_record_is_verified_on_demand(db: &TestDb) {
+    use timebox_server::audit::VerificationJob;
+    let api = Api::start(db).await;
+    let rita = api.client("rita").await;
+    let audrey = api.client("audrey").await;
+    let mut made = Vec::new();
+    for _ in 0..3 {
+        let (status, g) = api.post(&rita, "/api/v1/grants", ask("1h")).await;
+        assert_eq!(status, 201);
+        made.push(g["id"].as_str().unwrap().to_owned());
+    }
+    let (status, none) = api.get(&audrey, "/api/v1/audit/verify").await;
+    assert_eq!((status, none), (200, Value::Null));
+    let (status, body) = api.post(&rita, "/api/v1/audit/verify", json!({})).await;
+    assert_eq!(status, 403, "a requester may not: {body}");
+    let (status, queued) = api.post(&audrey, "/api/v1/audit/verify", json!({})).await;
+    assert_eq!(status, 202, "{queued}");
+    assert_eq!(queued["state"], "queued");
+    assert_eq!(queued["requested_by"], "audrey");
+    let (status, body) = api.post(&audrey, "/api/v1/audit/verify", json!({})).await;
+    assert_eq!(status, 409, "one at a time: {body}");
+    assert_eq!(body["error"]["code"], "verification_running");
+
+    let job = VerificationJob::new(
+        db.store(),
+        Arc::new(timebox_server::clock::SystemClock),
+        None,
+    );
+    assert_eq!(job.pass().await.unwrap().as_deref(), queued["id"].as_str());
+    assert_eq!(job.pass().await.unwrap(), None, "nothing is open any more");
+    let (_, done) = api.get(&audrey, "/api/v1/audit/verify").await;
+    assert_eq!(done["state"], "passed", "{done}");
+    let head = db.store().audit_head().await.unwrap().0;
+    assert_eq!(done["events_verified"], json!(head));
+    assert_eq!(done["grants_checked"], json!(3));
+    assert!(
+        done["summary"]
+            .as_str()
+            .unwrap()
+            .contains("checkpoints were not checked"),
+        "{done}"
+    );
+    let (_, page) = api.get(&audrey, "/api/v1/audit").await;
+    assert_eq!(page["verification"]["id"], done["id"]);
+
+    db.exec(&format!(
+        "UPDATE grants SET duration_minutes = 600 WHERE id = '{}'",
+        made[1]
+    ))
+    .await;
+    let (status, _) = api.post(&audrey, "/api/v1/audit/verify", json!({})).await;
+    assert_eq!(status, 202);
+    job.pass().await.unwrap();
+    let (_, failed) = api.get(&audrey, "/api/v1/audit/verify").await;
+    assert_eq!(failed["state"], "failed", "{failed}");
+    let problem = failed["problem"].as_str().unwrap();
+    assert!(
+        problem.starts_with(&format!("grant {}: ", made[1]))
+            && problem.contains("duration_minutes is 600"),
+        "{problem}"
+    );
+}
+
 async fn history_pages_by_keyset_and_filters(db: &TestDb) {
     let api = Api::start(db).await;
     let rita = api.client("rita").await;
@@ -614,6 +680,7 @@ crate::on_both_backends!(
     typed_text_is_checked_and_a_self_approval_is_counted,
     history_pages_by_keyset_and_filters,
     the_audit_log_pages_and_filters,
+    the_whole_record_is_verified_on_demand,
     the_openapi_document_matches_the_routes,
     live_events_reach_the_requester,
 );

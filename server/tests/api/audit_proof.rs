@@ -293,7 +293,7 @@ async fn a_consistent_rewrite_is_caught_only_by_a_signed_checkpoint(db: &TestDb)
 /// The evidence pack's check walks only from a grant's events to the next signed
 /// checkpoint, and that checkpoint catches a consistent rewrite there too.
 async fn the_packs_check_ends_at_the_next_checkpoint(db: &TestDb) {
-    use timebox_server::evidence::pack::chain_around;
+    use timebox_server::audit::grant::chain_around;
     let s = chain_with_checkpoints(db).await;
     let all = all_events(&s.store).await;
     let some: Vec<AuditEvent> = all
@@ -301,13 +301,13 @@ async fn the_packs_check_ends_at_the_next_checkpoint(db: &TestDb) {
         .filter(|e| e.seq == 12 || e.seq == 14)
         .cloned()
         .collect();
-    let (chain, checkpoint) = chain_around(s.store.as_ref(), &some).await.unwrap();
+    let (chain, checkpoint) = chain_around(s.store.as_ref(), &some, None).await.unwrap();
     assert_eq!(checkpoint, Some(20));
     assert!(chain.is_intact(), "{chain:?}");
     assert_eq!(chain.last_seq, 20);
     assert_eq!(chain.events_checked, 9, "events 12 to 20 only");
     rewrite_consistently(db, &s.store, 13).await;
-    let (chain, _) = chain_around(s.store.as_ref(), &some).await.unwrap();
+    let (chain, _) = chain_around(s.store.as_ref(), &some, None).await.unwrap();
     let broken = chain.first_broken.expect("caught by the checkpoint");
     assert_eq!(broken.seq, 20, "{}", broken.problem);
     assert!(

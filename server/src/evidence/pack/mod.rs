@@ -15,6 +15,7 @@ use app::domain::{
 };
 use axum::body::Bytes;
 use chrono::{DateTime, Utc};
+use ed25519_dalek::VerifyingKey;
 use futures_util::Stream;
 use serde::Serialize;
 use std::sync::Arc;
@@ -62,6 +63,10 @@ pub struct AuditVerification {
     pub checkpoint: Option<i64>,
     /// The chain is intact up to and including the grant's last event.
     pub grant_covered_by_intact_chain: bool,
+    /// The grant's record is what its events say (`store::projection`).
+    pub row_matches_events: bool,
+    /// The first fact of the record its events do not give, when one is not.
+    pub row_problem: Option<String>,
     pub verdict: String,
 }
 
@@ -94,6 +99,7 @@ pub async fn header(
     grant: Grant,
     generated_for: String,
     now: DateTime<Utc>,
+    checkpoint_key: Option<&VerifyingKey>,
 ) -> Result<PackHeader, StoreError> {
     let approvals = store.approvals(grant.id).await?;
     let row = store.grant_evidence(grant.id).await?;
@@ -121,7 +127,7 @@ pub async fn header(
         next_collection_at: r.next_collection_at,
         last_error: r.last_error,
     });
-    let audit = audit(store, &grant).await?;
+    let audit = audit(store, &grant, checkpoint_key).await?;
     Ok(PackHeader {
         format: "timebox-evidence-pack/1",
         generated_at: now,
@@ -201,119 +207,23 @@ fn explain(g: &Grant, summary: Option<&EvidenceSummary>) -> Option<WindowsExplai
     })
 }
 
-async fn audit(store: &dyn Store, g: &Grant) -> Result<AuditVerification, StoreError> {
-    let events = store.audit_events(Some(g.id), 0, AUDIT_LIMIT).await?;
-    let grant_events_verify = store.check_grant_events(&events).await?.events_verify;
-    let (chain, checkpoint) = chain_around(store, &events).await?;
-    let last = events.last().map_or(0, |e| e.seq);
-    let grant_covered_by_intact_chain = match &chain.first_broken {
-        None => last <= chain.last_seq,
-        Some(b) => last < b.seq,
-    };
-    let verdict = match (grant_events_verify, grant_covered_by_intact_chain) {
-        (true, true) => format!(
-            "verified: the grant's {} audit event(s) recompute to their hashes and the chain is intact through event {}{}",
-            events.len(),
-            chain.last_seq,
-            match checkpoint {
-                Some(seq) => format!(", where it matches the signed checkpoint {seq} (check the signatures offline with `timebox audit verify --public-key`)"),
-                None => " (the head; no signed checkpoint covers it yet)".to_owned(),
-            }
-        ),
-        (false, _) => "NOT verified: an audit event of this grant does not match its hash (it was edited)".to_owned(),
-        (true, false) => format!(
-            "NOT verified: the audit chain breaks at event {} ({})",
-            chain.first_broken.as_ref().map_or(0, |b| b.seq),
-            chain
-                .first_broken
-                .as_ref()
-                .map_or("", |b| b.problem.as_str())
-        ),
-    };
-    Ok(AuditVerification {
-        events,
-        grant_events_verify,
-        chain,
-        checkpoint,
-        grant_covered_by_intact_chain,
-        verdict,
-    })
-}
-
-/// Walks the chain from the event before the grant's first (`events`, in chain
-/// order) to the first checkpoint at or after its last (whose hash the chain must
-/// have there), or to the head: the evidence pack's check, whose cost is the grant's
-/// span of the log, not the log. Returns the check and the checkpoint it ended at.
-pub async fn chain_around(
+async fn audit(
     store: &dyn Store,
-    events: &[AuditEvent],
-) -> Result<(ChainVerification, Option<i64>), StoreError> {
-    use crate::store::audit::{ChainVerifier, GENESIS_HASH};
-    let (Some(first), Some(last)) = (events.first(), events.last()) else {
-        return Ok((
-            ChainVerification {
-                events_checked: 0,
-                last_seq: 0,
-                first_broken: None,
-            },
-            None,
-        ));
-    };
-    let start = first.seq - 1;
-    let mut verifier = if start == 0 {
-        ChainVerifier::after(0, GENESIS_HASH)
-    } else {
-        match store.audit_events(None, start - 1, 1).await?.first() {
-            Some(before) if before.seq == start => ChainVerifier::after(start, &before.hash),
-            // The event before is gone: start at it, so it is reported.
-            _ => ChainVerifier::after(start - 1, ""),
-        }
-    };
-    let checkpoint = store.checkpoints(last.seq - 1, 1).await?.into_iter().next();
-    let (head_seq, head_hash) = store.audit_head().await?;
-    let end = checkpoint.as_ref().map_or(head_seq, |c| c.seq);
-    let mut at = start;
-    let mut last_seen: Option<AuditEvent> = None;
-    'read: while at < end {
-        let page = store.audit_events(None, at, AUDIT_LIMIT).await?;
-        if page.is_empty() {
-            break;
-        }
-        for e in page {
-            if e.seq > end {
-                break 'read;
-            }
-            at = e.seq;
-            let ok = verifier.check(&e);
-            last_seen = Some(e);
-            if !ok {
-                break 'read;
-            }
-        }
-    }
-    let chain = match &checkpoint {
-        Some(c) => {
-            let (seq, hash) = last_seen.map_or((start, String::new()), |e| (e.seq, e.hash));
-            // Consistent with itself unless broken earlier; then held to the checkpoint.
-            let mut v = verifier.finish(seq, &hash);
-            if v.first_broken.is_none() && seq < c.seq {
-                v.first_broken = Some(crate::store::BrokenLink {
-                    seq: seq + 1,
-                    problem: "missing: events before a signed checkpoint were deleted".to_owned(),
-                });
-            } else if v.first_broken.is_none() && hash != c.hash {
-                v.first_broken = Some(crate::store::BrokenLink {
-                    seq: c.seq,
-                    problem:
-                        "the chain does not match the signed checkpoint here: it was rewritten"
-                            .to_owned(),
-                });
-            }
-            v
-        }
-        None => verifier.finish(head_seq, &head_hash),
-    };
-    Ok((chain, checkpoint.map(|c| c.seq)))
+    g: &Grant,
+    key: Option<&VerifyingKey>,
+) -> Result<AuditVerification, StoreError> {
+    let events = store.audit_events(Some(g.id), 0, AUDIT_LIMIT).await?;
+    let proof = crate::audit::grant::prove(store, g, &events, key).await?;
+    Ok(AuditVerification {
+        verdict: proof.verdict(),
+        row_problem: proof.row.problem(),
+        events,
+        grant_events_verify: proof.events_verify,
+        chain: proof.chain,
+        checkpoint: proof.checkpoint,
+        grant_covered_by_intact_chain: proof.covered_by_intact_chain,
+        row_matches_events: proof.row_matches_events,
+    })
 }
 
 /// Which part of the document a stream is writing.

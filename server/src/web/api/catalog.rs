@@ -1,14 +1,16 @@
 //! What may be asked for (`/api/v1/request-options`, `/api/v1/other-paths`) and the
-//! admin's views of the catalog, the reaper and the policies.
+//! admin's views of the catalog, the reaper and the policies; the audit log and its
+//! verification on demand.
 
 use super::extract::{ApiState, CurrentCaller, QueryParams};
 use crate::web::error::{ApiResult, Refusals};
 use app::api::backend::Backend;
 use app::api::{
     AdminStatus, AuditPage, AuditQuery, CatalogStatus, OtherPath, PoliciesView, PolicyQuery,
-    RequestOptions,
+    RequestOptions, VerificationView,
 };
 use axum::extract::State;
+use axum::http::StatusCode;
 use axum::Json;
 use serde::Deserialize;
 
@@ -68,6 +70,33 @@ pub async fn audit_log(
     QueryParams(q): QueryParams<AuditQuery>,
 ) -> ApiResult<Json<AuditPage>> {
     Ok(Json(s.dashboard.audit_log(&c, q).await?))
+}
+
+/// Verify the whole audit record in the background (auditors and admins): every
+/// event, link and signed checkpoint, then every grant row against its events. One
+/// at a time (`verification_running` while one is queued or running); poll `GET` for
+/// its progress and result.
+#[utoipa::path(post, path = "/api/v1/audit/verify", tag = "audit",
+    responses((status = 202, description = "the verification, queued", body = VerificationView), Refusals))]
+pub async fn verify_audit(
+    State(s): State<ApiState>,
+    CurrentCaller(c): CurrentCaller,
+) -> ApiResult<(StatusCode, Json<VerificationView>)> {
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(s.dashboard.verify_audit(&c).await?),
+    ))
+}
+
+/// The last verification asked for, with its progress or result (auditors and
+/// admins); `null` when none was ever asked for.
+#[utoipa::path(get, path = "/api/v1/audit/verify", tag = "audit",
+    responses((status = 200, description = "the last verification", body = Option<VerificationView>), Refusals))]
+pub async fn audit_verification(
+    State(s): State<ApiState>,
+    CurrentCaller(c): CurrentCaller,
+) -> ApiResult<Json<Option<VerificationView>>> {
+    Ok(Json(s.dashboard.audit_verification(&c).await?))
 }
 
 /// Re-read the catalog from Identity Center now (admins).

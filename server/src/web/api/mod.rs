@@ -51,6 +51,7 @@ pub fn routes() -> OpenApiRouter<ApiState> {
         .routes(routes!(inbox::active))
         .routes(routes!(catalog::admin_status))
         .routes(routes!(catalog::audit_log))
+        .routes(routes!(catalog::verify_audit, catalog::audit_verification))
         .routes(routes!(catalog::sync_catalog))
         .routes(routes!(catalog::policies))
         .routes(routes!(inbox::events))
