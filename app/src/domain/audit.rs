@@ -30,6 +30,11 @@ pub enum AuditAction {
     SessionsNotClosed,
     /// A policy Timebox owns was changed by someone else (`session_policy_edited`).
     SessionPolicyEdited,
+    /// A policy file was put in force, with its SHA-256 (`policy_loaded`).
+    PolicyLoaded,
+    /// A grant's evidence was summarised: counts, flags, investigation, and the
+    /// digest of the stored events (`evidence_summarized`).
+    EvidenceSummarized,
 }
 
 impl AuditAction {
@@ -53,6 +58,8 @@ impl AuditAction {
             AuditAction::SessionsClosed => "sessions_closed",
             AuditAction::SessionsNotClosed => "sessions_not_closed",
             AuditAction::SessionPolicyEdited => "session_policy_edited",
+            AuditAction::PolicyLoaded => "policy_loaded",
+            AuditAction::EvidenceSummarized => "evidence_summarized",
         }
     }
 
@@ -68,6 +75,8 @@ impl AuditAction {
             AuditAction::SessionsClosed,
             AuditAction::SessionsNotClosed,
             AuditAction::SessionPolicyEdited,
+            AuditAction::PolicyLoaded,
+            AuditAction::EvidenceSummarized,
         ]
         .into_iter()
         .chain(Action::ALL.into_iter().map(AuditAction::Step))

@@ -186,6 +186,11 @@ pub struct EvidenceSummary {
     /// that it works.
     #[serde(default)]
     pub refused_after_close: u64,
+    /// SHA-256 (hex) over the stored events the summary was made from, each as its
+    /// JSON line in collection order: recorded in the audit chain, so the stored
+    /// activity can be checked against it later.
+    #[serde(default)]
+    pub events_sha256: Option<String>,
 }
 
 /// How many distinct addresses a summary lists by name.

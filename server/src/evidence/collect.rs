@@ -25,10 +25,10 @@ use crate::clock::Clock;
 use crate::jobs::{to_std, Backoff, Job, JobError, Leases};
 use crate::metrics::Metrics;
 use crate::services::grants::GrantService;
-use crate::store::{ActivityCursor, GrantEvidence, GrantPatch, Store, StoreError};
+use crate::store::{ActivityCursor, GrantEvidence, GrantPatch, NewAuditEvent, Store, StoreError};
 use app::domain::{
-    Action, ActivityEvent, Actor, ConsoleLinks, EvidenceSummary, Grant, GrantId, GrantState,
-    Interval, InvestigationStatus, InvestigationSummary, SummaryBuilder, Windows,
+    Action, ActivityEvent, Actor, AuditAction, ConsoleLinks, EvidenceSummary, Grant, GrantId,
+    GrantState, Interval, InvestigationStatus, InvestigationSummary, SummaryBuilder, Windows,
 };
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
@@ -320,6 +320,20 @@ impl Collector {
                     ev.last_error = None;
                     self.store.save_grant_evidence(id, &ev).await?;
                     tracing::info!(grant = %id, phase = phase.as_str(), new_events = inserted, total = summary.event_count, "evidence collected");
+                    if phase == Phase::Final {
+                        self.store
+                            .append_audit(NewAuditEvent {
+                                grant_id: Some(id),
+                                at: now,
+                                actor: "timebox".to_owned(),
+                                action: AuditAction::EvidenceSummarized,
+                                from_state: None,
+                                to_state: None,
+                                reason: None,
+                                details: chained_facts(id, &summary, &ev),
+                            })
+                            .await?;
+                    }
                 }
                 Err(e) => {
                     self.failed(id, &mut ev, "collect", &e).await?;
@@ -356,14 +370,7 @@ impl Collector {
                         &Actor::System,
                         Some("the tail is over and the evidence is collected".into()),
                         GrantPatch::default(),
-                        serde_json::json!({
-                            "events": summary.event_count,
-                            "errors": summary.error_count,
-                            "access_denied": summary.access_denied_count,
-                            "flags": summary.flags.iter().map(|f| f.title()).collect::<Vec<_>>(),
-                            "investigation_id": ev.investigation_id,
-                            "investigation_status": ev.investigation_status,
-                        }),
+                        chained_facts(id, &summary, &ev),
                     )
                     .await?;
                 report.closed += 1;
@@ -688,6 +695,7 @@ pub async fn summarise(
         .map(|w| w.real)
         .collect();
     let mut builder = SummaryBuilder::new(*windows, others);
+    let mut digest = <sha2::Sha256 as sha2::Digest>::new();
     let mut after: Option<ActivityCursor> = None;
     loop {
         let events = store.activity_page(g.id, after.as_ref(), page).await?;
@@ -695,6 +703,10 @@ pub async fn summarise(
         after = Some(ActivityCursor::after(last));
         for e in &events {
             builder.push(e);
+            // A struct of strings, times and lists always serialises.
+            let line = serde_json::to_string(e).unwrap_or_default();
+            sha2::Digest::update(&mut digest, line.as_bytes());
+            sha2::Digest::update(&mut digest, b"\n");
         }
         if events.len() < page as usize {
             break;
@@ -704,7 +716,28 @@ pub async fn summarise(
     let history = store
         .source_ip_history(g.request.requester.as_str(), g.id, &ips, windows.real.start)
         .await?;
-    Ok(builder.finish(&history))
+    let mut summary = builder.finish(&history);
+    summary.events_sha256 = Some(hex::encode(sha2::Digest::finalize(digest)));
+    Ok(summary)
+}
+
+/// The facts of a summary the audit chain records (`evidence_summarized`, and the
+/// grant's close).
+fn chained_facts(id: GrantId, summary: &EvidenceSummary, ev: &GrantEvidence) -> serde_json::Value {
+    let investigation = parse_investigation(id, ev.investigation.as_deref());
+    serde_json::json!({
+        "events": summary.event_count,
+        "errors": summary.error_count,
+        "access_denied": summary.access_denied_count,
+        "refused_after_close": summary.refused_after_close,
+        "first_activity": summary.first_activity,
+        "last_activity": summary.last_activity,
+        "flags": summary.flags.iter().map(|f| f.title()).collect::<Vec<_>>(),
+        "events_sha256": summary.events_sha256,
+        "investigation_id": ev.investigation_id,
+        "investigation_status": ev.investigation_status,
+        "investigation_severity": investigation.and_then(|i| i.severity),
+    })
 }
 
 #[cfg(test)]

@@ -122,7 +122,10 @@ pub fn parse(text: &str) -> Result<PolicySet, Vec<PolicyProblem>> {
         }
     }
     if problems.is_empty() {
-        Ok(PolicySet { policies })
+        Ok(PolicySet {
+            policies,
+            sha256: String::new(),
+        })
     } else {
         Err(problems)
     }

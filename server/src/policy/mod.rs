@@ -21,9 +21,10 @@ pub mod resolve;
 
 use crate::clock::Clock;
 use crate::config::PolicyConfig;
-use crate::store::{Store, StoreError};
+use crate::store::{NewAuditEvent, Store, StoreError};
 use app::domain::{
-    Caller, Entitlement, ExplainRow, GrantRequest, Operation, PolicyRefusal, ReloadStatus,
+    AuditAction, Caller, Entitlement, ExplainRow, GrantRequest, Operation, PolicyRefusal,
+    ReloadStatus,
 };
 pub use file::PolicyFileError;
 pub use model::{CompiledPolicy, PolicyProblem, PolicySet};
@@ -78,6 +79,8 @@ pub enum PolicyLoadError {
 #[derive(Debug, Clone)]
 pub struct Decided {
     pub policy: CompiledPolicy,
+    /// The SHA-256 of the policy file it came from.
+    pub file_sha256: String,
 }
 
 /// The file's text, with its fingerprint taken *before* the read: a write that lands
@@ -100,10 +103,13 @@ fn fingerprint(path: &Path) -> Option<(SystemTime, u64)> {
 
 /// Parses `text` as the file `file` (for messages).
 fn parse_named(file: &str, text: &str) -> Result<PolicySet, PolicyFileError> {
-    file::parse(text).map_err(|problems| PolicyFileError {
+    use sha2::Digest;
+    let mut set = file::parse(text).map_err(|problems| PolicyFileError {
         file: file.to_owned(),
         problems,
-    })
+    })?;
+    set.sha256 = hex::encode(sha2::Sha256::digest(text.as_bytes()));
+    Ok(set)
 }
 
 /// Validates the policy file named by the configuration without a database (what
@@ -140,9 +146,10 @@ impl PolicyService {
         };
         let (text, fp) = read(&path)?;
         let set = parse_named(&path.display().to_string(), &text)?;
-        tracing::info!(file = %path.display(), policies = set.len(), "policy loaded");
+        tracing::info!(file = %path.display(), policies = set.len(), sha256 = %set.sha256, "policy loaded");
         let service = Self::with_set(Some(path), set, fp, config.poll_interval, store, clock);
         service.recheck_catalog().await?;
+        service.record_load().await?;
         Ok(service)
     }
 
@@ -258,28 +265,69 @@ impl PolicyService {
         let now = self.inner.clock.now();
         let before = fingerprint(&path);
         let result = self.load_checked(&path).await;
-        let mut state = self.state_mut();
-        state.status.last_attempt_at = Some(now);
-        match result {
-            Ok((set, fp)) => {
-                tracing::info!(file = %path.display(), policies = set.len(), "policy reloaded");
-                state.status.loaded_at = Some(now);
-                state.status.policies = set.len();
-                state.status.last_error = None;
-                state.status.catalog_problems = Vec::new();
-                state.set = Arc::new(set);
-                state.fingerprint = fp;
-                Ok(())
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "policy reload refused; the previous policy stays in force");
-                state.status.last_error = Some(e.to_string());
-                // Remember this version so the poll does not report it again (taken
-                // before the read: a write still landing is read again).
-                state.fingerprint = before;
-                Err(e)
+        {
+            let mut state = self.state_mut();
+            state.status.last_attempt_at = Some(now);
+            match result {
+                Ok((set, fp)) => {
+                    tracing::info!(file = %path.display(), policies = set.len(), sha256 = %set.sha256, "policy reloaded");
+                    state.status.loaded_at = Some(now);
+                    state.status.policies = set.len();
+                    state.status.last_error = None;
+                    state.status.catalog_problems = Vec::new();
+                    state.set = Arc::new(set);
+                    state.fingerprint = fp;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "policy reload refused; the previous policy stays in force");
+                    state.status.last_error = Some(e.to_string());
+                    // Remember this version so the poll does not report it again (taken
+                    // before the read: a write still landing is read again).
+                    state.fingerprint = before;
+                    return Err(e);
+                }
             }
         }
+        if let Err(e) = self.record_load().await {
+            tracing::error!(error = %e, "the policy reload could not be recorded in the audit log");
+        }
+        Ok(())
+    }
+
+    /// Records in the audit chain that the file with this SHA-256 is in force, unless
+    /// the last recorded load was of the same text (a restart changes nothing).
+    async fn record_load(&self) -> Result<(), StoreError> {
+        let set = self.current();
+        let store = &self.inner.store;
+        let last = store
+            .recent_audit_events(&[AuditAction::PolicyLoaded], 1)
+            .await?;
+        let previous = last.first().and_then(|e| {
+            serde_json::from_str::<serde_json::Value>(&e.details)
+                .ok()
+                .and_then(|d| d["sha256"].as_str().map(str::to_owned))
+        });
+        if previous.as_deref() == Some(set.sha256.as_str()) {
+            return Ok(());
+        }
+        store
+            .append_audit(NewAuditEvent {
+                grant_id: None,
+                at: self.inner.clock.now(),
+                actor: "timebox".to_owned(),
+                action: AuditAction::PolicyLoaded,
+                from_state: None,
+                to_state: None,
+                reason: None,
+                details: serde_json::json!({
+                    "file": self.inner.file.as_ref().map(|p| p.display().to_string()),
+                    "sha256": set.sha256,
+                    "previous_sha256": previous,
+                    "policies": set.policies.iter().map(|p| p.rule.name.clone()).collect::<Vec<_>>(),
+                }),
+            })
+            .await
+            .map(|_| ())
     }
 
     async fn load_checked(
@@ -411,6 +459,7 @@ impl PolicyService {
         resolve::check(policy, request)?;
         Ok(Decided {
             policy: policy.clone(),
+            file_sha256: set.sha256.clone(),
         })
     }
 

@@ -143,6 +143,9 @@ pub(crate) fn label(name: &str) -> String {
 #[derive(Debug, Clone, Default)]
 pub struct PolicySet {
     pub policies: Vec<CompiledPolicy>,
+    /// SHA-256 (hex) of the file's text: which version of the file decided a
+    /// request (recorded in its audit event) and what each load put in force.
+    pub sha256: String,
 }
 
 impl PolicySet {

@@ -212,6 +212,7 @@ impl GrantService {
                 "requested_start": request.requested_start,
                 "approvals_required": request.approvals_required,
                 "policy": rule.name,
+                "policy_file_sha256": decided.file_sha256,
                 "break_glass": break_glass,
                 "expires_at": stamp.expires_at,
                 "extends": request.extends,

@@ -997,6 +997,29 @@ async fn collection_follows_the_grant_through_the_reaper(db: &TestDb) {
         "{}",
         close.details
     );
+    // The final summary is in the chain: its counts, and the digest of the three
+    // stored events it was made from (the same digest the summary keeps).
+    let chained: serde_json::Value = serde_json::from_str(
+        &store
+            .audit_events(Some(g.id), 0, 100)
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|e| e.action == "evidence_summarized")
+            .expect("an evidence_summarized event")
+            .details,
+    )
+    .unwrap();
+    assert_eq!(chained["events"], 3, "{chained}");
+    let digest = summary.events_sha256.clone().expect("a digest");
+    assert_eq!(digest.len(), 64);
+    assert_eq!(chained["events_sha256"], digest);
+    let close_details: serde_json::Value = serde_json::from_str(&close.details).unwrap();
+    assert_eq!(close_details["events_sha256"], digest);
+    assert_eq!(
+        close_details["investigation_id"],
+        inv.investigation_id.as_str()
+    );
     // The evidence narrows the real window: last issuance 10:25 + 2h session.
     let w = app::domain::Windows::compute(&app::domain::WindowInputs {
         activated_at: grant.activated_at.unwrap(),

@@ -772,6 +772,41 @@ async fn a_bad_reload_keeps_the_previous_policy_and_says_why(db: &TestDb) {
     stop_tx.send(true).unwrap();
     watcher.await.unwrap();
 
+    // Each file put in force is in the audit chain with its SHA-256 (the refused
+    // ones are not: they were never in force); the request names the version that
+    // decided it, and a restart on the same file records nothing new.
+    let loads = || async {
+        let mut all: Vec<serde_json::Value> = store
+            .audit_events(None, 0, 10_000)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.action == "policy_loaded")
+            .map(|e| serde_json::from_str(&e.details).unwrap())
+            .collect();
+        all.reverse();
+        all
+    };
+    let sha = |text: &str| {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(text.as_bytes()))
+    };
+    let recorded = loads().await;
+    assert_eq!(recorded.len(), 2, "{recorded:?}");
+    assert_eq!(
+        recorded[0]["sha256"],
+        sha(&std::fs::read_to_string(&file).unwrap())
+    );
+    assert_eq!(recorded[0]["previous_sha256"], sha(POLICY));
+    assert_eq!(recorded[1]["sha256"], sha(POLICY));
+    let request = store.audit_events(Some(g.id), 0, 10).await.unwrap();
+    let details: serde_json::Value = serde_json::from_str(&request[0].details).unwrap();
+    assert_eq!(details["policy_file_sha256"], sha(POLICY));
+    PolicyService::start(&config, store.clone(), Arc::new(clock.clone()))
+        .await
+        .unwrap();
+    assert_eq!(loads().await.len(), 2, "the same file again: nothing new");
+
     // Start-up against a catalog that lacks something: starts, and says so.
     std::fs::write(&file, POLICY.replace("111122223333", "999988887777")).unwrap();
     let started = PolicyService::start(&config, store.clone(), Arc::new(clock.clone()))
