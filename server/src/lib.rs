@@ -79,6 +79,8 @@ pub enum StartError {
     Notify(#[from] notify::channels::ChannelError),
     #[error("audit.signing_key_file: {0}")]
     AuditKey(#[from] audit::KeyError),
+    #[error(transparent)]
+    AuditSink(#[from] audit::SinkSetupError),
     #[error("the server stopped: {0}")]
     Serve(std::io::Error),
     #[error("revocation.close_sessions = \"scp\" but Timebox may not manage service control policies: {0}. Give Timebox's role the Organizations permissions in docs/operations.md (on the management account or a delegated administrator, with SCPs enabled), or set revocation.close_sessions = \"inline\" or \"off\"")]
@@ -111,6 +113,9 @@ pub struct Wiring {
     evidence_sources: Option<EvidenceSources>,
     /// Signs audit checkpoints; `None` without `audit.signing_key_file`.
     checkpoint_signer: Option<audit::CheckpointSigner>,
+    /// Where checkpoints are published (built, and the S3 bucket checked, only with
+    /// a signing key).
+    checkpoint_sinks: Vec<Arc<dyn audit::CheckpointSink>>,
 }
 
 /// The activity source and the Detective client the reaper's evidence step uses.
@@ -190,8 +195,13 @@ impl Wiring {
             Some(path) => Some(audit::CheckpointSigner::from_file(path)?),
             None => None,
         };
+        let checkpoint_sinks = match checkpoint_signer {
+            Some(_) => audit::sinks_from_config(&config, clock.clone(), metrics.clone()).await?,
+            None => Vec::new(),
+        };
         Ok(Self {
             checkpoint_signer,
+            checkpoint_sinks,
             config,
             store,
             clock,
@@ -284,7 +294,7 @@ impl Wiring {
             self.clock.clone(),
             self.metrics.clone(),
             signer,
-            audit::sinks_from_config(&self.config.audit),
+            self.checkpoint_sinks.clone(),
             audit::CheckpointSettings::from_config(&self.config.audit),
         ))
     }

@@ -16,11 +16,11 @@ const USAGE: &str = "usage: timebox [--config FILE] [--check-config]
                     TIMEBOX_CONFIG works too). TIMEBOX_* variables override it.
   --check-config    validate the configuration and exit
 
-       timebox audit verify [--config FILE] [--database URL] [--checkpoints FILE]
-                            [--public-key FILE]
+       timebox audit verify [--config FILE] [--database URL]
+                            [--checkpoints FILE|s3://BUCKET/PREFIX] [--public-key FILE]
        timebox audit keygen --out FILE";
 
-const AUDIT_USAGE: &str = "usage: timebox audit verify [--config FILE] [--database URL] [--checkpoints FILE] [--public-key FILE]
+const AUDIT_USAGE: &str = "usage: timebox audit verify [--config FILE] [--database URL] [--checkpoints FILE|s3://BUCKET/PREFIX] [--public-key FILE]
        timebox audit keygen --out FILE
 
   verify            walks the whole audit chain and checks every event, link and the
@@ -28,8 +28,11 @@ const AUDIT_USAGE: &str = "usage: timebox audit verify [--config FILE] [--databa
                     everything holds, 1 when something does not (the first broken event
                     is printed), 2 on a usage error, 3 when it could not be checked.
   --database URL    the database (default: database.url from the configuration)
-  --checkpoints FILE  the checkpoint file (audit.checkpoint_file); without it, and
-                    with --public-key, the checkpoints stored in the database
+  --checkpoints FILE  the checkpoint file (audit.checkpoint_file), or
+  --checkpoints s3://BUCKET/PREFIX  the objects of the S3 sink (audit.checkpoint_s3),
+                    reached with [aws] from --config; each must also be under a
+                    COMPLIANCE-mode Object Lock. Without --checkpoints, and with
+                    --public-key, the checkpoints stored in the database
   --public-key FILE the public key, 64 hex digits (printed by keygen)
   keygen --out FILE writes a new signing key (never overwriting) and prints its
                     public key";
@@ -142,7 +145,7 @@ async fn audit(args: Vec<String>) -> ExitCode {
     let command = args.next();
     let mut config_path: Option<PathBuf> = std::env::var_os("TIMEBOX_CONFIG").map(PathBuf::from);
     let mut database: Option<String> = None;
-    let mut checkpoints: Option<PathBuf> = None;
+    let mut checkpoints: Option<String> = None;
     let mut public_key: Option<PathBuf> = None;
     let mut out: Option<PathBuf> = None;
     while let Some(arg) = args.next() {
@@ -164,7 +167,7 @@ async fn audit(args: Vec<String>) -> ExitCode {
         match slot {
             "config" => config_path = Some(PathBuf::from(value)),
             "database" => database = Some(value),
-            "checkpoints" => checkpoints = Some(PathBuf::from(value)),
+            "checkpoints" => checkpoints = Some(value),
             "public-key" => public_key = Some(PathBuf::from(value)),
             _ => out = Some(PathBuf::from(value)),
         }
@@ -198,20 +201,55 @@ async fn audit(args: Vec<String>) -> ExitCode {
                     "--checkpoints needs --public-key FILE to check their signatures",
                 );
             }
-            let url = match database {
-                Some(url) => url,
-                None => match timebox_server::config::load(config_path.as_deref()) {
-                    Ok(c) => c.database.connect_url().expose().to_owned(),
-                    Err(e) => {
-                        eprintln!("timebox audit verify: configuration error: {e}; or give --database URL");
-                        return ExitCode::from(78);
+            let s3 = match checkpoints.as_deref().filter(|c| c.starts_with("s3://")) {
+                Some(text) => match timebox_server::config::S3Location::parse(text) {
+                    Ok(location) => Some(location),
+                    Err(why) => {
+                        return usage_error(&format!("--checkpoints {text:?}: {why}"));
                     }
                 },
+                None => None,
             };
-            let source = match (checkpoints, &public_key) {
-                (Some(file), _) => audit::CheckpointSource::File(file),
-                (None, Some(_)) => audit::CheckpointSource::Database,
-                (None, None) => audit::CheckpointSource::Nothing,
+            // The configuration is read when something comes from it: the database
+            // URL without --database, `[aws]` for an S3 source.
+            let config = if database.is_none() || s3.is_some() {
+                match timebox_server::config::load(config_path.as_deref()) {
+                    Ok(c) => Some(c),
+                    Err(e) => {
+                        let or = if s3.is_some() {
+                            ""
+                        } else {
+                            "; or give --database URL"
+                        };
+                        eprintln!("timebox audit verify: configuration error: {e}{or}");
+                        return ExitCode::from(78);
+                    }
+                }
+            } else {
+                None
+            };
+            let url = match (database, &config) {
+                (Some(url), _) => url,
+                (None, Some(c)) => c.database.connect_url().expose().to_owned(),
+                (None, None) => return usage_error("give --database URL or --config FILE"),
+            };
+            let source = match (s3, checkpoints, &public_key) {
+                (Some(location), _, _) => {
+                    // Loaded above whenever the source is S3.
+                    let c = config.unwrap_or_default();
+                    audit::CheckpointSource::S3(
+                        audit::S3Checkpoints::from_config(
+                            &c.aws,
+                            c.audit.checkpoint_s3_region.clone(),
+                            location,
+                            std::sync::Arc::new(timebox_server::metrics::Metrics::new()),
+                        )
+                        .await,
+                    )
+                }
+                (None, Some(file), _) => audit::CheckpointSource::File(PathBuf::from(file)),
+                (None, None, Some(_)) => audit::CheckpointSource::Database,
+                (None, None, None) => audit::CheckpointSource::Nothing,
             };
             match audit::verify_database(&url, &source, public_key.as_deref()).await {
                 Ok(report) => {
