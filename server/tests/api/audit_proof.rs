@@ -34,11 +34,11 @@ crate::on_both_backends!(
 
 const SIGNING_SEED: [u8; 32] = [42; 32];
 
-fn signer() -> CheckpointSigner {
+pub(crate) fn signer() -> CheckpointSigner {
     CheckpointSigner::from_seed(&SIGNING_SEED)
 }
 
-fn clock() -> ManualClock {
+pub(crate) fn clock() -> ManualClock {
     ManualClock::new(Utc.with_ymd_and_hms(2026, 5, 1, 9, 0, 0).unwrap())
 }
 
@@ -55,7 +55,7 @@ fn event(n: usize, at: chrono::DateTime<Utc>) -> NewAuditEvent {
     }
 }
 
-async fn append(store: &Arc<dyn Store>, clock: &ManualClock, n: usize) {
+pub(crate) async fn append(store: &Arc<dyn Store>, clock: &ManualClock, n: usize) {
     use timebox_server::clock::Clock;
     for i in 0..n {
         clock.advance(Duration::seconds(1));
@@ -239,7 +239,7 @@ async fn a_cut_tail_with_a_rewritten_head_is_caught_by_a_checkpoint(db: &TestDb)
 
 /// Rewrites event `seq`'s actor and every hash after it, and the head: what someone
 /// with full database access (but not the key) can do.
-async fn rewrite_consistently(db: &TestDb, store: &Arc<dyn Store>, seq: i64) {
+pub(crate) async fn rewrite_consistently(db: &TestDb, store: &Arc<dyn Store>, seq: i64) {
     db.disable_append_only_guard().await;
     let mut prev = String::new();
     for mut e in all_events(store).await {
