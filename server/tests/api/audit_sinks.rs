@@ -393,37 +393,48 @@ async fn a_bucket_without_object_lock_is_refused_and_reported() {
         .expect("an unlocked object can be deleted");
 }
 
-/// The binary stops at start-up when `audit.checkpoint_s3` names a bucket without
-/// Object Lock, saying so and how to fix it.
+/// The binary as an operator starts it: a bucket without Object Lock stops start-up,
+/// saying so and how to fix it; with a locked bucket the server publishes there.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_server_refuses_a_bucket_without_object_lock() {
+async fn the_server_checks_the_bucket_and_publishes_to_it() {
     let moto = Moto::start().await;
-    buckets(&s3(&moto).await).await;
+    let client = s3(&moto).await;
+    buckets(&client).await;
     let dir = tempfile::tempdir().unwrap();
     let key = dir.path().join("audit.key");
     timebox_server::audit::checkpoint::generate_key(&key).unwrap();
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_timebox"));
-    for (k, _) in std::env::vars() {
-        if k.starts_with("TIMEBOX_") || k.starts_with("AWS_") {
-            cmd.env_remove(k);
+    let url = format!("sqlite://{}", dir.path().join("t.db").display());
+    let store = timebox_server::store::connect(&url, 2).await.unwrap();
+    append(&store, &clock(), 12).await;
+    let port = crate::helpers::free_listener()
+        .await
+        .local_addr()
+        .unwrap()
+        .port();
+    let timebox = |bucket: &str| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_timebox"));
+        for (k, _) in std::env::vars() {
+            if k.starts_with("TIMEBOX_") || k.starts_with("AWS_") {
+                cmd.env_remove(k);
+            }
         }
-    }
-    let out = cmd
-        .env("TIMEBOX_SERVER__BIND", "127.0.0.1:0")
-        .env(
-            "TIMEBOX_DATABASE__URL",
-            format!("sqlite://{}", dir.path().join("t.db").display()),
-        )
-        .env("TIMEBOX_REAPER__ENABLED", "false")
-        .env("TIMEBOX_AUDIT__SIGNING_KEY_FILE", &key)
-        .env("TIMEBOX_AUDIT__CHECKPOINT_S3", "s3://timebox-plain/timebox")
-        .env("TIMEBOX_AWS__ENDPOINT_URL", &moto.url)
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .env("AWS_REGION", crate::moto::REGION)
-        .stdin(std::process::Stdio::null())
-        .output()
-        .unwrap();
+        cmd.env("TIMEBOX_SERVER__BIND", format!("127.0.0.1:{port}"))
+            .env("TIMEBOX_DATABASE__URL", &url)
+            .env("TIMEBOX_REAPER__ENABLED", "false")
+            .env("TIMEBOX_AUDIT__SIGNING_KEY_FILE", &key)
+            .env(
+                "TIMEBOX_AUDIT__CHECKPOINT_S3",
+                format!("s3://{bucket}/timebox"),
+            )
+            .env("TIMEBOX_AWS__ENDPOINT_URL", &moto.url)
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("AWS_REGION", crate::moto::REGION)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null());
+        cmd
+    };
+    let out = timebox(PLAIN).output().unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -432,6 +443,35 @@ async fn the_server_refuses_a_bucket_without_object_lock() {
         ),
         "{err}"
     );
+
+    let mut child = timebox(LOCKED)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let object = "timebox/00000000000000000012.json";
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let head = client.head_object().bucket(LOCKED).key(object).send().await;
+        if let Ok(head) = head {
+            assert_eq!(head.object_lock_mode(), Some(&ObjectLockMode::Compliance));
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no checkpoint object was published"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let stopped = std::process::Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    assert!(stopped.success());
+    assert!(child.wait().unwrap().success());
+    let c: SignedCheckpoint =
+        serde_json::from_str(&body_of(&client, LOCKED, object).await).unwrap();
+    assert_eq!((c.seq, c.events), (12, 12));
 }
 
 /// What the test receiver saw: the headers and body of each request.
