@@ -1,16 +1,17 @@
 //! Checkpoints in an S3 bucket under Object Lock: each checkpoint is one object,
 //! `<prefix>/<seq, 20 digits>.json`, whose body is exactly its JSON line, written
-//! with a compliance-mode retention that nobody (not the bucket's owner, not AWS
-//! support) can shorten or remove. The sink writes them ([`S3Sink`]); `timebox audit
-//! verify --checkpoints s3://…` reads them back ([`S3Checkpoints::read_all`]) and
-//! reports every object that is not under such a lock.
+//! with a compliance-mode retention that nobody (not the bucket's owner, not the
+//! account's root user) can shorten or remove. The sink writes them ([`S3Sink`]); `timebox audit
+//! verify --checkpoints s3://…` reads every version back ([`S3Checkpoints::read_all`])
+//! and reports every one that is not under such a lock, and any key deleted (a
+//! delete marker) or written again.
 //!
-//! The bucket must have Object Lock enabled (it can only be turned on when the
-//! bucket is created, or by AWS support); start-up checks it ([`S3Checkpoints::check_lock`]).
+//! The bucket must have Object Lock enabled (when it is created, or later on a
+//! versioned bucket); start-up checks it ([`S3Checkpoints::check_lock`]).
 
 use super::checkpoint::SignedCheckpoint;
 use super::sinks::{CheckpointSink, SinkError};
-use crate::aws::{AwsError, AwsErrorKind, AwsSetup, Calls, Pacer};
+use crate::aws::{paginators, AwsError, AwsErrorKind, AwsSetup, Calls, Pacer};
 use crate::clock::Clock;
 use crate::config::{AwsConfig, S3Location};
 use crate::metrics::Metrics;
@@ -21,6 +22,7 @@ use aws_sdk_s3::types::{
 };
 use chrono::{DateTime, SubsecRound, Utc};
 use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// A checkpoint is a few hundred bytes; anything much larger under the prefix is not
@@ -30,7 +32,7 @@ const MAX_OBJECT_BYTES: i64 = 64 * 1024;
 /// Why the bucket cannot hold checkpoints: start-up stops with the fix.
 #[derive(Debug, thiserror::Error)]
 pub enum S3SetupError {
-    #[error("audit.checkpoint_s3: the bucket {bucket} does not have Object Lock enabled, so its checkpoints could be deleted or replaced and would not anchor the audit chain. Create a bucket with Object Lock (aws s3api create-bucket --bucket NAME --object-lock-enabled-for-bucket) and point audit.checkpoint_s3 at it")]
+    #[error("audit.checkpoint_s3: the bucket {bucket} does not have Object Lock enabled, so its checkpoints could be deleted or replaced and would not anchor the audit chain. Create a bucket with Object Lock (aws s3api create-bucket --bucket NAME --object-lock-enabled-for-bucket) and point audit.checkpoint_s3 at it, or enable it on this one (versioning on, then aws s3api put-object-lock-configuration)")]
     NotLocked { bucket: String },
     #[error("audit.checkpoint_s3: the bucket {bucket} does not exist (or is in another region: set audit.checkpoint_s3_region); create it with Object Lock enabled, or fix the name")]
     NoBucket { bucket: String },
@@ -58,6 +60,14 @@ pub struct S3Read {
     /// Objects that are not as Timebox writes them (unlocked, unreadable, misnamed),
     /// each naming the object and what is wrong.
     pub problems: Vec<String>,
+}
+
+/// What the version listing says of one key.
+#[derive(Debug, Default)]
+struct KeyHistory {
+    /// Version ids, newest first (as listed).
+    versions: Vec<Option<String>>,
+    delete_markers: usize,
 }
 
 /// The checkpoints' bucket and prefix, and how calls to it are made. Cheap to clone.
@@ -149,14 +159,21 @@ impl S3Checkpoints {
         }
     }
 
-    /// The object at `key`, or `None` when there is none.
-    pub async fn get(&self, key: &str) -> Result<Option<StoredObject>, AwsError> {
+    /// The object at `key` (its newest version, or `version`), or `None` when there
+    /// is none.
+    pub async fn get(
+        &self,
+        key: &str,
+        version: Option<&str>,
+    ) -> Result<Option<StoredObject>, AwsError> {
         const OP: &str = "GetObject";
         let request = self
             .client
             .get_object()
             .bucket(&self.location.bucket)
             .key(key)
+            // "null" is the version of an object written while versioning was off.
+            .set_version_id(version.filter(|v| *v != "null").map(str::to_owned))
             .send();
         let out = match self.calls.call(OP, request).await {
             Ok(out) => out,
@@ -216,72 +233,111 @@ impl S3Checkpoints {
         self.calls.call("PutObject", request).await.map(|_| ())
     }
 
-    /// Every checkpoint object under the prefix, in key (= sequence) order, each
-    /// read and checked: parsed, named after its sequence number, and locked in
-    /// compliance mode past `now`. A failing listing or read is an error; an object
-    /// that is not as Timebox writes it is a problem in the answer.
+    /// Every version of every checkpoint object under the prefix, in key (=
+    /// sequence) order, each read and checked: parsed, named after its sequence
+    /// number, and locked in compliance mode past `now`. Versions, not just the
+    /// listing's current objects: a delete marker (which Object Lock allows) hides
+    /// an object from `ListObjectsV2` while its locked version stays, and a later
+    /// version shadows the first; both are reported, and every version is read. A
+    /// failing listing or read is an error; an object that is not as Timebox writes
+    /// it is a problem in the answer.
     pub async fn read_all(&self, now: DateTime<Utc>) -> Result<S3Read, AwsError> {
-        let keys = self
-            .calls
-            .pages(
-                "ListObjectsV2",
-                self.client
-                    .list_objects_v2()
-                    .bucket(&self.location.bucket)
-                    .prefix(self.location.list_prefix())
-                    .into_paginator()
-                    .send(),
-                |p| p.next_continuation_token(),
-            )
-            .collect(|page| {
-                page.contents
-                    .unwrap_or_default()
-                    .into_iter()
-                    .filter_map(|o| o.key)
-            })
-            .await?;
+        let mut history: BTreeMap<String, KeyHistory> = BTreeMap::new();
+        let mut pages = self.calls.pages(
+            "ListObjectVersions",
+            paginators::object_versions(
+                self.client.clone(),
+                self.location.bucket.clone(),
+                self.location.list_prefix(),
+            ),
+            paginators::versions_next_marker,
+        );
+        while let Some(page) = pages.next().await? {
+            for v in page.versions.unwrap_or_default() {
+                if let Some(key) = v.key {
+                    history.entry(key).or_default().versions.push(v.version_id);
+                }
+            }
+            for m in page.delete_markers.unwrap_or_default() {
+                if let Some(key) = m.key {
+                    history.entry(key).or_default().delete_markers += 1;
+                }
+            }
+        }
         let mut read = S3Read::default();
-        for key in keys {
+        for (key, mut h) in history {
             let Some(seq) = self.location.seq_of(&key) else {
                 continue; // not a checkpoint's name: something else under the prefix
             };
             let object = self.object(&key);
-            let stored = match self.get(&key).await {
-                Ok(Some(s)) => s,
-                // Listed, then gone (a delete marker written meanwhile).
-                Ok(None) => {
-                    read.problems.push(format!(
-                        "{object}: listed but not found when read; was it deleted?"
-                    ));
-                    continue;
-                }
-                Err(e) if e.code == "TooLarge" => {
-                    read.problems.push(format!("{object}: {}", e.message));
-                    continue;
-                }
-                Err(e) => return Err(e),
-            };
-            if let Some(problem) = self.lock_problem(&key, &stored, now).await {
+            if h.delete_markers > 0 {
                 read.problems.push(format!(
-                    "{object}: not under a COMPLIANCE-mode Object Lock ({problem}); whoever may write to the bucket could delete or replace it"
+                    "{object}: a delete marker hides it from listings (DeleteObject without a version id); its versions were read here"
                 ));
             }
-            match serde_json::from_slice::<SignedCheckpoint>(&stored.body) {
-                Ok(c) => {
-                    if c.seq != seq {
-                        read.problems.push(format!(
-                            "{object}: holds the checkpoint at sequence {}, not {seq}",
-                            c.seq
-                        ));
-                    }
-                    read.checkpoints.push(c);
-                }
-                Err(e) => read
-                    .problems
-                    .push(format!("{object}: not a checkpoint ({e})")),
+            if h.versions.len() > 1 {
+                read.problems.push(format!(
+                    "{object}: has {} versions: it was written again after the first; each was checked",
+                    h.versions.len()
+                ));
+            }
+            // Listed newest first: read the first-written version first.
+            h.versions.reverse();
+            for version in &h.versions {
+                self.check_version(&key, seq, version.as_deref(), now, &mut read)
+                    .await?;
             }
         }
         Ok(read)
+    }
+
+    /// Reads one version of the checkpoint object `key` into `read`.
+    async fn check_version(
+        &self,
+        key: &str,
+        seq: i64,
+        version: Option<&str>,
+        now: DateTime<Utc>,
+        read: &mut S3Read,
+    ) -> Result<(), AwsError> {
+        let object = match version {
+            Some(v) if v != "null" => format!("{} (version {v})", self.object(key)),
+            _ => self.object(key),
+        };
+        let stored = match self.get(key, version).await {
+            Ok(Some(s)) => s,
+            // Listed, then gone (its retention over, and deleted meanwhile).
+            Ok(None) => {
+                read.problems
+                    .push(format!("{object}: listed but not found when read"));
+                return Ok(());
+            }
+            Err(e) if e.code == "TooLarge" => {
+                read.problems.push(format!("{object}: {}", e.message));
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+        };
+        if let Some(problem) = self.lock_problem(key, version, &stored, now).await {
+            read.problems.push(format!(
+                "{object}: not under a COMPLIANCE-mode Object Lock ({problem}); whoever may write to the bucket could delete or replace it"
+            ));
+        }
+        match serde_json::from_slice::<SignedCheckpoint>(&stored.body) {
+            Ok(c) => {
+                if c.seq != seq {
+                    read.problems.push(format!(
+                        "{object}: holds the checkpoint at sequence {}, not {seq}",
+                        c.seq
+                    ));
+                }
+                read.checkpoints.push(c);
+            }
+            Err(e) => read
+                .problems
+                .push(format!("{object}: not a checkpoint ({e})")),
+        }
+        Ok(())
     }
 
     /// Why `stored` is not locked in compliance mode past `now`, if it is not. S3
@@ -290,6 +346,7 @@ impl S3Checkpoints {
     async fn lock_problem(
         &self,
         key: &str,
+        version: Option<&str>,
         stored: &StoredObject,
         now: DateTime<Utc>,
     ) -> Option<String> {
@@ -305,6 +362,7 @@ impl S3Checkpoints {
                             .get_object_retention()
                             .bucket(&self.location.bucket)
                             .key(key)
+                            .set_version_id(version.filter(|v| *v != "null").map(str::to_owned))
                             .send(),
                     )
                     .await;
@@ -378,7 +436,7 @@ impl CheckpointSink for S3Sink {
             source,
         };
         let body = c.to_json_line();
-        match self.bucket.get(&key).await.map_err(failed)? {
+        match self.bucket.get(&key, None).await.map_err(failed)? {
             Some(existing) if existing.body == body.as_bytes() => return Ok(()),
             Some(_) => return Err(SinkError::S3Conflict { object }),
             None => {}

@@ -1,6 +1,7 @@
 //! Checkpoints published where the database's writers have no hand (issue 14): an S3
 //! bucket under Object Lock (moto's S3: the objects are read back, their locks
-//! checked, a delete refused, and `verify` reads them as its checkpoint source) and
+//! checked, a delete refused, and `verify` reads every version of them as its
+//! checkpoint source, a delete marker or a replacement reported) and
 //! a signed webhook (a local receiver that checks the signature).
 
 use crate::audit_proof::{append, clock, rewrite_consistently, signer};
@@ -268,6 +269,14 @@ async fn checkpoints_are_locked_objects_that_verify_reads_back() {
     let r = verify(store.as_ref(), &source, Some(&key)).await.unwrap();
     let b = r.first_broken.clone().expect("caught");
     assert_eq!(b.seq, 20, "{}", b.problem);
+    assert_eq!(r.checkpoints_read, 3, "every version is read");
+    assert!(
+        r.source_problems
+            .iter()
+            .any(|p| p.contains(&format!("{second}: has 2 versions"))),
+        "{:?}",
+        r.source_problems
+    );
     let versions = client
         .list_object_versions()
         .bucket(LOCKED)
@@ -285,6 +294,15 @@ async fn checkpoints_are_locked_objects_that_verify_reads_back() {
     for c in &stored {
         fresh_sink.publish(c).await.unwrap();
     }
+    // A delete marker (allowed under Object Lock) hides the first from a listing:
+    // verify reads the versions, so it still counts, and says so.
+    client
+        .delete_object()
+        .bucket(LOCKED)
+        .key("timebox/fresh/00000000000000000010.json")
+        .send()
+        .await
+        .unwrap();
     let r = verify(store.as_ref(), &CheckpointSource::S3(fresh), Some(&key))
         .await
         .unwrap();
@@ -295,7 +313,16 @@ async fn checkpoints_are_locked_objects_that_verify_reads_back() {
         "{}",
         b.problem
     );
-    assert_eq!(r.checkpoints_verified, 1);
+    assert_eq!(
+        r.checkpoints_verified, 1,
+        "the hidden one at 10 still holds"
+    );
+    assert_eq!(r.source_problems.len(), 1, "{:?}", r.source_problems);
+    assert!(
+        r.source_problems[0].contains("00000000000000000010.json: a delete marker hides it"),
+        "{:?}",
+        r.source_problems
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
