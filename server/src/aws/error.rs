@@ -94,10 +94,12 @@ const ACCESS_DENIED_CODES: &[&str] = &[
 ];
 
 /// Codes that mean "no such thing": most services' one, and S3's (a missing key,
-/// bucket or Object Lock configuration; `NotFound` is HeadObject's bodiless 404).
+/// version, bucket or Object Lock configuration; `NotFound` is HeadObject's bodiless
+/// 404).
 const NOT_FOUND_CODES: &[&str] = &[
     "ResourceNotFoundException",
     "NoSuchKey",
+    "NoSuchVersion",
     "NoSuchBucket",
     "NotFound",
     "ObjectLockConfigurationNotFoundError",
