@@ -2,7 +2,8 @@
 """Seeds the AWS emulator (moto_server) with a small, realistic organisation for the
 local demo (.ci/dev) and the browser tests: an organisation with two OUs and four
 member accounts, an IAM Identity Center identity store with the demo people and their
-groups, three permission sets, and one standing group assignment.
+groups, three permission sets, one standing group assignment, and an S3 bucket
+with Object Lock for the audit checkpoints.
 
 Usage: seed_moto.py http://127.0.0.1:5000 [--domain corp.example] [--json]
 
@@ -111,6 +112,12 @@ sso.create_account_assignment(
     PrincipalType="GROUP",
     PrincipalId=groups["developers"],
 )
+
+# The audit checkpoints' bucket (.ci/dev sets audit.checkpoint_s3 to it): Object Lock
+# on, as Timebox requires at start-up; each checkpoint object is then locked in
+# compliance mode (docs/audit.md).
+s3 = boto3.client("s3", **kw)
+s3.create_bucket(Bucket="timebox-audit-checkpoints", ObjectLockEnabledForBucket=True)
 
 import json
 

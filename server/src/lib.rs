@@ -37,6 +37,7 @@ pub mod auth;
 pub mod aws;
 pub mod clock;
 pub mod config;
+pub mod csv;
 pub mod evidence;
 pub mod html;
 pub mod identity_center;
@@ -79,6 +80,8 @@ pub enum StartError {
     Notify(#[from] notify::channels::ChannelError),
     #[error("audit.signing_key_file: {0}")]
     AuditKey(#[from] audit::KeyError),
+    #[error(transparent)]
+    AuditSink(#[from] audit::SinkSetupError),
     #[error("the server stopped: {0}")]
     Serve(std::io::Error),
     #[error("revocation.close_sessions = \"scp\" but Timebox may not manage service control policies: {0}. Give Timebox's role the Organizations permissions in docs/operations.md (on the management account or a delegated administrator, with SCPs enabled), or set revocation.close_sessions = \"inline\" or \"off\"")]
@@ -111,6 +114,9 @@ pub struct Wiring {
     evidence_sources: Option<EvidenceSources>,
     /// Signs audit checkpoints; `None` without `audit.signing_key_file`.
     checkpoint_signer: Option<audit::CheckpointSigner>,
+    /// Where checkpoints are published (built, and the S3 bucket checked, only with
+    /// a signing key).
+    checkpoint_sinks: Vec<Arc<dyn audit::CheckpointSink>>,
 }
 
 /// The activity source and the Detective client the reaper's evidence step uses.
@@ -190,8 +196,13 @@ impl Wiring {
             Some(path) => Some(audit::CheckpointSigner::from_file(path)?),
             None => None,
         };
+        let checkpoint_sinks = match checkpoint_signer {
+            Some(_) => audit::sinks_from_config(&config, clock.clone(), metrics.clone()).await?,
+            None => Vec::new(),
+        };
         Ok(Self {
             checkpoint_signer,
+            checkpoint_sinks,
             config,
             store,
             clock,
@@ -284,17 +295,40 @@ impl Wiring {
             self.clock.clone(),
             self.metrics.clone(),
             signer,
-            audit::sinks_from_config(&self.config.audit),
+            self.checkpoint_sinks.clone(),
             audit::CheckpointSettings::from_config(&self.config.audit),
         ))
     }
 
-    /// The job that runs the whole-chain verifications auditors ask for.
-    pub fn verification_job(&self) -> audit::VerificationJob {
+    /// The job that runs the whole-chain verifications auditors ask for. It checks
+    /// the checkpoints where the database's writers cannot change them: the S3
+    /// bucket when one is configured, else the checkpoint file, else (only the log
+    /// is outside) the database's own rows, each against the server's key.
+    pub async fn verification_job(&self) -> audit::VerificationJob {
+        let a = &self.config.audit;
+        let source = match (
+            &self.checkpoint_signer,
+            &a.checkpoint_s3,
+            &a.checkpoint_file,
+        ) {
+            (None, _, _) => audit::CheckpointSource::Nothing,
+            (Some(_), Some(location), _) => audit::CheckpointSource::S3(
+                audit::S3Checkpoints::from_config(
+                    &self.config.aws,
+                    a.checkpoint_s3_region.clone(),
+                    location.clone(),
+                    self.metrics.clone(),
+                )
+                .await,
+            ),
+            (Some(_), None, Some(path)) => audit::CheckpointSource::File(path.clone()),
+            (Some(_), None, None) => audit::CheckpointSource::Database,
+        };
         audit::VerificationJob::new(
             self.store.clone(),
             self.clock.clone(),
             self.checkpoint_signer.as_ref().map(|s| s.verifying_key()),
+            source,
         )
     }
 }
@@ -335,7 +369,7 @@ pub async fn run(
             "no audit.signing_key_file: no audit checkpoints are signed, so anyone who can write to the database can rewrite the audit chain unnoticed (docs/audit.md)"
         ),
     }
-    jobs.start(Arc::new(services.verification_job()));
+    jobs.start(Arc::new(services.verification_job().await));
     let stopper = jobs.stopper();
     let result = serve(services, listener, async move {
         shutdown.await;

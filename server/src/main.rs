@@ -1,6 +1,6 @@
 //! `timebox [--config FILE]`: loads and validates the configuration, then serves until
 //! SIGINT/SIGTERM. A bad configuration stops start-up with the fix in the message.
-//! `timebox audit verify|keygen …`: the auditor's commands (docs/audit.md); the work
+//! `timebox audit verify|export|keygen …`: the auditor's commands (docs/audit.md); the work
 //! is `timebox_server::audit`'s, this file only parses their arguments.
 
 // The Leptos pages are deeply nested view types; laying them out needs more than
@@ -16,11 +16,14 @@ const USAGE: &str = "usage: timebox [--config FILE] [--check-config]
                     TIMEBOX_CONFIG works too). TIMEBOX_* variables override it.
   --check-config    validate the configuration and exit
 
-       timebox audit verify [--config FILE] [--database URL] [--checkpoints FILE]
-                            [--public-key FILE]
+       timebox audit verify [--config FILE] [--database URL]
+                            [--checkpoints FILE|s3://BUCKET/PREFIX] [--public-key FILE]
+       timebox audit export [--config FILE] [--database URL] [--from T] [--to T]
+                            [--format jsonl|csv] [--out FILE]
        timebox audit keygen --out FILE";
 
-const AUDIT_USAGE: &str = "usage: timebox audit verify [--config FILE] [--database URL] [--checkpoints FILE] [--public-key FILE]
+const AUDIT_USAGE: &str = "usage: timebox audit verify [--config FILE] [--database URL] [--checkpoints FILE|s3://BUCKET/PREFIX] [--public-key FILE]
+       timebox audit export [--config FILE] [--database URL] [--from T] [--to T] [--format jsonl|csv] [--out FILE]
        timebox audit keygen --out FILE
 
   verify            walks the whole audit chain and checks every event, link and the
@@ -28,9 +31,17 @@ const AUDIT_USAGE: &str = "usage: timebox audit verify [--config FILE] [--databa
                     everything holds, 1 when something does not (the first broken event
                     is printed), 2 on a usage error, 3 when it could not be checked.
   --database URL    the database (default: database.url from the configuration)
-  --checkpoints FILE  the checkpoint file (audit.checkpoint_file); without it, and
-                    with --public-key, the checkpoints stored in the database
+  --checkpoints FILE  the checkpoint file (audit.checkpoint_file), or
+  --checkpoints s3://BUCKET/PREFIX  the objects of the S3 sink (audit.checkpoint_s3),
+                    reached with [aws] from --config; each must also be under a
+                    COMPLIANCE-mode Object Lock. Without --checkpoints, and with
+                    --public-key, the checkpoints stored in the database
   --public-key FILE the public key, 64 hex digits (printed by keygen)
+  export            writes the events from the first at or after --from to the last
+                    before --to (a UTC day such as 2026-11-01, or an RFC 3339 time;
+                    both optional) with their hashes, as JSON lines (verifiable
+                    offline, docs/audit.md) or CSV, to --out FILE (never
+                    overwritten) or standard output
   keygen --out FILE writes a new signing key (never overwriting) and prints its
                     public key";
 
@@ -135,6 +146,75 @@ fn usage_error(message: &str) -> ExitCode {
     ExitCode::from(2)
 }
 
+/// `--from`/`--to`: a UTC day (`2026-11-01`, its start) or an RFC 3339 time.
+fn parse_bound(flag: &str, text: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(text) {
+        return Ok(t.with_timezone(&chrono::Utc));
+    }
+    chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        .ok()
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map(|t| t.and_utc())
+        .ok_or_else(|| {
+            format!("{flag} {text:?} is neither a UTC day (2026-11-01) nor an RFC 3339 time")
+        })
+}
+
+/// `timebox audit export`: the events in `[from, to)` to `out` (or standard output).
+async fn export(
+    url: &str,
+    window: [Option<String>; 2],
+    format: Option<&str>,
+    out: Option<PathBuf>,
+) -> ExitCode {
+    use timebox_server::audit::export::{export, ExportFormat};
+    let [from, to] = match window.map(|w| w.map(|t| parse_bound("--from/--to", &t)).transpose()) {
+        [Ok(from), Ok(to)] => [from, to],
+        [Err(e), _] | [_, Err(e)] => return usage_error(&e),
+    };
+    if let (Some(f), Some(t)) = (from, to) {
+        if t <= f {
+            return usage_error("--to must be after --from");
+        }
+    }
+    let Some(format) = ExportFormat::parse(format.unwrap_or("jsonl")) else {
+        return usage_error("--format is jsonl or csv");
+    };
+    let store = match timebox_server::store::open_existing(url).await {
+        Ok(store) => store,
+        Err(e) => {
+            eprintln!(
+                "timebox audit export: cannot open the database {}: {e}",
+                timebox_server::store::redact_url(url)
+            );
+            return ExitCode::from(3);
+        }
+    };
+    let written = match out {
+        Some(path) => match tokio::fs::File::create_new(&path).await {
+            Ok(mut file) => export(store.as_ref(), from, to, format, &mut file).await,
+            Err(e) => {
+                eprintln!(
+                    "timebox audit export: cannot create {} (it is never overwritten): {e}",
+                    path.display()
+                );
+                return ExitCode::from(3);
+            }
+        },
+        None => export(store.as_ref(), from, to, format, &mut tokio::io::stdout()).await,
+    };
+    match written {
+        Ok(n) => {
+            eprintln!("exported {n} audit events");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("timebox audit export: {e}");
+            ExitCode::from(3)
+        }
+    }
+}
+
 /// `timebox audit …`.
 async fn audit(args: Vec<String>) -> ExitCode {
     use timebox_server::audit;
@@ -142,9 +222,11 @@ async fn audit(args: Vec<String>) -> ExitCode {
     let command = args.next();
     let mut config_path: Option<PathBuf> = std::env::var_os("TIMEBOX_CONFIG").map(PathBuf::from);
     let mut database: Option<String> = None;
-    let mut checkpoints: Option<PathBuf> = None;
+    let mut checkpoints: Option<String> = None;
     let mut public_key: Option<PathBuf> = None;
     let mut out: Option<PathBuf> = None;
+    let mut window: [Option<String>; 2] = [None, None];
+    let mut format: Option<String> = None;
     while let Some(arg) = args.next() {
         let slot = match arg.as_str() {
             "--help" | "-h" => {
@@ -156,6 +238,9 @@ async fn audit(args: Vec<String>) -> ExitCode {
             "--checkpoints" => "checkpoints",
             "--public-key" => "public-key",
             "--out" => "out",
+            "--from" => "from",
+            "--to" => "to",
+            "--format" => "format",
             other => return usage_error(&format!("unknown argument {other:?}")),
         };
         let Some(value) = args.next() else {
@@ -164,12 +249,36 @@ async fn audit(args: Vec<String>) -> ExitCode {
         match slot {
             "config" => config_path = Some(PathBuf::from(value)),
             "database" => database = Some(value),
-            "checkpoints" => checkpoints = Some(PathBuf::from(value)),
+            "checkpoints" => checkpoints = Some(value),
             "public-key" => public_key = Some(PathBuf::from(value)),
+            "from" => window[0] = Some(value),
+            "to" => window[1] = Some(value),
+            "format" => format = Some(value),
             _ => out = Some(PathBuf::from(value)),
         }
     }
+    if command.as_deref() != Some("export")
+        && (window.iter().any(Option::is_some) || format.is_some())
+    {
+        return usage_error("--from, --to and --format are for export");
+    }
     match command.as_deref() {
+        Some("export") => {
+            if checkpoints.is_some() || public_key.is_some() {
+                return usage_error("--checkpoints and --public-key are for verify");
+            }
+            let url = match database {
+                Some(url) => url,
+                None => match timebox_server::config::load(config_path.as_deref()) {
+                    Ok(c) => c.database.connect_url().expose().to_owned(),
+                    Err(e) => {
+                        eprintln!("timebox audit export: configuration error: {e}; or give --database URL");
+                        return ExitCode::from(78);
+                    }
+                },
+            };
+            export(&url, window, format.as_deref(), out).await
+        }
         Some("keygen") => {
             let Some(out) = out else {
                 return usage_error("keygen needs --out FILE");
@@ -198,20 +307,55 @@ async fn audit(args: Vec<String>) -> ExitCode {
                     "--checkpoints needs --public-key FILE to check their signatures",
                 );
             }
-            let url = match database {
-                Some(url) => url,
-                None => match timebox_server::config::load(config_path.as_deref()) {
-                    Ok(c) => c.database.connect_url().expose().to_owned(),
-                    Err(e) => {
-                        eprintln!("timebox audit verify: configuration error: {e}; or give --database URL");
-                        return ExitCode::from(78);
+            let s3 = match checkpoints.as_deref().filter(|c| c.starts_with("s3://")) {
+                Some(text) => match timebox_server::config::S3Location::parse(text) {
+                    Ok(location) => Some(location),
+                    Err(why) => {
+                        return usage_error(&format!("--checkpoints {text:?}: {why}"));
                     }
                 },
+                None => None,
             };
-            let source = match (checkpoints, &public_key) {
-                (Some(file), _) => audit::CheckpointSource::File(file),
-                (None, Some(_)) => audit::CheckpointSource::Database,
-                (None, None) => audit::CheckpointSource::Nothing,
+            // The configuration is read when something comes from it: the database
+            // URL without --database, `[aws]` for an S3 source.
+            let config = if database.is_none() || s3.is_some() {
+                match timebox_server::config::load(config_path.as_deref()) {
+                    Ok(c) => Some(c),
+                    Err(e) => {
+                        let or = if s3.is_some() {
+                            ""
+                        } else {
+                            "; or give --database URL"
+                        };
+                        eprintln!("timebox audit verify: configuration error: {e}{or}");
+                        return ExitCode::from(78);
+                    }
+                }
+            } else {
+                None
+            };
+            let url = match (database, &config) {
+                (Some(url), _) => url,
+                (None, Some(c)) => c.database.connect_url().expose().to_owned(),
+                (None, None) => return usage_error("give --database URL or --config FILE"),
+            };
+            let source = match (s3, checkpoints, &public_key) {
+                (Some(location), _, _) => {
+                    // Loaded above whenever the source is S3.
+                    let c = config.unwrap_or_default();
+                    audit::CheckpointSource::S3(
+                        audit::S3Checkpoints::from_config(
+                            &c.aws,
+                            c.audit.checkpoint_s3_region.clone(),
+                            location,
+                            std::sync::Arc::new(timebox_server::metrics::Metrics::new()),
+                        )
+                        .await,
+                    )
+                }
+                (None, Some(file), _) => audit::CheckpointSource::File(PathBuf::from(file)),
+                (None, None, Some(_)) => audit::CheckpointSource::Database,
+                (None, None, None) => audit::CheckpointSource::Nothing,
             };
             match audit::verify_database(&url, &source, public_key.as_deref()).await {
                 Ok(report) => {

@@ -1,7 +1,7 @@
 //! Whole-chain verification on demand: an auditor asks (the Audit page, `POST
 //! /api/v1/audit/verify`), the store queues it (one open at a time), and this job
-//! runs it — the same walk as `timebox audit verify`, over the database's
-//! checkpoints with the server's public key — reporting progress every second and
+//! runs it — the same walk as `timebox audit verify`, over the checkpoints in a sink
+//! (or the database) with the server's public key — reporting progress every second and
 //! keeping the result. Under one lease across replicas; a replica that stopped
 //! mid-run leaves its lease to run out, and the next holder starts the run again.
 
@@ -28,10 +28,17 @@ pub struct VerificationJob {
     clock: Arc<dyn Clock>,
     /// The server's checkpoint key: with it the checkpoints are checked too.
     key: Option<VerifyingKey>,
+    /// Where the checkpoints are read from (a sink, or the database).
+    source: CheckpointSource,
 }
 
 impl VerificationJob {
-    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, key: Option<VerifyingKey>) -> Self {
+    pub fn new(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        key: Option<VerifyingKey>,
+        source: CheckpointSource,
+    ) -> Self {
         Self {
             leases: Leases::new(
                 "audit-verify",
@@ -42,6 +49,7 @@ impl VerificationJob {
             store,
             clock,
             key,
+            source,
         }
     }
 
@@ -67,16 +75,13 @@ impl VerificationJob {
             .start_verification(&v.id, self.clock.now())
             .await?;
         tracing::info!(verification = %v.id, requested_by = %v.requested_by, "verifying the whole audit chain");
-        let source = match self.key {
-            Some(_) => CheckpointSource::Database,
-            None => CheckpointSource::Nothing,
-        };
         let progress = Mutex::new(Progress::default());
-        let walk = verify_with_progress(self.store.as_ref(), &source, self.key.as_ref(), |p| {
-            if let Ok(mut at) = progress.lock() {
-                *at = p;
-            }
-        });
+        let walk =
+            verify_with_progress(self.store.as_ref(), &self.source, self.key.as_ref(), |p| {
+                if let Ok(mut at) = progress.lock() {
+                    *at = p;
+                }
+            });
         tokio::pin!(walk);
         let outcome = loop {
             tokio::select! {

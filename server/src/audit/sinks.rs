@@ -1,6 +1,7 @@
 //! Where checkpoints are published, outside the database: an append-only local file
-//! (one JSON line each) and the log (one `info` line each). Each sink has a stable
-//! name, recorded with every checkpoint it received.
+//! (one JSON line each), the log (one `info` line each), an S3 bucket under Object
+//! Lock (s3.rs) and a signed webhook (webhook.rs). Each sink has a stable name,
+//! recorded with every checkpoint it received.
 
 use super::checkpoint::SignedCheckpoint;
 use async_trait::async_trait;
@@ -24,6 +25,15 @@ pub enum SinkError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("cannot publish to {object}: {source}; check that the bucket exists with Object Lock and that Timebox's role has the permissions in docs/operations.md")]
+    S3 {
+        object: String,
+        source: crate::aws::AwsError,
+    },
+    #[error("{object} already exists with other content: a checkpoint object is never overwritten. Find out who wrote it (it may be another Timebox installation using the same prefix: give each its own audit.checkpoint_s3 prefix)")]
+    S3Conflict { object: String },
+    #[error("the checkpoint webhook failed: {message}")]
+    Webhook { message: String },
 }
 
 /// `audit.checkpoint_file`: opened in append mode for each checkpoint, written in

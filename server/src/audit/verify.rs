@@ -2,7 +2,8 @@
 //! does not grow with the log; only the checkpoints are held), checked against the
 //! chain's two rules and its head, and, given the public key, against every signed
 //! checkpoint: each signature holds, and the chain passes through each checkpoint
-//! (the event at its sequence has its hash, and the count matches).
+//! (the event at its sequence has its hash, and the count matches). Checkpoints read
+//! from S3 are also checked to be under a compliance-mode Object Lock.
 
 use super::checkpoint::SignedCheckpoint;
 use super::rows::{check_rows, BadGrant, RowsReport};
@@ -16,7 +17,7 @@ use std::time::{Duration, Instant};
 const PAGE: u32 = 5000;
 
 /// Where the checkpoints to check come from.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum CheckpointSource {
     /// None: only the chain's own rules and head are checked.
     Nothing,
@@ -24,6 +25,8 @@ pub enum CheckpointSource {
     Database,
     /// A file of JSON lines, as the `audit.checkpoint_file` sink writes it.
     File(PathBuf),
+    /// The objects of the `audit.checkpoint_s3` sink; each must be locked too.
+    S3(super::s3::S3Checkpoints),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -38,6 +41,11 @@ pub enum VerifyError {
         path: PathBuf,
         line: usize,
         message: String,
+    },
+    #[error("cannot read the checkpoints in {location}: {source}; the verifier needs s3:ListBucket, s3:GetObject and s3:GetObjectRetention there, and [aws] (--config) must reach the bucket's region")]
+    S3 {
+        location: String,
+        source: crate::aws::AwsError,
     },
     #[error("checkpoints were given without a public key; add --public-key FILE (`timebox audit keygen` printed it)")]
     NoPublicKey,
@@ -72,6 +80,9 @@ pub struct VerifyReport {
     pub grants_partial: i64,
     /// The first grant row its events do not give.
     pub bad_grant: Option<BadGrant>,
+    /// What is wrong with the checkpoints' store itself, whatever the chain says
+    /// (S3: an object that is not locked in compliance mode), one line each.
+    pub source_problems: Vec<String>,
 }
 
 /// How far a verification is, for a caller showing progress.
@@ -84,8 +95,9 @@ pub struct Progress {
 }
 
 impl VerifyReport {
+    /// The chain holds and nothing is wrong with where its checkpoints are kept.
     pub fn is_intact(&self) -> bool {
-        self.first_broken.is_none() && self.bad_grant.is_none()
+        self.first_broken.is_none() && self.bad_grant.is_none() && self.source_problems.is_empty()
     }
 
     pub fn events_per_second(&self) -> f64 {
@@ -99,6 +111,20 @@ impl VerifyReport {
 
     /// What the command prints.
     pub fn summary(&self) -> String {
+        let mut text = self.chain_summary();
+        if !self.source_problems.is_empty() {
+            text.push_str(&format!(
+                "\nthe checkpoints are NOT all safely kept: {} problem(s):",
+                self.source_problems.len()
+            ));
+            for p in &self.source_problems {
+                text.push_str(&format!("\n  {p}"));
+            }
+        }
+        text
+    }
+
+    fn chain_summary(&self) -> String {
         if let Some(g) = &self.bad_grant {
             return format!(
                 "the audit record does NOT verify: grant {}: {}\n(the chain's {} events verified; {} grant rows matched their events before it)",
@@ -178,14 +204,29 @@ pub async fn verify_with_progress(
     let started = Instant::now();
     // Checkpoints first, the head after: a checkpoint written meanwhile is then at or
     // below the head, so one past it means the head was moved back.
+    let mut source_problems = Vec::new();
     let mut checkpoints = match source {
         CheckpointSource::Nothing => Vec::new(),
         CheckpointSource::Database => database_checkpoints(store).await?,
         CheckpointSource::File(path) => read_checkpoint_file(path)?,
+        CheckpointSource::S3(bucket) => {
+            // The command's own time: whether a lock still holds today.
+            let read = bucket
+                .read_all(chrono::Utc::now())
+                .await
+                .map_err(|source| VerifyError::S3 {
+                    location: bucket.location().to_string(),
+                    source,
+                })?;
+            source_problems = read.problems;
+            read.checkpoints
+        }
     };
     let key = match (key, checkpoints.is_empty(), source) {
         (Some(k), _, _) => Some(k),
-        (None, _, CheckpointSource::File(_)) => return Err(VerifyError::NoPublicKey),
+        (None, _, CheckpointSource::File(_) | CheckpointSource::S3(_)) => {
+            return Err(VerifyError::NoPublicKey)
+        }
         (None, true, _) => None,
         (None, false, _) => return Err(VerifyError::NoPublicKey),
     };
@@ -281,6 +322,7 @@ pub async fn verify_with_progress(
         grants_checked: rows.grants_checked,
         grants_partial: rows.grants_partial,
         bad_grant: rows.first_bad,
+        source_problems,
     })
 }
 

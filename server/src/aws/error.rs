@@ -93,6 +93,19 @@ const ACCESS_DENIED_CODES: &[&str] = &[
     "UnauthorizedOperation",
 ];
 
+/// Codes that mean "no such thing": most services' one, and S3's (a missing key,
+/// version, bucket or Object Lock configuration; `NotFound` is HeadObject's bodiless
+/// 404).
+const NOT_FOUND_CODES: &[&str] = &[
+    "ResourceNotFoundException",
+    "NoSuchKey",
+    "NoSuchVersion",
+    "NoSuchBucket",
+    "NotFound",
+    "ObjectLockConfigurationNotFoundError",
+    "NoSuchObjectLockConfiguration",
+];
+
 const RETRYABLE_CODES: &[&str] = &[
     "ThrottlingException",
     "Throttling",
@@ -126,7 +139,7 @@ where
             let message = ctx.err().message().unwrap_or_default().to_owned();
             let kind = if RETRYABLE_CODES.contains(&code.as_str()) {
                 AwsErrorKind::Retryable
-            } else if code == "ResourceNotFoundException" {
+            } else if NOT_FOUND_CODES.contains(&code.as_str()) {
                 AwsErrorKind::NotFound
             } else if status >= 500 || status == 429 {
                 AwsErrorKind::Retryable
@@ -183,6 +196,7 @@ mod tests {
         assert_eq!(service(429, Some("SlowDown")).kind, AwsErrorKind::Retryable);
         let missing = service(400, Some("ResourceNotFoundException"));
         assert_eq!(missing.kind, AwsErrorKind::NotFound);
+        assert_eq!(service(404, Some("NoSuchKey")).kind, AwsErrorKind::NotFound);
         let denied = service(403, Some("AccessDeniedException"));
         assert_eq!(denied.kind, AwsErrorKind::Permanent);
         assert_eq!(denied.code, "AccessDeniedException");

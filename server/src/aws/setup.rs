@@ -161,4 +161,18 @@ impl AwsSetup {
     pub fn iam(&self) -> aws_sdk_iam::Client {
         client!(aws_sdk_iam, &self.shared, &self.aws.iam_endpoint_url)
     }
+
+    /// S3 (the audit checkpoints' bucket), `aws.s3_endpoint_url` first. With any
+    /// endpoint override, buckets are addressed path-style (`host/bucket/key`): an
+    /// emulator or a private endpoint has no per-bucket host names.
+    pub fn s3(&self) -> aws_sdk_s3::Client {
+        let mut config = aws_sdk_s3::config::Builder::from(&self.shared);
+        if let Some(url) = &self.aws.s3_endpoint_url {
+            config = config.endpoint_url(url);
+        }
+        let overridden = self.aws.s3_endpoint_url.is_some()
+            || self.aws.endpoint_url.is_some()
+            || self.shared.endpoint_url().is_some();
+        aws_sdk_s3::Client::from_conf(config.force_path_style(overridden).build())
+    }
 }

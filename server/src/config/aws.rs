@@ -20,6 +20,10 @@ pub struct AwsConfig {
     pub cloudtrail_endpoint_url: Option<String>,
     pub detective_endpoint_url: Option<String>,
     pub iam_endpoint_url: Option<String>,
+    /// Audit checkpoints' S3 bucket (`audit.checkpoint_s3`, `timebox audit verify`).
+    /// With this or `endpoint_url` set, S3 is addressed path-style (an emulator has
+    /// no per-bucket host names).
+    pub s3_endpoint_url: Option<String>,
     /// Upper bound on AWS calls per second from this server; `None` = no bound.
     pub max_calls_per_second: Option<u32>,
     /// Timeout of one AWS call attempt. Default 10s.
@@ -50,6 +54,7 @@ impl AwsConfig {
             cloudtrail_endpoint_url: endpoint("cloudtrail_endpoint_url"),
             detective_endpoint_url: endpoint("detective_endpoint_url"),
             iam_endpoint_url: endpoint("iam_endpoint_url"),
+            s3_endpoint_url: endpoint("s3_endpoint_url"),
             max_calls_per_second: keys.value("max_calls_per_second", Some(20), |v| {
                 let problem = || {
                     Problem::new(

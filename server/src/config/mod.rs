@@ -53,7 +53,7 @@ mod testing;
 #[cfg(test)]
 mod tests;
 
-pub use audit::AuditConfig;
+pub use audit::{AuditConfig, CheckpointWebhookConfig, S3Location};
 pub use auth::{OidcConfig, SessionConfig};
 pub use aws::AwsConfig;
 pub use database::DatabaseConfig;

@@ -313,33 +313,50 @@ impl WebhookConfig {
         let secret = keys.secret("secret", "secret_file");
         let events = events(keys);
         let url = url?;
-        let Some(secret) = secret else {
-            keys.inconsistent(
-                "secret",
-                "is missing, but notify.webhook.url is set",
-                "set notify.webhook.secret (or secret_file) to a random key shared with \
-                 the receiver, such as the output of `openssl rand -hex 32`; every request \
-                 is signed with it",
-            );
-            return None;
-        };
-        if secret.expose().len() < 16 {
-            keys.invalid(
-                "secret",
-                "[redacted]".to_owned(),
-                Problem::new(
-                    "too short",
-                    "a signing key needs at least 16 characters",
-                    "use a random key such as the output of `openssl rand -hex 32`",
-                ),
-            );
-        }
+        let secret = signing_secret(keys, secret, "secret", "url")?;
         Some(WebhookConfig {
             url,
             secret,
             events,
         })
     }
+}
+
+/// The HMAC signing key of a signed webhook whose address (`url_key`) is set: the
+/// one rule for `[notify.webhook]` and the audit checkpoint webhook. Missing is an
+/// error naming both keys, shorter than 16 characters is refused; never shown.
+pub(super) fn signing_secret(
+    keys: &mut Keys<'_, '_>,
+    secret: Option<Secret>,
+    secret_key: &'static str,
+    url_key: &str,
+) -> Option<Secret> {
+    let Some(secret) = secret else {
+        let url = keys.dotted(url_key);
+        let dotted = keys.dotted(secret_key);
+        keys.inconsistent(
+            secret_key,
+            format!("is missing, but {url} is set"),
+            format!(
+                "set {dotted} (or {secret_key}_file) to a random key shared with the \
+                 receiver, such as the output of `openssl rand -hex 32`; every request is \
+                 signed with it"
+            ),
+        );
+        return None;
+    };
+    if secret.expose().len() < 16 {
+        keys.invalid(
+            secret_key,
+            "[redacted]".to_owned(),
+            Problem::new(
+                "too short",
+                "a signing key needs at least 16 characters",
+                "use a random key such as the output of `openssl rand -hex 32`",
+            ),
+        );
+    }
+    Some(secret)
 }
 
 #[cfg(test)]

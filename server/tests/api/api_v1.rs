@@ -459,6 +459,7 @@ async fn the_whole_record_is_verified_on_demand(db: &TestDb) {
         db.store(),
         Arc::new(timebox_server::clock::SystemClock),
         None,
+        timebox_server::audit::CheckpointSource::Nothing,
     );
     assert_eq!(job.pass().await.unwrap().as_deref(), queued["id"].as_str());
     assert_eq!(job.pass().await.unwrap(), None, "nothing is open any more");

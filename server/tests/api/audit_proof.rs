@@ -30,15 +30,18 @@ crate::on_both_backends!(
     two_writers_appending_at_once_never_fork_the_chain,
     a_failing_sink_is_counted_and_retried,
     the_command_exits_non_zero_with_the_first_broken_event,
+    the_dashboards_verification_checks_the_sinks_checkpoints,
+    a_forged_checkpoint_row_is_not_trusted_by_the_grant_proof,
+    an_export_is_verifiable_offline_with_the_public_key,
 );
 
 const SIGNING_SEED: [u8; 32] = [42; 32];
 
-fn signer() -> CheckpointSigner {
+pub(crate) fn signer() -> CheckpointSigner {
     CheckpointSigner::from_seed(&SIGNING_SEED)
 }
 
-fn clock() -> ManualClock {
+pub(crate) fn clock() -> ManualClock {
     ManualClock::new(Utc.with_ymd_and_hms(2026, 5, 1, 9, 0, 0).unwrap())
 }
 
@@ -55,7 +58,7 @@ fn event(n: usize, at: chrono::DateTime<Utc>) -> NewAuditEvent {
     }
 }
 
-async fn append(store: &Arc<dyn Store>, clock: &ManualClock, n: usize) {
+pub(crate) async fn append(store: &Arc<dyn Store>, clock: &ManualClock, n: usize) {
     use timebox_server::clock::Clock;
     for i in 0..n {
         clock.advance(Duration::seconds(1));
@@ -239,7 +242,7 @@ async fn a_cut_tail_with_a_rewritten_head_is_caught_by_a_checkpoint(db: &TestDb)
 
 /// Rewrites event `seq`'s actor and every hash after it, and the head: what someone
 /// with full database access (but not the key) can do.
-async fn rewrite_consistently(db: &TestDb, store: &Arc<dyn Store>, seq: i64) {
+pub(crate) async fn rewrite_consistently(db: &TestDb, store: &Arc<dyn Store>, seq: i64) {
     db.disable_append_only_guard().await;
     let mut prev = String::new();
     for mut e in all_events(store).await {
@@ -527,4 +530,146 @@ async fn the_server_signs_and_publishes_checkpoints() {
         said.contains("12 events verified, 1 checkpoints verified"),
         "{said}"
     );
+}
+
+/// The verification an auditor asks for from the dashboard reads the checkpoints
+/// from the sink (here the file), so a consistent rewrite that also rewrote the
+/// database's own checkpoint rows is still caught.
+async fn the_dashboards_verification_checks_the_sinks_checkpoints(db: &TestDb) {
+    use timebox_server::audit::VerificationJob;
+    let s = chain_with_checkpoints(db).await;
+    let job = VerificationJob::new(
+        s.store.clone(),
+        Arc::new(s.clock.clone()),
+        Some(signer().verifying_key()),
+        CheckpointSource::File(s.file.clone()),
+    );
+    let now = timebox_server::clock::Clock::now(&s.clock);
+    s.store
+        .request_verification("v-1", "audrey", now)
+        .await
+        .unwrap();
+    assert_eq!(job.pass().await.unwrap().as_deref(), Some("v-1"));
+    let v = s.store.latest_verification().await.unwrap().unwrap();
+    assert_eq!(v.state, app::domain::VerificationState::Passed, "{v:?}");
+    assert_eq!((v.events_verified, v.checkpoints_verified), (25, 2));
+
+    rewrite_consistently(db, &s.store, 12).await;
+    // The database's checkpoint rows are rewritten too; the file is out of reach.
+    db.exec("DELETE FROM audit_checkpoint_publications").await;
+    db.exec("DELETE FROM audit_checkpoints").await;
+    s.store
+        .request_verification("v-2", "audrey", now)
+        .await
+        .unwrap();
+    job.pass().await.unwrap();
+    let v = s.store.latest_verification().await.unwrap().unwrap();
+    assert_eq!(v.id, "v-2");
+    assert_eq!(v.state, app::domain::VerificationState::Failed, "{v:?}");
+    assert_eq!(v.first_broken_seq, Some(20));
+    assert!(v
+        .problem
+        .unwrap()
+        .starts_with("event 20: the chain up to here is not the one signed"));
+}
+
+/// A checkpoint row written into the database without the key does not vouch for
+/// a grant's span: the grant proof checks it against the server's key.
+async fn a_forged_checkpoint_row_is_not_trusted_by_the_grant_proof(db: &TestDb) {
+    use timebox_server::audit::grant::chain_around;
+    let s = chain_with_checkpoints(db).await;
+    let events = all_events(&s.store).await;
+    let some = &events[11..13];
+    let key = signer().verifying_key();
+    let (chain, checkpoint) = chain_around(s.store.as_ref(), some, Some(&key))
+        .await
+        .unwrap();
+    assert!(chain.is_intact(), "{chain:?}");
+    assert_eq!(checkpoint, Some(20));
+    db.exec("UPDATE audit_checkpoints SET signature = '00' WHERE seq = 20")
+        .await;
+    let (chain, _) = chain_around(s.store.as_ref(), some, Some(&key))
+        .await
+        .unwrap();
+    let broken = chain.first_broken.expect("refused");
+    assert_eq!(broken.seq, 20);
+    assert!(
+        broken.problem.contains("not signed by this server's key"),
+        "{}",
+        broken.problem
+    );
+}
+
+/// `timebox audit export`: the events with their hashes as JSON lines, checked here
+/// as an external auditor would with nothing but the lines, the checkpoint file and
+/// the public key; a time window gives a contiguous segment; CSV has one row each.
+async fn an_export_is_verifiable_offline_with_the_public_key(db: &TestDb) {
+    use timebox_server::audit::export::parse_line;
+    let s = chain_with_checkpoints(db).await;
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_timebox"))
+            .args(["audit", "export", "--database", db.url()])
+            .args(args)
+            .env_remove("TIMEBOX_CONFIG")
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let file = s._dir.path().join("export.jsonl");
+    let (code, _, err) = run(&["--out", file.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(err.contains("exported 25 audit events"), "{err}");
+    let (code, _, err) = run(&["--out", file.to_str().unwrap()]);
+    assert_eq!(code, Some(3), "never overwritten: {err}");
+
+    let events: Vec<AuditEvent> = std::fs::read_to_string(&file)
+        .unwrap()
+        .lines()
+        .map(|l| parse_line(l).unwrap())
+        .collect();
+    assert_eq!(events.len(), 25);
+    let key = signer().verifying_key();
+    let checkpoints: Vec<SignedCheckpoint> = std::fs::read_to_string(&s.file)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    for (i, e) in events.iter().enumerate() {
+        assert_eq!(recompute(e), e.hash, "event {} recomputes", e.seq);
+        if i > 0 {
+            assert_eq!(e.prev_hash, events[i - 1].hash, "event {} links", e.seq);
+        }
+    }
+    for c in &checkpoints {
+        c.verify(&key).unwrap();
+        let at = events.iter().find(|e| e.seq == c.seq).unwrap();
+        assert_eq!(
+            at.hash, c.hash,
+            "the export passes through checkpoint {}",
+            c.seq
+        );
+    }
+
+    // 09:00:05 to 09:00:10: the five events appended in those seconds, in order.
+    let (code, out, err) = run(&[
+        "--from",
+        "2026-05-01T09:00:05Z",
+        "--to",
+        "2026-05-01T09:00:10Z",
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    let seqs: Vec<i64> = out.lines().map(|l| parse_line(l).unwrap().seq).collect();
+    assert_eq!(seqs, [5, 6, 7, 8, 9]);
+    let (code, out, _) = run(&["--format", "csv"]);
+    assert_eq!(code, Some(0));
+    let rows: Vec<&str> = out.split("\r\n").filter(|l| !l.is_empty()).collect();
+    assert_eq!(rows.len(), 26, "a header and one row per event");
+    assert!(rows[0].starts_with("seq,at,grant_id,actor,action"));
+    let (code, _, err) = run(&["--from", "last tuesday"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("neither a UTC day"), "{err}");
 }

@@ -13,6 +13,7 @@ mod access;
 mod api_v1;
 mod audit_proof;
 mod audit_rows;
+mod audit_sinks;
 mod auth;
 mod aws_errors;
 mod crash;
