@@ -234,6 +234,18 @@ test('a requester asks, an approver approves, the grant is provisioned, ended ea
   assert.ok(actions.some((a) => /^request/.test(a)), actions.join(' | '));
   await shot(audrey.page, '07b-audit-log');
 
+  // The whole record verified on demand: the button, the background job, the result
+  // on the page (every event, then every grant's record against its events).
+  await audrey.page.getByTestId('verification-none').waitFor();
+  await audrey.page.getByTestId('verify-audit').click();
+  const verified = audrey.page.locator('[data-testid="verification-state"][data-state="passed"]');
+  await verified.waitFor({ timeout: 30_000 });
+  assert.match(
+    (await verified.textContent()).replace(/\s+/g, ' '),
+    /asked for by audrey.*the audit chain verifies: \d+ events verified, \d+ checkpoints verified, \d+ grant rows match their events/,
+  );
+  await shot(audrey.page, '07c-audit-verified');
+
   // The history without JavaScript: the server-rendered page already holds the row.
   const html = await (await audrey.context.request.get(`${timebox.url}/history?user=rita%40corp.example`)).text();
   assert.ok(html.includes(id), 'the history is server-rendered');

@@ -17,12 +17,12 @@ const USAGE: &str = "usage: timebox [--config FILE] [--check-config]
   --check-config    validate the configuration and exit
 
        timebox audit verify [--config FILE] [--database URL]
-                            [--checkpoints FILE|s3://BUCKET/PREFIX] [--public-key FILE]
+                            [--checkpoints FILE|DIR|s3://BUCKET/PREFIX] [--public-key FILE]
        timebox audit export [--config FILE] [--database URL] [--from T] [--to T]
                             [--format jsonl|csv] [--out FILE]
        timebox audit keygen --out FILE";
 
-const AUDIT_USAGE: &str = "usage: timebox audit verify [--config FILE] [--database URL] [--checkpoints FILE|s3://BUCKET/PREFIX] [--public-key FILE]
+const AUDIT_USAGE: &str = "usage: timebox audit verify [--config FILE] [--database URL] [--checkpoints FILE|DIR|s3://BUCKET/PREFIX] [--public-key FILE]
        timebox audit export [--config FILE] [--database URL] [--from T] [--to T] [--format jsonl|csv] [--out FILE]
        timebox audit keygen --out FILE
 
@@ -31,7 +31,8 @@ const AUDIT_USAGE: &str = "usage: timebox audit verify [--config FILE] [--databa
                     everything holds, 1 when something does not (the first broken event
                     is printed), 2 on a usage error, 3 when it could not be checked.
   --database URL    the database (default: database.url from the configuration)
-  --checkpoints FILE  the checkpoint file (audit.checkpoint_file), or
+  --checkpoints FILE  the checkpoint file (audit.checkpoint_file), or a DIR of
+                    them (every file in it), or
   --checkpoints s3://BUCKET/PREFIX  the objects of the S3 sink (audit.checkpoint_s3),
                     reached with [aws] from --config; each must also be under a
                     COMPLIANCE-mode Object Lock. Without --checkpoints, and with

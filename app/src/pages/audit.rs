@@ -146,14 +146,15 @@ fn Verification() -> impl IntoView {
     let tick = RwSignal::new(0u64);
     let open = RwSignal::new(false);
     Effect::new(move |_| {
-        set_interval(
-            move || {
-                if open.get_untracked() {
-                    tick.update(|t| *t += 1);
-                }
-            },
-            Duration::from_secs(2),
-        );
+        let beat = move || {
+            if open.try_get_untracked() == Some(true) {
+                tick.try_update(|t| *t += 1);
+            }
+        };
+        // Stopped when the page goes away.
+        if let Ok(handle) = set_interval_with_handle(beat, Duration::from_secs(2)) {
+            on_cleanup(move || handle.clear());
+        }
     });
     let last = Resource::new(
         move || (verify.version().get(), tick.get()),

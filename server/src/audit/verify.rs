@@ -23,7 +23,8 @@ pub enum CheckpointSource {
     Nothing,
     /// The checkpoints stored in the database being verified.
     Database,
-    /// A file of JSON lines, as the `audit.checkpoint_file` sink writes it.
+    /// A file of JSON lines, as the `audit.checkpoint_file` sink writes it, or a
+    /// directory of such files (read in name order; the same checkpoint twice is one).
     File(PathBuf),
     /// The objects of the `audit.checkpoint_s3` sink; each must be locked too.
     S3(super::s3::S3Checkpoints),
@@ -152,6 +153,30 @@ impl VerifyReport {
     }
 }
 
+/// Reads a checkpoint file, or every file in a directory of them (such as the
+/// files of several replicas, or a day's rotated copies).
+pub fn read_checkpoints(path: &Path) -> Result<Vec<SignedCheckpoint>, VerifyError> {
+    if !path.is_dir() {
+        return read_checkpoint_file(path);
+    }
+    let unreadable = |source| VerifyError::CheckpointFile {
+        path: path.to_owned(),
+        source,
+    };
+    let mut files: Vec<PathBuf> = std::fs::read_dir(path)
+        .map_err(unreadable)?
+        .map(|entry| entry.map(|e| e.path()))
+        .collect::<Result<_, _>>()
+        .map_err(unreadable)?;
+    files.retain(|f| f.is_file());
+    files.sort();
+    let mut all = Vec::new();
+    for f in files {
+        all.extend(read_checkpoint_file(&f)?);
+    }
+    Ok(all)
+}
+
 /// Reads a checkpoint file (one JSON checkpoint per line; blank lines skipped).
 pub fn read_checkpoint_file(path: &Path) -> Result<Vec<SignedCheckpoint>, VerifyError> {
     let text = std::fs::read_to_string(path).map_err(|source| VerifyError::CheckpointFile {
@@ -208,7 +233,7 @@ pub async fn verify_with_progress(
     let mut checkpoints = match source {
         CheckpointSource::Nothing => Vec::new(),
         CheckpointSource::Database => database_checkpoints(store).await?,
-        CheckpointSource::File(path) => read_checkpoint_file(path)?,
+        CheckpointSource::File(path) => read_checkpoints(path)?,
         CheckpointSource::S3(bucket) => {
             // The command's own time: whether a lock still holds today.
             let read = bucket

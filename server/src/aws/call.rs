@@ -2,7 +2,7 @@
 //! [`Calls::pages`] for the SDK's paginators (one call per page). Each call is paced,
 //! bounded by the call timeout, timed, counted, logged once and classified.
 
-use super::{classify, AwsError, Pacer, Priority};
+use super::{classify, AwsError, AwsErrorKind, Pacer, Priority};
 use crate::metrics::Metrics;
 use aws_smithy_async::future::pagination_stream::PaginationStream;
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
@@ -123,7 +123,13 @@ impl Calls {
                     .aws_call_errors
                     .with_label_values(&[operation, &e.code])
                     .inc();
-                tracing::warn!(operation, ?elapsed, code = %e.code, kind = e.kind.as_str(), message = %e.message, "AWS call failed");
+                // "Not there" is an answer its caller expects and handles (the S3
+                // sink asks before each write); everything else is worth a warning.
+                if e.kind == AwsErrorKind::NotFound {
+                    tracing::debug!(operation, ?elapsed, code = %e.code, message = %e.message, "AWS call: not found");
+                } else {
+                    tracing::warn!(operation, ?elapsed, code = %e.code, kind = e.kind.as_str(), message = %e.message, "AWS call failed");
+                }
             }
         }
         result

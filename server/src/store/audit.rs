@@ -325,9 +325,6 @@ impl ChainVerifier {
 
 // --- the log in the database -------------------------------------------------------
 
-/// How many audit events verification reads at a time.
-const VERIFY_PAGE: u32 = 1000;
-
 /// What [`AuditLog::audit_page`] keeps (all given must match).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AuditFilter {
@@ -367,9 +364,6 @@ pub trait AuditLog: Sync {
     /// The chain head: the last sequence number and hash (0 and [`GENESIS_HASH`] for
     /// an empty chain).
     async fn audit_head(&self) -> Result<(i64, String), StoreError>;
-
-    /// Walks the whole chain page by page and reports the first broken link.
-    async fn verify_audit_chain(&self) -> Result<ChainVerification, StoreError>;
 
     /// A page of the log for the auditor, newest first: the events that match every
     /// filter given, before `filter.before_seq` (the previous page's last), at most
@@ -530,28 +524,6 @@ macro_rules! impl_audit_log {
                         .fetch_one(&self.pool)
                         .await?,
                 )
-            }
-
-            async fn verify_audit_chain(&self) -> Result<ChainVerification, StoreError> {
-                // Read the head first: events appended while we walk are after it and
-                // are not part of this verification.
-                let (head_seq, head_hash) = self.audit_head().await?;
-                let mut verifier = ChainVerifier::default();
-                let mut after = 0;
-                'pages: loop {
-                    let page = self.audit_events(None, after, VERIFY_PAGE).await?;
-                    let Some(last) = page.last() else { break };
-                    after = last.seq;
-                    for e in page.iter().take_while(|e| e.seq <= head_seq) {
-                        if !verifier.check(e) {
-                            break 'pages;
-                        }
-                    }
-                    if after >= head_seq {
-                        break;
-                    }
-                }
-                Ok(verifier.finish(head_seq, &head_hash))
             }
 
             async fn audit_page(

@@ -506,7 +506,12 @@ async fn the_server_signs_and_publishes_checkpoints() {
         .status()
         .unwrap();
     assert!(stopped.success());
-    assert!(child.wait().unwrap().success());
+    let status = child.wait().unwrap();
+    assert!(
+        status.success(),
+        "the server stopped with {status}:\n{}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
     let line = std::fs::read_to_string(&checkpoints).unwrap();
     let c: SignedCheckpoint = serde_json::from_str(line.lines().next().unwrap()).unwrap();
     assert_eq!((c.seq, c.events), (12, 12));

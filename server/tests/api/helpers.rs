@@ -355,3 +355,14 @@ impl TestApp {
         }
     }
 }
+
+/// The whole chain verified as `timebox audit verify` does, without checkpoints.
+pub async fn chain_of(store: &dyn Store) -> timebox_server::audit::VerifyReport {
+    timebox_server::audit::verify(
+        store,
+        &timebox_server::audit::CheckpointSource::Nothing,
+        None,
+    )
+    .await
+    .expect("the chain could be read")
+}

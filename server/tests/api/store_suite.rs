@@ -231,7 +231,9 @@ async fn the_whole_lifecycle_writes_one_event_per_transition(db: &TestDb) {
     let approvals = db.store().approvals(g.id).await.unwrap();
     assert_eq!(approvals.len(), 1);
     assert_eq!(approvals[0].approver, "bob");
-    assert!(db.store().verify_audit_chain().await.unwrap().is_intact());
+    assert!(crate::helpers::chain_of(db.store().as_ref())
+        .await
+        .is_intact());
 }
 
 async fn a_quorum_needs_distinct_approvers(db: &TestDb) {
@@ -428,7 +430,9 @@ async fn a_failed_multi_row_change_is_rolled_back_whole(db: &TestDb) {
     );
     assert_eq!(after.version, 0);
     assert_eq!(event_count(db).await, 1, "no audit event was kept");
-    assert!(db.store().verify_audit_chain().await.unwrap().is_intact());
+    assert!(crate::helpers::chain_of(db.store().as_ref())
+        .await
+        .is_intact());
 }
 
 async fn racing_approvers_move_the_grant_exactly_once(db: &TestDb) {
@@ -467,7 +471,9 @@ async fn racing_approvers_move_the_grant_exactly_once(db: &TestDb) {
     assert_eq!(db.store().approvals(g.id).await.unwrap().len(), 1);
     let events = db.store().audit_events(Some(g.id), 0, 100).await.unwrap();
     assert_eq!(events.len(), 2);
-    assert!(db.store().verify_audit_chain().await.unwrap().is_intact());
+    assert!(crate::helpers::chain_of(db.store().as_ref())
+        .await
+        .is_intact());
 }
 
 async fn listing_filters_and_pages_by_keyset(db: &TestDb) {
@@ -552,21 +558,23 @@ async fn the_audit_log_refuses_updates_and_deletes(db: &TestDb) {
     assert!(e.unwrap_err().contains("append-only"));
     let e = db.try_exec("DELETE FROM audit_events WHERE seq = 2").await;
     assert!(e.unwrap_err().contains("append-only"));
-    assert!(db.store().verify_audit_chain().await.unwrap().is_intact());
+    assert!(crate::helpers::chain_of(db.store().as_ref())
+        .await
+        .is_intact());
 }
 
 async fn an_edited_audit_event_is_detected(db: &TestDb) {
     seed_events(db, 5).await;
-    let before = db.store().verify_audit_chain().await.unwrap();
+    let before = crate::helpers::chain_of(db.store().as_ref()).await;
     assert!(before.is_intact());
-    assert_eq!(before.events_checked, 5);
+    assert_eq!(before.events_verified, 5);
     db.disable_append_only_guard().await;
     assert_eq!(
         db.exec("UPDATE audit_events SET reason = 'nothing happened here' WHERE seq = 3")
             .await,
         1
     );
-    let after = db.store().verify_audit_chain().await.unwrap();
+    let after = crate::helpers::chain_of(db.store().as_ref()).await;
     let broken = after.first_broken.expect("the edit is detected");
     assert_eq!(broken.seq, 3);
     assert!(broken.problem.contains("edited"), "{}", broken.problem);
@@ -576,11 +584,8 @@ async fn a_deleted_audit_event_is_detected(db: &TestDb) {
     seed_events(db, 5).await;
     db.disable_append_only_guard().await;
     assert_eq!(db.exec("DELETE FROM audit_events WHERE seq = 2").await, 1);
-    let broken = db
-        .store()
-        .verify_audit_chain()
+    let broken = crate::helpers::chain_of(db.store().as_ref())
         .await
-        .unwrap()
         .first_broken
         .unwrap();
     assert_eq!(broken.seq, 2);
@@ -591,11 +596,8 @@ async fn deleting_the_newest_audit_events_is_detected(db: &TestDb) {
     seed_events(db, 5).await;
     db.disable_append_only_guard().await;
     assert_eq!(db.exec("DELETE FROM audit_events WHERE seq >= 4").await, 2);
-    let broken = db
-        .store()
-        .verify_audit_chain()
+    let broken = crate::helpers::chain_of(db.store().as_ref())
         .await
-        .unwrap()
         .first_broken
         .unwrap();
     assert_eq!(broken.seq, 4);
@@ -674,9 +676,9 @@ async fn concurrent_appends_keep_the_chain_intact(db: &TestDb) {
     for t in tasks {
         t.await.unwrap().unwrap();
     }
-    let v = store.verify_audit_chain().await.unwrap();
+    let v = crate::helpers::chain_of(store.as_ref()).await;
     assert!(v.is_intact(), "{v:?}");
-    assert_eq!(v.last_seq, 24);
+    assert_eq!(v.head_seq, 24);
     let seqs: Vec<i64> = store
         .audit_events(None, 0, 100)
         .await
@@ -693,7 +695,7 @@ async fn migrations_run_once_and_reopen_cleanly(db: &TestDb) {
     let again = timebox_server::store::connect(db.url(), 2).await.unwrap();
     again.ping().await.unwrap();
     assert_eq!(again.audit_events(None, 0, 10).await.unwrap().len(), 1);
-    assert!(again.verify_audit_chain().await.unwrap().is_intact());
+    assert!(crate::helpers::chain_of(again.as_ref()).await.is_intact());
 }
 
 /// Reads a [`ManualClock`] the way the store truncates times (to microseconds).
