@@ -184,18 +184,19 @@ impl Wiring {
                     activity,
                     detective,
                 });
+        let checkpoint_signer = match &config.audit.signing_key_file {
+            Some(path) => Some(audit::CheckpointSigner::from_file(path)?),
+            None => None,
+        };
         let access = services::Access::new(services::AccessParts {
             grants: grants.clone(),
             policy: auth.policy(),
             config: config.clone(),
             identity_center: identity_center.clone(),
             metrics: metrics.clone(),
+            checkpoint_key: checkpoint_signer.as_ref().map(|s| s.verifying_key()),
         });
         let channels = notify::channels::Channels::from_config(&config)?;
-        let checkpoint_signer = match &config.audit.signing_key_file {
-            Some(path) => Some(audit::CheckpointSigner::from_file(path)?),
-            None => None,
-        };
         let checkpoint_sinks = match checkpoint_signer {
             Some(_) => audit::sinks_from_config(&config, clock.clone(), metrics.clone()).await?,
             None => Vec::new(),

@@ -138,36 +138,7 @@ pub async fn export(
     Ok(written)
 }
 
-/// A line of the JSON export, read back (for checking an export offline).
-#[derive(Debug, serde::Deserialize)]
-struct Line {
-    seq: i64,
-    at: DateTime<Utc>,
-    grant_id: Option<String>,
-    actor: String,
-    action: String,
-    from_state: Option<String>,
-    to_state: Option<String>,
-    reason: Option<String>,
-    details: String,
-    prev_hash: String,
-    hash: String,
-}
-
 /// Parses one line of a JSON export back into the event it was made from.
 pub fn parse_line(line: &str) -> Result<AuditEvent, serde_json::Error> {
-    let l: Line = serde_json::from_str(line)?;
-    Ok(AuditEvent {
-        seq: l.seq,
-        grant_id: l.grant_id,
-        at: l.at,
-        actor: l.actor,
-        action: l.action,
-        from_state: l.from_state,
-        to_state: l.to_state,
-        reason: l.reason,
-        details: l.details,
-        prev_hash: l.prev_hash,
-        hash: l.hash,
-    })
+    serde_json::from_str(line)
 }

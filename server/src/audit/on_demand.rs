@@ -91,7 +91,7 @@ impl VerificationJob {
                     // A failed write is retried at the next beat; the walk goes on.
                     let _ = self
                         .store
-                        .verification_progress(&v.id, stored(p), self.clock.now())
+                        .verification_progress(&v.id, p, self.clock.now())
                         .await;
                     let _ = self.leases.hold(LEASE_KEY).await;
                 }
@@ -103,7 +103,7 @@ impl VerificationJob {
                 tracing::error!(verification = %v.id, error = %e, "the audit chain could not be verified");
                 VerificationResult {
                     state: VerificationState::Error,
-                    progress: progress.lock().map(|p| stored(*p)).unwrap_or_default(),
+                    progress: progress.lock().map(|p| *p).unwrap_or_default(),
                     checkpoints_verified: 0,
                     first_broken_seq: None,
                     problem: Some(e.to_string()),
@@ -149,14 +149,6 @@ impl VerificationJob {
             },
             summary,
         }
-    }
-}
-
-fn stored(p: Progress) -> VerificationProgress {
-    VerificationProgress {
-        head_seq: p.head_seq,
-        events_verified: p.events_verified,
-        grants_checked: p.grants_checked,
     }
 }
 

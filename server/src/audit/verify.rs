@@ -86,14 +86,9 @@ pub struct VerifyReport {
     pub source_problems: Vec<String>,
 }
 
-/// How far a verification is, for a caller showing progress.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Progress {
-    pub events_verified: i64,
-    /// The head's sequence number when the walk started (the events to verify).
-    pub head_seq: i64,
-    pub grants_checked: i64,
-}
+/// How far a verification is, for a caller showing progress (as stored for the
+/// dashboard's verifications).
+pub use crate::store::VerificationProgress as Progress;
 
 impl VerifyReport {
     /// The chain holds and nothing is wrong with where its checkpoints are kept.

@@ -110,6 +110,8 @@ pub struct AccessParts {
     pub config: Arc<Config>,
     pub identity_center: Arc<dyn IdentityCenter>,
     pub metrics: Arc<Metrics>,
+    /// The public half of `audit.signing_key_file`, when checkpoints are signed.
+    pub checkpoint_key: Option<ed25519_dalek::VerifyingKey>,
 }
 
 /// What every handle shares.
@@ -155,13 +157,6 @@ pub struct Person<'a> {
 
 impl Access {
     pub fn new(parts: AccessParts) -> Self {
-        // Start-up has already refused a key that cannot be read.
-        let checkpoint_key = parts.config.audit.signing_key_file.as_deref().and_then(|path| {
-            crate::audit::CheckpointSigner::from_file(path)
-                .inspect_err(|e| tracing::error!(error = %e, "audit.signing_key_file cannot be read; stored checkpoints are not trusted"))
-                .ok()
-                .map(|s| s.verifying_key())
-        });
         Self {
             core: Arc::new(Core {
                 grants: parts.grants,
@@ -170,7 +165,7 @@ impl Access {
                 identity_center: parts.identity_center,
                 metrics: parts.metrics,
                 other_paths: super::other_paths::OtherPathsCache::default(),
-                checkpoint_key,
+                checkpoint_key: parts.checkpoint_key,
             }),
         }
     }

@@ -42,7 +42,7 @@ impl NewAuditEvent {
 
 /// A stored event, exactly as stored: its fields are what the hash covers, so a
 /// tampered row is still read and reported by verification (not refused as corrupt).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct AuditEvent {
     pub seq: i64,
     pub grant_id: Option<String>,

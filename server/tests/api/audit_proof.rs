@@ -158,6 +158,25 @@ fn broken(r: &VerifyReport) -> (i64, String) {
     (b.seq, b.problem)
 }
 
+/// `timebox audit <command> --database <db> <args…>`: its exit code, stdout, stderr.
+pub(crate) fn audit_command(
+    command: &str,
+    db: &TestDb,
+    args: &[&str],
+) -> (Option<i32>, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_timebox"))
+        .args(["audit", command, "--database", db.url()])
+        .args(args)
+        .env_remove("TIMEBOX_CONFIG")
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 async fn all_events(store: &Arc<dyn Store>) -> Vec<AuditEvent> {
     store.audit_events(None, 0, 10_000).await.unwrap()
 }
@@ -418,19 +437,7 @@ async fn the_command_exits_non_zero_with_the_first_broken_event(db: &TestDb) {
     let s = chain_with_checkpoints(db).await;
     let public = s._dir.path().join("audit.pub");
     std::fs::write(&public, signer().public_key_hex()).unwrap();
-    let run = |args: &[&str]| {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_timebox"))
-            .args(["audit", "verify", "--database", db.url()])
-            .args(args)
-            .env_remove("TIMEBOX_CONFIG")
-            .output()
-            .unwrap();
-        (
-            out.status.code(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    };
+    let run = |args: &[&str]| audit_command("verify", db, args);
     let file = s.file.to_str().unwrap();
     let key = public.to_str().unwrap();
     let (code, out, err) = run(&["--checkpoints", file, "--public-key", key]);
@@ -611,19 +618,7 @@ async fn a_forged_checkpoint_row_is_not_trusted_by_the_grant_proof(db: &TestDb) 
 async fn an_export_is_verifiable_offline_with_the_public_key(db: &TestDb) {
     use timebox_server::audit::export::parse_line;
     let s = chain_with_checkpoints(db).await;
-    let run = |args: &[&str]| {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_timebox"))
-            .args(["audit", "export", "--database", db.url()])
-            .args(args)
-            .env_remove("TIMEBOX_CONFIG")
-            .output()
-            .unwrap();
-        (
-            out.status.code(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    };
+    let run = |args: &[&str]| audit_command("export", db, args);
     let file = s._dir.path().join("export.jsonl");
     let (code, _, err) = run(&["--out", file.to_str().unwrap()]);
     assert_eq!(code, Some(0), "{err}");

@@ -169,15 +169,8 @@ async fn a_row_edited_without_an_event_is_named(db: &TestDb) {
 async fn the_command_names_the_edited_grant(db: &TestDb) {
     let id = lived_grant(db).await;
     let run = || {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_timebox"))
-            .args(["audit", "verify", "--database", db.url()])
-            .env_remove("TIMEBOX_CONFIG")
-            .output()
-            .unwrap();
-        (
-            out.status.code(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-        )
+        let (code, out, _) = crate::audit_proof::audit_command("verify", db, &[]);
+        (code, out)
     };
     let (code, out) = run();
     assert_eq!(code, Some(0), "{out}");

@@ -84,6 +84,7 @@ pub async fn access_with_metrics(
         config,
         identity_center,
         metrics: metrics.clone(),
+        checkpoint_key: None,
     });
     (access, metrics)
 }

@@ -34,6 +34,7 @@ pub async fn access(r: &Rig) -> Access {
         config: Arc::new(timebox_server::config::Config::default()),
         identity_center: r.moto.identity_center(metrics.clone()).await,
         metrics,
+        checkpoint_key: None,
     })
 }
 
