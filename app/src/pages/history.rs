@@ -89,7 +89,7 @@ pub fn HistoryPage() -> impl IntoView {
                 </div>
                 {field("from", "From (UTC day)", "2026-11-01")}
                 {field("to", "To (UTC day)", "2026-11-30")}
-                {field("text", "Justification contains", "incident")}
+                {field("text", "Words in the justification", "incident deploy")}
                 <div class="buttons">
                     <button type="submit" class="primary">"Filter"</button>
                     <a href="/history">"Clear"</a>

@@ -1,10 +1,11 @@
 //! The history: everybody's grants, newest first, filtered by requester, account,
-//! permission set, state, creation time and words of the justification, one keyset
-//! page at a time (an opaque cursor). Filters are parsed here and name the wrong
-//! field; the caller was checked by the reader's handle.
+//! permission set, state, creation time and words of the justification (the
+//! database's full-text index, `store::search`), one keyset page at a time (an opaque
+//! cursor). Filters are parsed here and name the wrong field; the caller was checked
+//! by the reader's handle.
 
 use super::access::{AccessError, Core};
-use crate::store::{Cursor, GrantFilter};
+use crate::store::{Cursor, GrantFilter, SearchWords};
 use app::api::{HistoryPage, HistoryQuery};
 use app::domain::{FieldError, GrantId, GrantState};
 use chrono::{DateTime, NaiveDate, Utc};
@@ -13,10 +14,6 @@ use chrono::{DateTime, NaiveDate, Utc};
 pub const HISTORY_DEFAULT_LIMIT: u32 = 50;
 /// Rows the history returns at most.
 pub const HISTORY_MAX_LIMIT: u32 = 500;
-/// Grants read per query while matching justification text.
-const TEXT_SCAN_CHUNK: u32 = 500;
-/// Grants read at most for one page of a justification-text search.
-const TEXT_SCAN_BUDGET: usize = 4000;
 
 /// One page of the history `q` asks for.
 pub(super) async fn page(core: &Core, q: HistoryQuery) -> Result<HistoryPage, AccessError> {
@@ -31,14 +28,11 @@ pub(super) async fn page(core: &Core, q: HistoryQuery) -> Result<HistoryPage, Ac
             .into())
         }
     };
-    let (filter, text) = history_filter(&q)?;
+    let filter = history_filter(&q)?;
     let after = match q.cursor.trim() {
         "" => None,
         c => Some(decode_cursor(c)?),
     };
-    if let Some(text) = text {
-        return text_page(core, filter, &text, after, limit).await;
-    }
     // One row more than asked tells whether there is a next page.
     let mut grants = core.store().list_grants(&filter, after, limit + 1).await?;
     let next = if grants.len() > limit as usize {
@@ -48,63 +42,6 @@ pub(super) async fn page(core: &Core, q: HistoryQuery) -> Result<HistoryPage, Ac
         None
     };
     Ok(HistoryPage { grants, next })
-}
-
-/// The history filtered by words of the justification. No index serves a substring,
-/// and a database planner asked for one tends to scan the whole table; so the page
-/// walks the newest-first index of the other filters in chunks and matches the text
-/// here, reading at most [`TEXT_SCAN_BUDGET`] grants per page. A page can then hold
-/// fewer rows than asked (rare words) while `next` continues from where the scan
-/// stopped: every page stays fast at any size of history.
-async fn text_page(
-    core: &Core,
-    filter: GrantFilter,
-    text: &str,
-    mut after: Option<Cursor>,
-    limit: u32,
-) -> Result<HistoryPage, AccessError> {
-    let needle = text.to_lowercase();
-    let mut grants = Vec::new();
-    let mut scanned = 0;
-    loop {
-        let chunk = core
-            .store()
-            .list_grants(&filter, after, TEXT_SCAN_CHUNK)
-            .await?;
-        let exhausted = chunk.len() < TEXT_SCAN_CHUNK as usize;
-        scanned += chunk.len();
-        for g in chunk {
-            after = Some(Cursor {
-                created_at: g.created_at,
-                id: g.id,
-            });
-            if g.request
-                .justification
-                .as_str()
-                .to_lowercase()
-                .contains(&needle)
-            {
-                grants.push(g);
-                if grants.len() == limit as usize {
-                    // Full page: continue after its last row.
-                    return Ok(HistoryPage {
-                        next: after.map(|c| encode_cursor(c.created_at, c.id)),
-                        grants,
-                    });
-                }
-            }
-        }
-        if exhausted {
-            return Ok(HistoryPage { grants, next: None });
-        }
-        if scanned >= TEXT_SCAN_BUDGET {
-            // Budget spent: a short page, and the next one continues the scan.
-            return Ok(HistoryPage {
-                grants,
-                next: after.map(|c| encode_cursor(c.created_at, c.id)),
-            });
-        }
-    }
 }
 
 /// Parses a history filter's date: RFC 3339, or a day (`YYYY-MM-DD`, UTC; the start
@@ -135,9 +72,8 @@ pub(super) fn parse_bound(
     Ok(t.map(|t| t.and_utc()))
 }
 
-/// The history's store filter, and the words the justification must contain (matched
-/// by [`text_page`], not by the database).
-fn history_filter(q: &HistoryQuery) -> Result<(GrantFilter, Option<String>), FieldError> {
+/// The history's store filter, with the words the justification must have.
+fn history_filter(q: &HistoryQuery) -> Result<GrantFilter, FieldError> {
     let text = |s: &str| Some(s.trim().to_owned()).filter(|s| !s.is_empty());
     let states = match q.state.trim() {
         "" | "all" => Vec::new(),
@@ -164,17 +100,22 @@ fn history_filter(q: &HistoryQuery) -> Result<(GrantFilter, Option<String>), Fie
     if q.text.chars().count() > 200 {
         return Err(FieldError::new("text", "must be at most 200 characters"));
     }
-    Ok((
-        GrantFilter {
-            requester: text(&q.user),
-            account_id: text(&q.account),
-            permission_set: text(&q.permission_set),
-            states,
-            created_from: from,
-            created_to: to,
-        },
-        text(&q.text),
-    ))
+    let words = match q.text.trim() {
+        "" => None,
+        t => Some(
+            SearchWords::parse(t)
+                .ok_or_else(|| FieldError::new("text", "has no letters or digits to search for"))?,
+        ),
+    };
+    Ok(GrantFilter {
+        requester: text(&q.user),
+        account_id: text(&q.account),
+        permission_set: text(&q.permission_set),
+        states,
+        created_from: from,
+        created_to: to,
+        words,
+    })
 }
 
 /// `<created_at in microseconds>.<grant id>`: opaque to clients, checked on the way in.
@@ -225,7 +166,8 @@ mod tests {
             }),
             Some("to".into())
         );
-        let (ok, _) = history_filter(&HistoryQuery {
+        assert_eq!(q(|q| q.text = "%% --".into()), Some("text".into()));
+        let ok = history_filter(&HistoryQuery {
             from: "2026-01-01".into(),
             to: "2026-01-31".into(),
             state: "active".into(),

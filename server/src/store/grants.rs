@@ -7,7 +7,8 @@ use super::approvals::Approval;
 use super::audit::NewAuditEvent;
 use super::outbox::NewNotification;
 use super::projection;
-use super::sql::{micros, PostgresStore, SqliteStore};
+use super::search::{self, Plan, SearchWords};
+use super::sql::{micros, Dialect, PostgresStore, SqliteStore};
 use super::StoreError;
 use app::domain::{
     AccountId, Grant, GrantDuration, GrantId, GrantRequest, GrantState, IdentityUser,
@@ -99,6 +100,8 @@ pub struct GrantFilter {
     pub created_from: Option<DateTime<Utc>>,
     /// Created at or before.
     pub created_to: Option<DateTime<Utc>>,
+    /// Words the justification must have (`store::search`).
+    pub words: Option<SearchWords>,
 }
 
 /// Keyset position: the `(created_at, id)` of the last row of the previous page.
@@ -565,6 +568,26 @@ macro_rules! impl_grants {
                 }
                 if let Some(v) = filter.created_to {
                     qb.push(" AND created_at <= ").push_bind(v);
+                }
+                if let Some(words) = &filter.words {
+                    let plan = if <$store as Dialect>::PLANS_SEARCH {
+                        let n: i64 = sqlx::query_scalar(search::SQLITE_COUNT)
+                            .bind(<$store as Dialect>::words_query(words))
+                            .bind(search::RARE_AT_MOST + 1)
+                            .fetch_one(&self.pool)
+                            .await?;
+                        Some(if n <= search::RARE_AT_MOST {
+                            Plan::FromIndex
+                        } else {
+                            Plan::PerRow
+                        })
+                    } else {
+                        None
+                    };
+                    let (open, close) = search::condition(plan);
+                    qb.push(open)
+                        .push_bind(<$store as Dialect>::words_query(words))
+                        .push(close);
                 }
                 if let Some(c) = after {
                     qb.push(" AND (created_at < ")

@@ -38,6 +38,7 @@ pub mod outbox;
 pub mod people;
 pub mod projection;
 pub mod reaper;
+pub mod search;
 pub mod sessions;
 mod sql;
 pub mod verifications;
@@ -60,6 +61,7 @@ pub use outbox::{
 };
 pub use people::People;
 pub use reaper::{GrantAws, ReaperQueue};
+pub use search::SearchWords;
 pub use sessions::{DenyRow, PolicyKind, SessionCloses, SessionsOutcome, StoredPolicy};
 pub use sql::{PostgresStore, SqliteStore};
 pub use verifications::{

@@ -4,6 +4,7 @@
 //! (placeholders are `$n`, which both accept; times bind as `DateTime<Utc>`, which
 //! SQLite stores as RFC 3339 text and PostgreSQL as `timestamptz`).
 
+use super::search::SearchWords;
 use super::StoreError;
 use chrono::{DateTime, SubsecRound, Utc};
 use sqlx::postgres::{PgPool, PgPoolOptions};
@@ -93,15 +94,28 @@ impl PostgresStore {
 pub(super) trait Dialect {
     /// Appended to the outbox claim's subquery.
     const CLAIM_LOCK: &'static str;
+    /// Whether the history's word search picks its plan here (SQLite's planner has
+    /// no statistics of FTS5's contents; PostgreSQL's has them for its GIN index).
+    const PLANS_SEARCH: bool;
+    /// The words as the backend's full-text query.
+    fn words_query(words: &SearchWords) -> String;
 }
 
 impl Dialect for SqliteStore {
     // SQLite has one writer at a time: the UPDATE is atomic as it stands.
     const CLAIM_LOCK: &'static str = "";
+    const PLANS_SEARCH: bool = true;
+    fn words_query(words: &SearchWords) -> String {
+        words.fts5()
+    }
 }
 
 impl Dialect for PostgresStore {
     const CLAIM_LOCK: &'static str = " FOR UPDATE SKIP LOCKED";
+    const PLANS_SEARCH: bool = false;
+    fn words_query(words: &SearchWords) -> String {
+        words.tsquery()
+    }
 }
 
 /// Times are stored to the microsecond, as PostgreSQL keeps them.

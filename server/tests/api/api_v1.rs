@@ -528,13 +528,28 @@ async fn history_pages_by_keyset_and_filters(db: &TestDb) {
     }
     made.reverse();
     assert_eq!(seen, made, "every grant once, newest first");
-    // Literal text search: `%` matches itself only, case-insensitive.
+    // Words of the justification, case-insensitive, each the start of a word;
+    // punctuation and query syntax are never operators.
+    let words = |page: &serde_json::Value| page["grants"].as_array().unwrap().len();
     let (_, page) = api.get(&audrey, "/api/v1/grants?text=NUMBER%203").await;
-    assert_eq!(page["grants"].as_array().unwrap().len(), 1, "{page}");
+    assert_eq!(words(&page), 1, "{page}");
     let (_, page) = api.get(&audrey, "/api/v1/grants?text=100%25").await;
-    assert_eq!(page["grants"].as_array().unwrap().len(), 7);
-    let (_, page) = api.get(&audrey, "/api/v1/grants?text=1%25%25").await;
-    assert_eq!(page["grants"].as_array().unwrap().len(), 0);
+    assert_eq!(words(&page), 7);
+    let (_, page) = api.get(&audrey, "/api/v1/grants?text=certain").await;
+    assert_eq!(words(&page), 7, "a word's start finds it");
+    let (_, page) = api.get(&audrey, "/api/v1/grants?text=ertain").await;
+    assert_eq!(words(&page), 0, "not its middle");
+    let (_, page) = api
+        .get(&audrey, "/api/v1/grants?text=number%20OR%20nothing")
+        .await;
+    assert_eq!(words(&page), 0, "OR is a word, not an operator");
+    let (_, page) = api
+        .get(&audrey, "/api/v1/grants?text=%22reason%22*%20NOT%204")
+        .await;
+    assert_eq!(words(&page), 0, "quotes, * and NOT are not syntax");
+    let (status, page) = api.get(&audrey, "/api/v1/grants?text=%25%25").await;
+    assert_eq!(status, 422, "{page}");
+    assert_eq!(page["error"]["field"], "text");
     let (_, page) = api.get(&audrey, "/api/v1/grants?state=approved").await;
     assert_eq!(page["grants"].as_array().unwrap().len(), 0);
     let (_, page) = api

@@ -20,6 +20,7 @@ mod crash;
 mod evidence;
 mod extend;
 mod helpers;
+mod history_words;
 mod http;
 mod identity;
 mod moto;
