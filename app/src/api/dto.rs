@@ -221,9 +221,8 @@ pub struct HistoryQuery {
     /// RFC 3339 or `YYYY-MM-DD` (inclusive, UTC): grants created until then.
     #[serde(default)]
     pub to: String,
-    /// Words the justification must have, each as the start of one of its words,
-    /// case-insensitive ("deplo" finds "deploy"). Words are runs of letters and
-    /// digits; anything else only separates them.
+    /// Words the justification must have, each as a whole word, case-insensitive.
+    /// Words are runs of letters and digits; anything else only separates them.
     #[serde(default)]
     pub text: String,
     /// The opaque position returned as `next` by the previous page.

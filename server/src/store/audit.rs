@@ -463,7 +463,7 @@ macro_rules! impl_audit_log {
         #[async_trait]
         impl AuditLog for $store {
             async fn append_audit(&self, event: NewAuditEvent) -> Result<AuditEvent, StoreError> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.write_tx().await?;
                 let sealed = Self::append_in(&mut tx, event).await?;
                 tx.commit().await?;
                 Ok(sealed)

@@ -43,7 +43,7 @@ macro_rules! impl_catalog {
                 at: DateTime<Utc>,
             ) -> Result<(), StoreError> {
                 let at = at.trunc_subsecs(6);
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.write_tx().await?;
                 sqlx::query("DELETE FROM catalog_permission_sets")
                     .execute(&mut *tx)
                     .await?;

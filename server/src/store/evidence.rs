@@ -149,7 +149,7 @@ macro_rules! impl_evidence {
                 grant: GrantId,
                 events: &[ActivityEvent],
             ) -> Result<u64, StoreError> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.write_tx().await?;
                 let mut inserted = 0;
                 for e in events {
                     let resources = serde_json::to_string(&e.resources)

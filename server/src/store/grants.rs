@@ -358,7 +358,7 @@ macro_rules! impl_grants {
                 notifications: Vec<NewNotification>,
             ) -> Result<Grant, StoreError> {
                 let at = at.trunc_subsecs(6);
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.write_tx().await?;
                 if let Some(cap) = stamp.max_active_per_user {
                     // The lock row first: on PostgreSQL it holds the requester's row lock
                     // until commit, on SQLite it takes the write lock, so the count below
@@ -470,7 +470,7 @@ macro_rules! impl_grants {
                     sessions_close,
                     sessions_until,
                 } = change.patch;
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.write_tx().await?;
                 // The conditional update is the claim: it is the first statement, so it
                 // also takes the write lock before anything is read.
                 let row: Option<GrantRow> = sqlx::query_as(&format!(
@@ -543,9 +543,28 @@ macro_rules! impl_grants {
                 after: Option<Cursor>,
                 limit: u32,
             ) -> Result<Vec<Grant>, StoreError> {
-                let mut qb = sqlx::QueryBuilder::<$db>::new(format!(
-                    "SELECT {GRANT_COLUMNS} FROM grants WHERE 1 = 1"
-                ));
+                // Words first: their plan decides the query's shape (`store::search`).
+                let backend = <$store as Dialect>::SEARCH;
+                let plan = match &filter.words {
+                    Some(words) => {
+                        let n: i64 = sqlx::query_scalar(&search::count_sql(backend))
+                            .bind(<$store as Dialect>::words_query(words))
+                            .bind(search::RARE_AT_MOST + 1)
+                            .fetch_one(&self.pool)
+                            .await?;
+                        Some(Plan::for_matches(n))
+                    }
+                    None => None,
+                };
+                let fenced = plan.is_some_and(|p| search::fenced(backend, p));
+                let mut qb = sqlx::QueryBuilder::<$db>::new(if fenced {
+                    format!(
+                        "SELECT {GRANT_COLUMNS} FROM (SELECT {GRANT_COLUMNS} FROM grants \
+                         WHERE 1 = 1"
+                    )
+                } else {
+                    format!("SELECT {GRANT_COLUMNS} FROM grants WHERE 1 = 1")
+                });
                 if let Some(v) = &filter.requester {
                     qb.push(" AND requester = ").push_bind(v.clone());
                 }
@@ -569,22 +588,8 @@ macro_rules! impl_grants {
                 if let Some(v) = filter.created_to {
                     qb.push(" AND created_at <= ").push_bind(v);
                 }
-                if let Some(words) = &filter.words {
-                    let plan = if <$store as Dialect>::PLANS_SEARCH {
-                        let n: i64 = sqlx::query_scalar(search::SQLITE_COUNT)
-                            .bind(<$store as Dialect>::words_query(words))
-                            .bind(search::RARE_AT_MOST + 1)
-                            .fetch_one(&self.pool)
-                            .await?;
-                        Some(if n <= search::RARE_AT_MOST {
-                            Plan::FromIndex
-                        } else {
-                            Plan::PerRow
-                        })
-                    } else {
-                        None
-                    };
-                    let (open, close) = search::condition(plan);
+                if let (Some(words), Some(plan)) = (&filter.words, plan) {
+                    let (open, close) = search::condition(backend, plan);
                     qb.push(open)
                         .push_bind(<$store as Dialect>::words_query(words))
                         .push(close);
@@ -597,6 +602,11 @@ macro_rules! impl_grants {
                         .push(" AND id < ")
                         .push_bind(c.id.to_string())
                         .push("))");
+                }
+                if fenced {
+                    // The planner may not merge it: the few matches are read through
+                    // the index, then sorted here.
+                    qb.push(" OFFSET 0) AS grants");
                 }
                 qb.push(" ORDER BY created_at DESC, id DESC LIMIT ")
                     .push_bind(i64::from(limit.clamp(1, 1000)));
@@ -611,7 +621,7 @@ macro_rules! impl_grants {
                 event: NewAuditEvent,
             ) -> Result<Grant, StoreError> {
                 let at = review.at.trunc_subsecs(6);
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.write_tx().await?;
                 // Conditional, so two reviewers racing record one review.
                 let row: Option<GrantRow> = sqlx::query_as(&format!(
                     "UPDATE grants SET reviewed_by = $1, reviewed_at = $2, review_comment = $3, \

@@ -290,7 +290,7 @@ macro_rules! impl_outbox {
                 &self,
                 events: &[NewNotification],
             ) -> Result<u64, StoreError> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.write_tx().await?;
                 let inserted = Self::notifications_in(&mut tx, events).await?;
                 tx.commit().await?;
                 Ok(inserted)
@@ -334,7 +334,7 @@ macro_rules! impl_outbox {
                 complete: bool,
             ) -> Result<(), StoreError> {
                 let at = at.trunc_subsecs(6);
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.write_tx().await?;
                 for d in deliveries {
                     sqlx::query(
                         "INSERT INTO notification_deliveries \

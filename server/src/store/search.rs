@@ -1,16 +1,19 @@
 //! Words of a grant's justification, as the history's text filter matches them: the
-//! grants whose justification has, for every word asked, a word that starts with it
-//! ("deplo" finds "deploy"; "ploy" does not). Words are runs of letters and digits,
-//! compared case-folded; everything else separates them and is never syntax (`OR`,
-//! `*`, quotes and `%` are a word or nothing).
+//! grants whose justification has every word asked, as a whole word ("deploy" finds
+//! "Deploy the fix"; "deplo" and "ploy" do not). Words are runs of letters and
+//! digits, compared case-folded; everything else separates them and is never syntax
+//! (`OR`, `*`, quotes and `%` are a word or nothing). Whole words, not prefixes: an
+//! FTS5 prefix query merges the doclists of every word it covers each time it runs,
+//! which made the newest-first walk below cost 12 ms per grant checked (3.4 s a
+//! page at a million grants, docs/benchmarks.md).
 //!
 //! Both backends answer from an index (migration 0014): SQLite from an FTS5 table,
 //! PostgreSQL from a GIN index over the same words. A page is always full or the last
-//! one, whatever the word's frequency:
-//! - PostgreSQL's planner knows each word's frequency from its statistics and picks
-//!   the index lookup for a rare word or the newest-first walk for a common one;
-//! - SQLite's planner knows nothing of FTS5's contents, so [`Plan`] is chosen here by
-//!   counting, through the index, at most [`RARE_AT_MOST`] + 1 matches first.
+//! one, whatever the word's frequency. Neither planner can be left to choose between
+//! reading the few matches from the index and walking the newest-first index for a
+//! common word (SQLite knows nothing of FTS5's contents; PostgreSQL estimates every
+//! word outside its most common ones at 0.5 % of the rows), so [`Plan`] is chosen
+//! here by counting, through the index, at most [`RARE_AT_MOST`] + 1 matches first.
 
 /// The words a history search asks for; at least one.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,32 +34,39 @@ impl SearchWords {
         &self.0
     }
 
-    /// FTS5's query: every word as a quoted prefix (`"deplo"* "prod"*`, an AND).
+    /// FTS5's query: every word quoted (`"deploy" "prod"`, an AND).
     pub(super) fn fts5(&self) -> String {
         self.0
             .iter()
-            .map(|w| format!("\"{w}\"*"))
+            .map(|w| format!("\"{w}\""))
             .collect::<Vec<_>>()
             .join(" ")
     }
 
-    /// PostgreSQL's `tsquery`: every word as a quoted prefix (`'deplo':* & 'prod':*`).
+    /// PostgreSQL's `tsquery`: every word quoted (`'deploy' & 'prod'`).
     pub(super) fn tsquery(&self) -> String {
         self.0
             .iter()
-            .map(|w| format!("'{w}':*"))
+            .map(|w| format!("'{w}'"))
             .collect::<Vec<_>>()
             .join(" & ")
     }
 }
 
-/// Matches SQLite sorts itself (newest first) when the words are that rare; more
-/// and the page walks the newest-first index checking each grant against FTS5.
-/// Sorting this many rows costs about what walking to 50 matches of a word found
-/// in one grant in a hundred does (docs/benchmarks.md).
+/// Matches a page sorts itself (newest first) when the words are that rare; more
+/// and the page walks the newest-first index checking each grant. Sorting this many
+/// rows costs about what walking to 50 matches of a word found in one grant in a
+/// hundred does (docs/benchmarks.md).
 pub const RARE_AT_MOST: i64 = 5000;
 
-/// How a SQLite page finds the grants with the words.
+/// The backend whose full-text index a page asks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// How a page finds the grants with the words, chosen by [`count_sql`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Plan {
     /// Few matches: read them from the index, then sort.
@@ -65,29 +75,60 @@ pub enum Plan {
     PerRow,
 }
 
-/// SQLite's probe: how many grants match, counting at most to `$2`.
-pub(super) const SQLITE_COUNT: &str = "SELECT count(*) FROM (SELECT 1 FROM grants_text \
-     WHERE grants_text MATCH $1 LIMIT $2)";
-
-/// The condition, around the bound query, for each way of matching.
-pub(super) fn condition(plan: Option<Plan>) -> (&'static str, &'static str) {
-    match plan {
-        Some(Plan::FromIndex) => (
-            " AND text_rowid IN (SELECT rowid FROM grants_text WHERE grants_text MATCH ",
-            ")",
-        ),
-        Some(Plan::PerRow) => (
-            " AND EXISTS (SELECT 1 FROM grants_text WHERE grants_text MATCH ",
-            " AND grants_text.rowid = grants.text_rowid)",
-        ),
-        // PostgreSQL: the planner picks; the expression is the index's, verbatim.
-        None => (POSTGRES_WORDS, ")"),
+impl Plan {
+    /// The plan for `matches` (counted up to [`RARE_AT_MOST`] + 1).
+    pub(super) fn for_matches(matches: i64) -> Self {
+        if matches <= RARE_AT_MOST {
+            Self::FromIndex
+        } else {
+            Self::PerRow
+        }
     }
 }
 
-/// Migration 0014's index expression, matched against the bound `tsquery`.
-const POSTGRES_WORDS: &str = " AND to_tsvector('simple', regexp_replace(justification, \
-     '[^[:alnum:]]+', ' ', 'g')) @@ to_tsquery('simple', ";
+/// Migration 0014's index expression, character for character, matched against
+/// the `tsquery` bound after it.
+macro_rules! postgres_words {
+    () => {
+        "to_tsvector('simple', regexp_replace(justification, '[^[:alnum:]]+', ' ', 'g')) \
+         @@ to_tsquery('simple', "
+    };
+}
+
+/// The probe: how many grants have the words `$1`, counting at most to `$2`.
+pub(super) fn count_sql(backend: Backend) -> String {
+    let matching = match backend {
+        Backend::Sqlite => "grants_text WHERE grants_text MATCH $1",
+        Backend::Postgres => concat!("grants WHERE ", postgres_words!(), "$1)"),
+    };
+    format!("SELECT count(*) FROM (SELECT 1 FROM {matching} LIMIT $2) AS m")
+}
+
+/// The condition, around the bound query, for `plan` on `backend`.
+pub(super) fn condition(backend: Backend, plan: Plan) -> (&'static str, &'static str) {
+    match (backend, plan) {
+        (Backend::Sqlite, Plan::FromIndex) => (
+            " AND text_rowid IN (SELECT rowid FROM grants_text WHERE grants_text MATCH ",
+            ")",
+        ),
+        (Backend::Sqlite, Plan::PerRow) => (
+            " AND EXISTS (SELECT 1 FROM grants_text WHERE grants_text MATCH ",
+            " AND grants_text.rowid = grants.text_rowid)",
+        ),
+        // The same condition for both plans; the rare one is fenced ([`fenced`]).
+        (Backend::Postgres, _) => (POSTGRES_CONDITION, ")"),
+    }
+}
+
+/// Whether `plan` on `backend` runs the filter in a subquery the planner may not
+/// merge (`OFFSET 0`), sorting its rows outside: PostgreSQL estimates any word outside
+/// its most common ones at 0.5 % of the rows and would walk the newest-first index
+/// for a word found in one grant in 100,000, checking every row (seconds a page).
+pub(super) fn fenced(backend: Backend, plan: Plan) -> bool {
+    backend == Backend::Postgres && plan == Plan::FromIndex
+}
+
+const POSTGRES_CONDITION: &str = concat!(" AND ", postgres_words!());
 
 #[cfg(test)]
 mod tests {
@@ -99,13 +140,13 @@ mod tests {
         assert_eq!(w.words(), ["deploy", "prod", "inc", "42", "or", "x", "100"]);
         assert_eq!(
             w.fts5(),
-            "\"deploy\"* \"prod\"* \"inc\"* \"42\"* \"or\"* \"x\"* \"100\"*"
+            "\"deploy\" \"prod\" \"inc\" \"42\" \"or\" \"x\" \"100\""
         );
         assert_eq!(
             SearchWords::parse("café rollback")
                 .expect("words")
                 .tsquery(),
-            "'café':* & 'rollback':*"
+            "'café' & 'rollback'"
         );
         assert_eq!(SearchWords::parse("%% -- ''"), None);
         assert_eq!(SearchWords::parse(""), None);

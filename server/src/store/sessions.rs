@@ -263,7 +263,7 @@ macro_rules! impl_session_closes {
             }
 
             async fn record_sessions(&self, outcome: SessionsOutcome) -> Result<bool, StoreError> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.write_tx().await?;
                 let at = outcome.event.at.trunc_subsecs(6);
                 let row: Option<GrantRow> = sqlx::query_as(&format!(
                     "UPDATE grants SET sessions_close = $1, \

@@ -4,7 +4,7 @@
 //! (placeholders are `$n`, which both accept; times bind as `DateTime<Utc>`, which
 //! SQLite stores as RFC 3339 text and PostgreSQL as `timestamptz`).
 
-use super::search::SearchWords;
+use super::search::{Backend, SearchWords};
 use super::StoreError;
 use chrono::{DateTime, SubsecRound, Utc};
 use sqlx::postgres::{PgPool, PgPoolOptions};
@@ -55,6 +55,16 @@ impl SqliteStore {
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
     }
+
+    /// A transaction that writes: `BEGIN IMMEDIATE`, which takes the write lock
+    /// first (waiting out the busy timeout). A deferred one that reads and then
+    /// writes fails at once with "database is locked" when another connection has
+    /// committed since its read, whatever the timeout: concurrent requests did.
+    pub(super) async fn write_tx(
+        &self,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error> {
+        self.pool.begin_with("BEGIN IMMEDIATE").await
+    }
 }
 
 /// The PostgreSQL store, for several replicas sharing one database.
@@ -88,15 +98,21 @@ impl PostgresStore {
     pub fn pool(&self) -> &PgPool {
         &self.pool
     }
+
+    /// A transaction that writes (row locks and conditional updates serialise them).
+    pub(super) async fn write_tx(
+        &self,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error> {
+        self.pool.begin().await
+    }
 }
 
 /// What differs between the backends' SQL.
 pub(super) trait Dialect {
     /// Appended to the outbox claim's subquery.
     const CLAIM_LOCK: &'static str;
-    /// Whether the history's word search picks its plan here (SQLite's planner has
-    /// no statistics of FTS5's contents; PostgreSQL's has them for its GIN index).
-    const PLANS_SEARCH: bool;
+    /// Whose full-text index the history's word search asks (`store::search`).
+    const SEARCH: Backend;
     /// The words as the backend's full-text query.
     fn words_query(words: &SearchWords) -> String;
 }
@@ -104,7 +120,7 @@ pub(super) trait Dialect {
 impl Dialect for SqliteStore {
     // SQLite has one writer at a time: the UPDATE is atomic as it stands.
     const CLAIM_LOCK: &'static str = "";
-    const PLANS_SEARCH: bool = true;
+    const SEARCH: Backend = Backend::Sqlite;
     fn words_query(words: &SearchWords) -> String {
         words.fts5()
     }
@@ -112,7 +128,7 @@ impl Dialect for SqliteStore {
 
 impl Dialect for PostgresStore {
     const CLAIM_LOCK: &'static str = " FOR UPDATE SKIP LOCKED";
-    const PLANS_SEARCH: bool = false;
+    const SEARCH: Backend = Backend::Postgres;
     fn words_query(words: &SearchWords) -> String {
         words.tsquery()
     }
