@@ -52,6 +52,42 @@ async function goto(page, path) {
   await page.waitForSelector('header[data-hydrated="true"]', { timeout: 30_000 });
 }
 
+/**
+ * Prints (does not assert) the time to interactive of `path`: navigation start →
+ * the page hydrated (its header's data-hydrated turns true), the median of five
+ * loads, next to the load of a static HTML page of the same size (the same HTML with
+ * its scripts removed, the same stylesheet), the floor of this browser and server.
+ */
+async function timeToInteractive(context, path) {
+  const page = await context.newPage();
+  await page.addInitScript(() => {
+    new MutationObserver((_, observer) => {
+      if (document.querySelector('header[data-hydrated="true"]')) {
+        window.__hydratedAt = performance.now();
+        observer.disconnect();
+      }
+    }).observe(document, { subtree: true, childList: true, attributes: true, attributeFilter: ['data-hydrated'] });
+  });
+  const html = await (await context.request.get(`${timebox.url}${path}`)).text();
+  const bare = html.replace(/<script\b[\s\S]*?<\/script>/g, '').replace(/<link[^>]*rel="modulepreload"[^>]*>/g, '');
+  await page.route(`${timebox.url}/__static`, (r) => r.fulfill({ body: bare, contentType: 'text/html' }));
+  const median = (xs) => xs.sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+  const hydrated = [];
+  const stat = [];
+  for (let i = 0; i < 5; i++) {
+    await page.goto(`${timebox.url}${path}`);
+    await page.waitForFunction(() => window.__hydratedAt !== undefined, null, { timeout: 30_000 });
+    hydrated.push(await page.evaluate(() => window.__hydratedAt));
+    await page.goto(`${timebox.url}/__static`, { waitUntil: 'load' });
+    stat.push(await page.evaluate(() => performance.getEntriesByType('navigation')[0].loadEventEnd));
+  }
+  const [h, f] = [median(hydrated), median(stat)];
+  console.log(`time to interactive of ${path}: hydrated at ${h.toFixed(0)} ms (median of 5); `
+    + `static HTML of the same size (${(bare.length / 1024).toFixed(0)} KB without scripts, `
+    + `${(html.length / 1024).toFixed(0)} KB served): loaded at ${f.toFixed(0)} ms; ratio ${(h / f).toFixed(1)}`);
+  await page.close();
+}
+
 const shot = (page, name) => page.screenshot({ path: join(screenshotDir, `${name}.png`), fullPage: true });
 
 /** Waits until the catalog has been synced from the emulator (the reaper's first pass). */
@@ -211,6 +247,7 @@ test('a requester asks, an approver approves, the grant is provisioned, ended ea
   const row = audrey.page.locator(`tr[data-grant="${id}"]`);
   await row.waitFor();
   await shot(audrey.page, '06-history');
+  await timeToInteractive(audrey.context, '/history');
   await Promise.all([audrey.page.waitForURL(new RegExp(`/grants/${id}$`)), row.locator('a').first().click()]);
   await waitForState(audrey.page, id, 'revoked');
   await audrey.page.getByTestId('timeline').waitFor();

@@ -7,8 +7,14 @@
 //! cargo run --release -p server --example bench_reaper -- \
 //!     [--grants 10000] [--rate 0] [--interval-ms 250] [--concurrency 32] \
 //!     [--database sqlite://…|postgres://…] [--moto-url http://127.0.0.1:5000] \
-//!     [--contend 0] [--drift-history 0 --drift-passes 5]
+//!     [--contend 0] [--drift-history 0 --drift-passes 5] \
+//!     [--identity-center emulator|at-once] [--spread-ms 60000]
 //! ```
+//! `--identity-center at-once` revokes against an in-process Identity Center that
+//! answers `DeleteAccountAssignment` and its status at once (the emulator still serves
+//! the catalog): the revocations per second are then Timebox's own ceiling, and the
+//! CPU time per revocation its own cost. `--spread-ms 0` makes every grant end at the
+//! same moment, so the throughput is not bounded by the arrivals.
 //! `--drift-history H` measures the drift pass instead of the revocations: after
 //! seeding, it times `--drift-passes` passes (`Reaper::reconcile`), adds H closed
 //! grants of the same users and permission sets to the database (one SQL statement),
@@ -41,7 +47,10 @@ use std::time::{Duration, Instant};
 use timebox_server::aws::{Calls, Pacer};
 use timebox_server::clock::SystemClock;
 use timebox_server::identity_center::sdk::{Clients, SdkIdentityCenter};
-use timebox_server::identity_center::{IdentityCenter, UserKey};
+use timebox_server::identity_center::{
+    Assignment, GroupInfo, IcError, IdentityCenter, IdentityError, IdentityUser, Instance,
+    Operation, OperationStatus, PermissionSetInfo, UserContact, UserKey,
+};
 use timebox_server::metrics::Metrics;
 use timebox_server::reaper::{Reaper, ReaperSettings};
 use timebox_server::services::grants::GrantService;
@@ -57,6 +66,11 @@ struct Args {
     contend: usize,
     drift_history: u64,
     drift_passes: usize,
+    /// Revoke against an in-process Identity Center that answers at once
+    /// (`--identity-center at-once`): Timebox's own ceiling.
+    at_once: bool,
+    /// The grants' ends are spread evenly over this many milliseconds (0: all at once).
+    spread_ms: i64,
 }
 
 fn args() -> Args {
@@ -70,6 +84,8 @@ fn args() -> Args {
         contend: 0,
         drift_history: 0,
         drift_passes: 5,
+        at_once: false,
+        spread_ms: 60_000,
     };
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
@@ -81,6 +97,14 @@ fn args() -> Args {
             "--concurrency" => a.concurrency = v.parse().expect("--concurrency N"),
             "--database" => a.database = Some(v),
             "--moto-url" => a.moto_url = Some(v),
+            "--identity-center" => {
+                a.at_once = match v.as_str() {
+                    "emulator" => false,
+                    "at-once" => true,
+                    other => panic!("--identity-center emulator|at-once, not {other}"),
+                }
+            }
+            "--spread-ms" => a.spread_ms = v.parse().expect("--spread-ms N"),
             "--contend" => a.contend = v.parse().expect("--contend N"),
             "--drift-history" => a.drift_history = v.parse().expect("--drift-history N"),
             "--drift-passes" => a.drift_passes = v.parse().expect("--drift-passes N"),
@@ -88,6 +112,97 @@ fn args() -> Args {
         }
     }
     a
+}
+
+/// CPU time this process has used (user + system), from `/proc/self/stat`: the
+/// reaper, the database driver and SQLite; not moto, nor a PostgreSQL server.
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name (which is in parentheses and may hold spaces).
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // utime and stime are fields 14 and 15 of the line, 11 and 12 after the name;
+    // Linux counts them in 1/100 s (USER_HZ).
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// An in-process Identity Center that creates and deletes assignments at once
+/// (answering `SUCCEEDED`, as moto does, with no call made); everything else goes
+/// to the emulator. With it the reaper's throughput is Timebox's own ceiling.
+#[derive(Debug)]
+struct AtOnce {
+    emulator: Arc<SdkIdentityCenter>,
+    ops: std::sync::atomic::AtomicU64,
+}
+
+impl AtOnce {
+    fn new(emulator: Arc<SdkIdentityCenter>) -> Self {
+        Self {
+            emulator,
+            ops: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    fn done(&self) -> Operation {
+        let n = self.ops.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Operation {
+            request_id: format!("at-once-{n}"),
+            status: OperationStatus::Succeeded,
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl IdentityCenter for AtOnce {
+    async fn instance(&self) -> Result<Instance, IcError> {
+        self.emulator.instance().await
+    }
+    async fn list_permission_sets(&self) -> Result<Vec<PermissionSetInfo>, IcError> {
+        self.emulator.list_permission_sets().await
+    }
+    async fn describe_permission_set(&self, arn: &str) -> Result<PermissionSetInfo, IcError> {
+        self.emulator.describe_permission_set(arn).await
+    }
+    async fn organization_tree(&self) -> Result<Vec<timebox_server::store::CatalogNode>, IcError> {
+        self.emulator.organization_tree().await
+    }
+    async fn find_user(&self, by: &UserKey, value: &str) -> Result<IdentityUser, IdentityError> {
+        self.emulator.find_user(by, value).await
+    }
+    async fn user_groups(&self, user_id: &str) -> Result<Vec<String>, IcError> {
+        self.emulator.user_groups(user_id).await
+    }
+    async fn describe_group(&self, group_id: &str) -> Result<GroupInfo, IcError> {
+        self.emulator.describe_group(group_id).await
+    }
+    async fn create_assignment(&self, _: &Assignment) -> Result<Operation, IcError> {
+        Ok(self.done())
+    }
+    async fn creation_status(&self, _: &str) -> Result<OperationStatus, IcError> {
+        Ok(OperationStatus::Succeeded)
+    }
+    async fn delete_assignment(&self, _: &Assignment) -> Result<Operation, IcError> {
+        Ok(self.done())
+    }
+    async fn deletion_status(&self, _: &str) -> Result<OperationStatus, IcError> {
+        Ok(OperationStatus::Succeeded)
+    }
+    async fn list_assignments(
+        &self,
+        account_id: &str,
+        permission_set_arn: &str,
+    ) -> Result<Vec<Assignment>, IcError> {
+        self.emulator
+            .list_assignments(account_id, permission_set_arn)
+            .await
+    }
+    async fn group_members(&self, display_name: &str) -> Result<Vec<String>, IcError> {
+        self.emulator.group_members(display_name).await
+    }
+    async fn user_contact(&self, user_id: &str) -> Result<UserContact, IcError> {
+        self.emulator.user_contact(user_id).await
+    }
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -214,18 +329,22 @@ async fn main() {
             let grants = grants.clone();
             let sso = clients.sso_admin.clone();
             let instance_arn = instance.instance_arn.clone();
+            let (at_once, spread_ms) = (a.at_once, a.spread_ms);
             async move {
                 let principal = format!("principal-{user}");
-                sso.create_account_assignment()
-                    .instance_arn(&instance_arn)
-                    .target_id(&account)
-                    .target_type(aws_sdk_ssoadmin::types::TargetType::AwsAccount)
-                    .permission_set_arn(&arn)
-                    .principal_type(aws_sdk_ssoadmin::types::PrincipalType::User)
-                    .principal_id(&principal)
-                    .send()
-                    .await
-                    .unwrap();
+                // In-process, the assignment exists only in the adapter's answers.
+                if !at_once {
+                    sso.create_account_assignment()
+                        .instance_arn(&instance_arn)
+                        .target_id(&account)
+                        .target_type(aws_sdk_ssoadmin::types::TargetType::AwsAccount)
+                        .permission_set_arn(&arn)
+                        .principal_type(aws_sdk_ssoadmin::types::PrincipalType::User)
+                        .principal_id(&principal)
+                        .send()
+                        .await
+                        .unwrap();
+                }
                 let g = grants
                     .request(
                         GrantRequest {
@@ -268,9 +387,9 @@ async fn main() {
                     )
                     .await
                     .unwrap();
-                // Ends spread evenly over one minute.
+                // Ends spread evenly over `--spread-ms` (one minute by default).
                 let end = ends_from
-                    + chrono::Duration::milliseconds((n as i64 * 60_000) / a.grants as i64);
+                    + chrono::Duration::milliseconds((n as i64 * spread_ms) / a.grants as i64);
                 grants
                     .act(
                         g.id,
@@ -302,9 +421,14 @@ async fn main() {
         eprintln!("warning: seeding overran the first end; lags of the first grants include it");
     }
 
+    let reaper_ic: Arc<dyn IdentityCenter> = if a.at_once {
+        Arc::new(AtOnce::new(ic.clone()))
+    } else {
+        ic.clone()
+    };
     let reaper = Arc::new(Reaper::new(
         grants.clone(),
-        ic.clone(),
+        reaper_ic,
         Arc::new(SystemClock),
         metrics.clone(),
         ReaperSettings {
@@ -357,6 +481,7 @@ async fn main() {
     // The server's loop (Reaper::run): a task per due target, passes every interval.
     let task = tokio::spawn(reaper.clone().run(stopped));
     let started = Instant::now();
+    let cpu_before = cpu_seconds();
     loop {
         tokio::time::sleep(Duration::from_secs(1)).await;
         let counts = store.grant_counts().await.unwrap();
@@ -368,6 +493,7 @@ async fn main() {
             break;
         }
     }
+    let cpu = cpu_seconds() - cpu_before;
     let _ = stop.send(true);
     let _ = task.await;
     for c in clients_running {
@@ -456,6 +582,19 @@ async fn main() {
     println!(
         "throughput: {:.0} revocations/s (first to last delete over {span:.1}s)",
         lags.len() as f64 / span.max(0.001)
+    );
+    println!(
+        "Identity Center: {}",
+        if a.at_once {
+            "in-process, answering at once (Timebox's own ceiling; no call counted above)"
+        } else {
+            "the emulator"
+        }
+    );
+    println!(
+        "CPU time of this process while revoking: {cpu:.2} s, {:.3} ms per revocation \
+         (the reaper, sqlx and SQLite; not the emulator, nor a PostgreSQL server)",
+        1000.0 * cpu / lags.len().max(1) as f64
     );
 }
 
