@@ -54,9 +54,9 @@ impl SearchWords {
 }
 
 /// Matches a page sorts itself (newest first) when the words are that rare; more
-/// and the page walks the newest-first index checking each grant. Sorting this many
-/// rows costs about what walking to 50 matches of a word found in one grant in a
-/// hundred does (docs/benchmarks.md).
+/// and the page walks the newest-first index checking each grant. Not tuned: the
+/// walk's cost grows as the words' share of the history falls, so a word just above
+/// this many matches in a large history is the slowest case (docs/benchmarks.md).
 pub const RARE_AT_MOST: i64 = 5000;
 
 /// The backend whose full-text index a page asks.
