@@ -548,7 +548,7 @@ macro_rules! impl_grants {
                 let plan = match &filter.words {
                     Some(words) => {
                         let n: i64 = sqlx::query_scalar(&search::count_sql(backend))
-                            .bind(<$store as Dialect>::words_query(words))
+                            .bind(words.query(backend))
                             .bind(search::RARE_AT_MOST + 1)
                             .fetch_one(&self.pool)
                             .await?;
@@ -591,7 +591,7 @@ macro_rules! impl_grants {
                 if let (Some(words), Some(plan)) = (&filter.words, plan) {
                     let (open, close) = search::condition(backend, plan);
                     qb.push(open)
-                        .push_bind(<$store as Dialect>::words_query(words))
+                        .push_bind(words.query(backend))
                         .push(close);
                 }
                 if let Some(c) = after {

@@ -34,22 +34,18 @@ impl SearchWords {
         &self.0
     }
 
-    /// FTS5's query: every word quoted (`"deploy" "prod"`, an AND).
-    pub(super) fn fts5(&self) -> String {
+    /// The backend's full-text query: every word quoted, all of them required
+    /// (FTS5 `"deploy" "prod"`; PostgreSQL's `tsquery` `'deploy' & 'prod'`).
+    pub(super) fn query(&self, backend: Backend) -> String {
+        let (quote, and) = match backend {
+            Backend::Sqlite => ('"', " "),
+            Backend::Postgres => ('\'', " & "),
+        };
         self.0
             .iter()
-            .map(|w| format!("\"{w}\""))
+            .map(|w| format!("{quote}{w}{quote}"))
             .collect::<Vec<_>>()
-            .join(" ")
-    }
-
-    /// PostgreSQL's `tsquery`: every word quoted (`'deploy' & 'prod'`).
-    pub(super) fn tsquery(&self) -> String {
-        self.0
-            .iter()
-            .map(|w| format!("'{w}'"))
-            .collect::<Vec<_>>()
-            .join(" & ")
+            .join(and)
     }
 }
 
@@ -139,13 +135,13 @@ mod tests {
         let w = SearchWords::parse("  Deploy-PROD, INC#42 OR \"x\"* 100% ").expect("words");
         assert_eq!(w.words(), ["deploy", "prod", "inc", "42", "or", "x", "100"]);
         assert_eq!(
-            w.fts5(),
+            w.query(Backend::Sqlite),
             "\"deploy\" \"prod\" \"inc\" \"42\" \"or\" \"x\" \"100\""
         );
         assert_eq!(
             SearchWords::parse("café rollback")
                 .expect("words")
-                .tsquery(),
+                .query(Backend::Postgres),
             "'café' & 'rollback'"
         );
         assert_eq!(SearchWords::parse("%% -- ''"), None);

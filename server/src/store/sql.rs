@@ -4,7 +4,7 @@
 //! (placeholders are `$n`, which both accept; times bind as `DateTime<Utc>`, which
 //! SQLite stores as RFC 3339 text and PostgreSQL as `timestamptz`).
 
-use super::search::{Backend, SearchWords};
+use super::search::Backend;
 use super::StoreError;
 use chrono::{DateTime, SubsecRound, Utc};
 use sqlx::postgres::{PgPool, PgPoolOptions};
@@ -113,25 +113,17 @@ pub(super) trait Dialect {
     const CLAIM_LOCK: &'static str;
     /// Whose full-text index the history's word search asks (`store::search`).
     const SEARCH: Backend;
-    /// The words as the backend's full-text query.
-    fn words_query(words: &SearchWords) -> String;
 }
 
 impl Dialect for SqliteStore {
     // SQLite has one writer at a time: the UPDATE is atomic as it stands.
     const CLAIM_LOCK: &'static str = "";
     const SEARCH: Backend = Backend::Sqlite;
-    fn words_query(words: &SearchWords) -> String {
-        words.fts5()
-    }
 }
 
 impl Dialect for PostgresStore {
     const CLAIM_LOCK: &'static str = " FOR UPDATE SKIP LOCKED";
     const SEARCH: Backend = Backend::Postgres;
-    fn words_query(words: &SearchWords) -> String {
-        words.tsquery()
-    }
 }
 
 /// Times are stored to the microsecond, as PostgreSQL keeps them.
