@@ -7,7 +7,7 @@ use super::approvals::Approval;
 use super::audit::NewAuditEvent;
 use super::outbox::NewNotification;
 use super::projection;
-use super::search::{self, Plan, SearchWords};
+use super::search::{self, SearchWords};
 use super::sql::{micros, Dialect, PostgresStore, SqliteStore};
 use super::StoreError;
 use app::domain::{
@@ -546,14 +546,7 @@ macro_rules! impl_grants {
                 // Words first: their plan decides the query's shape (`store::search`).
                 let backend = <$store as Dialect>::SEARCH;
                 let plan = match &filter.words {
-                    Some(words) => {
-                        let n: i64 = sqlx::query_scalar(&search::count_sql(backend))
-                            .bind(words.query(backend))
-                            .bind(search::RARE_AT_MOST + 1)
-                            .fetch_one(&self.pool)
-                            .await?;
-                        Some(Plan::for_matches(n))
-                    }
+                    Some(words) => Some(self.word_plan(words).await?),
                     None => None,
                 };
                 let fenced = plan.is_some_and(|p| search::fenced(backend, p));

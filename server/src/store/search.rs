@@ -13,7 +13,13 @@
 //! reading the few matches from the index and walking the newest-first index for a
 //! common word (SQLite knows nothing of FTS5's contents; PostgreSQL estimates every
 //! word outside its most common ones at 0.5 % of the rows), so [`Plan`] is chosen
-//! here by counting, through the index, at most [`RARE_AT_MOST`] + 1 matches first.
+//! here ([`SqliteStore::word_plan`], [`PostgresStore::word_plan`]): on PostgreSQL
+//! from the index's own statistics when they tell ([`WordStats`]: a common word's
+//! share, or a bound on a rare one's), otherwise, and always on SQLite, by counting
+//! through the index at most [`RARE_AT_MOST`] + 1 matches first.
+
+use super::sql::{PostgresStore, SqliteStore};
+use super::StoreError;
 
 /// The words a history search asks for; at least one.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,7 +68,7 @@ pub(super) enum Backend {
     Postgres,
 }
 
-/// How a page finds the grants with the words, chosen by [`count_sql`].
+/// How a page finds the grants with the words (`word_plan`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Plan {
     /// Few matches: read them from the index, then sort.
@@ -73,11 +79,113 @@ pub enum Plan {
 
 impl Plan {
     /// The plan for `matches` (counted up to [`RARE_AT_MOST`] + 1).
-    pub(super) fn for_matches(matches: i64) -> Self {
+    fn for_matches(matches: i64) -> Self {
         if matches <= RARE_AT_MOST {
             Self::FromIndex
         } else {
             Self::PerRow
+        }
+    }
+}
+
+impl SqliteStore {
+    /// The plan for `words`, by counting their matches in the FTS5 index (SQLite
+    /// keeps no statistics of its contents).
+    pub(super) async fn word_plan(&self, words: &SearchWords) -> Result<Plan, StoreError> {
+        let n: i64 = sqlx::query_scalar(&count_sql(Backend::Sqlite))
+            .bind(words.query(Backend::Sqlite))
+            .bind(RARE_AT_MOST + 1)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(Plan::for_matches(n))
+    }
+}
+
+impl PostgresStore {
+    /// The plan for `words`: from the GIN index's statistics when they decide it
+    /// (no read of the index: a common word's count cost 36 ms at a million grants),
+    /// else by counting.
+    pub(super) async fn word_plan(&self, words: &SearchWords) -> Result<Plan, StoreError> {
+        let stats: Option<(Vec<String>, Vec<f32>, f64)> = sqlx::query_as(POSTGRES_STATS)
+            .fetch_optional(&self.pool)
+            .await?;
+        if let Some(plan) =
+            stats.and_then(|(elems, freqs, rows)| WordStats { elems, freqs, rows }.plan(words))
+        {
+            return Ok(plan);
+        }
+        let n: i64 = sqlx::query_scalar(&count_sql(Backend::Postgres))
+            .bind(words.query(Backend::Postgres))
+            .bind(RARE_AT_MOST + 1)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(Plan::for_matches(n))
+    }
+}
+
+/// What ANALYZE recorded of the words index (migration 0014): its most common words
+/// with their shares of the grants, and the number of grants. No row before the
+/// first ANALYZE (autovacuum runs it as the table grows).
+const POSTGRES_STATS: &str = "SELECT s.most_common_elems::text::text[], s.most_common_elem_freqs, \
+     c.reltuples::float8 FROM pg_stats s JOIN pg_class c ON c.oid = to_regclass('grants') \
+     WHERE s.schemaname = current_schema() AND s.tablename = 'grants_justification_words' \
+     AND s.most_common_elems IS NOT NULL AND s.most_common_elem_freqs IS NOT NULL";
+
+/// PostgreSQL's statistics of the words: `elems` the most common words, `freqs`
+/// their shares of the rows followed by the least and greatest of those shares and
+/// the share of rows without words (PostgreSQL's layout), `rows` the grants.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct WordStats {
+    pub elems: Vec<String>,
+    pub freqs: Vec<f32>,
+    pub rows: f64,
+}
+
+impl WordStats {
+    /// The plan, when the statistics decide it:
+    /// - one word among the most common: by its estimated matches (its share of the
+    ///   grants; sampled, so accurate for a common word);
+    /// - any word outside them has a share below the least common tracked one, so
+    ///   the words together match fewer grants than that share (times the shares of
+    ///   the other words); when that bound is at most [`RARE_AT_MOST`], the few
+    ///   matches are read from the index.
+    ///
+    /// Otherwise (several common words, whose overlap the shares cannot tell, or a
+    /// bound above the threshold) `None`: count.
+    pub(super) fn plan(&self, words: &SearchWords) -> Option<Plan> {
+        let tracked = self.elems.len();
+        if tracked == 0 || self.freqs.len() < tracked + 1 || self.rows.is_nan() || self.rows <= 0.0
+        {
+            return None;
+        }
+        let least = f64::from(self.freqs[tracked]);
+        let shares: Vec<Option<f64>> = words
+            .words()
+            .iter()
+            .map(|w| {
+                self.elems
+                    .iter()
+                    .position(|e| e == w)
+                    .map(|i| f64::from(self.freqs[i]))
+            })
+            .collect();
+        let rare = RARE_AT_MOST as f64;
+        let bound = self.rows
+            * shares
+                .iter()
+                .map(|s| s.unwrap_or(least))
+                .fold(1.0, |acc, s| acc * s)
+                .min(1.0);
+        if shares.iter().any(Option::is_none) {
+            return (bound <= rare).then_some(Plan::FromIndex);
+        }
+        match shares.as_slice() {
+            [_] => Some(if bound <= rare {
+                Plan::FromIndex
+            } else {
+                Plan::PerRow
+            }),
+            _ => (bound <= rare).then_some(Plan::FromIndex),
         }
     }
 }
@@ -92,7 +200,7 @@ macro_rules! postgres_words {
 }
 
 /// The probe: how many grants have the words `$1`, counting at most to `$2`.
-pub(super) fn count_sql(backend: Backend) -> String {
+fn count_sql(backend: Backend) -> String {
     let matching = match backend {
         Backend::Sqlite => "grants_text WHERE grants_text MATCH $1",
         Backend::Postgres => concat!("grants WHERE ", postgres_words!(), "$1)"),
@@ -146,5 +254,72 @@ mod tests {
         );
         assert_eq!(SearchWords::parse("%% -- ''"), None);
         assert_eq!(SearchWords::parse(""), None);
+    }
+
+    /// A million grants; "incident" in one in five, "for" in all, and the least
+    /// common word tracked in one in ten.
+    fn stats() -> WordStats {
+        WordStats {
+            elems: vec!["for".into(), "incident".into(), "rollback".into()],
+            freqs: vec![1.0, 0.2, 0.1, 0.1, 1.0, 0.0],
+            rows: 1_000_000.0,
+        }
+    }
+
+    fn plan(stats: &WordStats, text: &str) -> Option<Plan> {
+        stats.plan(&SearchWords::parse(text).expect("words"))
+    }
+
+    #[test]
+    fn the_statistics_decide_one_common_word_and_bound_the_untracked() {
+        let s = stats();
+        // A tracked word: its share of the grants.
+        assert_eq!(plan(&s, "incident"), Some(Plan::PerRow));
+        // Untracked words are rarer than the least tracked one (100,000 grants): too
+        // many to read from the index without counting.
+        assert_eq!(plan(&s, "zanzibar"), None);
+        // Several tracked words: their overlap is not known.
+        assert_eq!(plan(&s, "incident rollback"), None);
+        // With a tiny least share, an untracked word is surely rare, alone or with a
+        // common one.
+        let fine = WordStats {
+            freqs: vec![1.0, 0.2, 0.001, 0.001, 1.0, 0.0],
+            ..s.clone()
+        };
+        assert_eq!(plan(&fine, "zanzibar"), Some(Plan::FromIndex));
+        assert_eq!(plan(&fine, "incident zanzibar"), Some(Plan::FromIndex));
+        let finer = WordStats {
+            elems: vec!["for".into(), "incident".into(), "4711".into()],
+            freqs: vec![1.0, 0.2, 0.000_02, 0.000_02, 1.0, 0.0],
+            ..s.clone()
+        };
+        assert_eq!(plan(&finer, "4711"), Some(Plan::FromIndex));
+        assert_eq!(plan(&finer, "zanzibar"), Some(Plan::FromIndex));
+        assert_eq!(plan(&finer, "incident zanzibar"), Some(Plan::FromIndex));
+        assert_eq!(plan(&finer, "incident"), Some(Plan::PerRow));
+        // A small history: a tracked word with few grants is read from the index.
+        let small = WordStats {
+            rows: 10_000.0,
+            ..s.clone()
+        };
+        assert_eq!(plan(&small, "incident"), Some(Plan::FromIndex));
+        // No statistics yet, or a layout not understood: count.
+        for broken in [
+            WordStats {
+                elems: vec![],
+                freqs: vec![],
+                rows: 1e6,
+            },
+            WordStats {
+                rows: -1.0,
+                ..s.clone()
+            },
+            WordStats {
+                freqs: vec![1.0, 0.2],
+                ..s
+            },
+        ] {
+            assert_eq!(plan(&broken, "incident"), None);
+        }
     }
 }
