@@ -6,11 +6,17 @@ use crate::domain::{Caller, Role};
 use leptos::prelude::*;
 
 /// The viewer of this page load.
-pub type ViewerResource = OnceResource<Result<Viewer, ServerFnError>>;
+///
+/// A `Resource` with no source (so fetched once), not a `OnceResource`: leptos 0.8's
+/// `OnceResource` reads its value with a *try*-lock, and a read on one server thread
+/// while the fetch stored the value on another found the lock taken and panicked
+/// ("already been disposed"), about one page in a thousand under concurrent load
+/// (`bench_http`). A `Resource` waits for the lock.
+pub type ViewerResource = Resource<Result<Viewer, ServerFnError>>;
 
 /// Fetches the viewer once for the whole app (call in [`crate::App`]).
 pub fn provide_viewer() {
-    let viewer: ViewerResource = OnceResource::new(current_viewer());
+    let viewer: ViewerResource = Resource::new(|| (), |()| current_viewer());
     provide_context(viewer);
 }
 
