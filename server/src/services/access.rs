@@ -352,13 +352,19 @@ impl<'a> Person<'a> {
         grant: &Grant,
         with_approvals: bool,
     ) -> Result<GrantFacts, AccessError> {
-        let policy = self.core.grants.policy();
         let approvals = if with_approvals {
             self.core.store().approvals(grant.id).await?
         } else {
             Vec::new()
         };
-        Ok(GrantFacts {
+        Ok(self.facts_with(grant, approvals))
+    }
+
+    /// [`Self::facts`] with the grant's `approvals` already read (the inbox reads
+    /// them for all its grants at once).
+    pub(super) fn facts_with(&self, grant: &Grant, approvals: Vec<Approval>) -> GrantFacts {
+        let policy = self.core.grants.policy();
+        GrantFacts {
             decisions: approvals
                 .iter()
                 .filter_map(|a| {
@@ -384,7 +390,7 @@ impl<'a> Person<'a> {
                         .map(|p| p.approvers.iter().map(ToString::to_string).collect())
                 })
                 .unwrap_or_default(),
-        })
+        }
     }
 
     /// What this person may do with `grant` now (the grant page's buttons).

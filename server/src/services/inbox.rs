@@ -5,14 +5,18 @@
 
 use super::access::{AccessError, Core, GrantFacts, Person};
 use super::detail::approval_views;
-use crate::store::{Cursor, GrantFilter};
+use crate::store::evidence::RecentUseRow;
+use crate::store::{Approval, Cursor, GrantFilter};
 use app::api::{InboxItem, RecentUse};
-use app::domain::{Grant, GrantState};
+use app::domain::{Grant, GrantId, GrantState};
+use std::collections::HashMap;
 
 /// Pending grants read per query.
 const PAGE: u32 = 200;
 
-/// The pending requests `p` may decide, oldest first, with their facts.
+/// The pending requests `p` may decide, oldest first, with their facts: the policy
+/// and the roles first (no read), then the decisions so far of those left, read for
+/// a whole page of grants at once.
 pub(super) async fn to_decide(p: &Person<'_>) -> Result<Vec<(Grant, GrantFacts)>, AccessError> {
     let filter = GrantFilter {
         states: vec![GrantState::Pending],
@@ -28,12 +32,17 @@ pub(super) async fn to_decide(p: &Person<'_>) -> Result<Vec<(Grant, GrantFacts)>
             id: last.id,
         });
         let full = page.len() == usize::try_from(PAGE).unwrap_or(usize::MAX);
-        for g in page {
-            // The policy and the roles first (no read), then the decisions so far.
-            if !p.actions(&g, &p.facts(&g, false).await?).can_decide {
-                continue;
-            }
-            let facts = p.facts(&g, true).await?;
+        let candidates: Vec<Grant> = page
+            .into_iter()
+            .filter(|g| p.actions(g, &p.facts_with(g, Vec::new())).can_decide)
+            .collect();
+        let ids: Vec<GrantId> = candidates.iter().map(|g| g.id).collect();
+        let mut decided: HashMap<GrantId, Vec<Approval>> = HashMap::new();
+        for a in p.core.store().approvals_of(&ids).await? {
+            decided.entry(a.grant_id).or_default().push(a);
+        }
+        for g in candidates {
+            let facts = p.facts_with(&g, decided.remove(&g.id).unwrap_or_default());
             if p.actions(&g, &facts).can_decide {
                 out.push((g, facts));
             }
@@ -51,10 +60,11 @@ pub(super) async fn items(p: &Person<'_>) -> Result<Vec<InboxItem>, AccessError>
     let pending = to_decide(p).await?;
     let sessions = super::catalog::sessions(p.core).await?;
     let names = super::catalog::account_names(p.core).await?;
+    let mut recent = recent_use(p.core, &pending).await?;
     let mut out = Vec::with_capacity(pending.len());
     for (grant, facts) in pending {
         out.push(InboxItem {
-            recent: recent_use(p.core, &grant).await?,
+            recent: recent.remove(&grant.id).unwrap_or_default(),
             permission_set_session_seconds: sessions
                 .get(grant.request.permission_set.as_str())
                 .copied(),
@@ -67,35 +77,56 @@ pub(super) async fn items(p: &Person<'_>) -> Result<Vec<InboxItem>, AccessError>
     Ok(out)
 }
 
-/// How often the requester had this permission set in this account in the last 30
-/// days, and how many of those grants carry an evidence flag.
-async fn recent_use(core: &Core, g: &Grant) -> Result<RecentUse, AccessError> {
-    let store = core.store();
-    let filter = GrantFilter {
-        requester: Some(g.request.requester.to_string()),
-        account_id: Some(g.request.account_id.to_string()),
-        permission_set: Some(g.request.permission_set.to_string()),
-        created_from: Some(core.now() - chrono::Duration::days(30)),
-        ..GrantFilter::default()
-    };
-    let grants = store.list_grants(&filter, None, 500).await?;
-    let used: Vec<&Grant> = grants
+/// For each of `pending`: how often its requester had the same permission set in
+/// the same account in the last 30 days, and how many of those grants carry an
+/// evidence flag; one read for all of them.
+async fn recent_use(
+    core: &Core,
+    pending: &[(Grant, GrantFacts)],
+) -> Result<HashMap<GrantId, RecentUse>, AccessError> {
+    let mut requesters: Vec<String> = pending
         .iter()
-        .filter(|x| x.id != g.id && x.activated_at.is_some())
+        .map(|(g, _)| g.request.requester.to_string())
         .collect();
-    let mut flagged = 0;
-    for x in &used {
-        let summary = store
-            .grant_evidence(x.id)
-            .await?
-            .and_then(|e| e.summary)
-            .and_then(|s| serde_json::from_str::<app::domain::EvidenceSummary>(&s).ok());
-        if summary.is_some_and(|s| !s.flags.is_empty()) {
-            flagged += 1;
-        }
+    requesters.sort();
+    requesters.dedup();
+    let rows = core
+        .store()
+        .recent_uses(&requesters, core.now() - chrono::Duration::days(30))
+        .await?;
+    let mut by_access: HashMap<(&str, &str, &str), Vec<&RecentUseRow>> = HashMap::new();
+    for r in rows.iter().filter(|r| r.activated) {
+        by_access
+            .entry((&r.requester, &r.account_id, &r.permission_set))
+            .or_default()
+            .push(r);
     }
-    Ok(RecentUse {
-        grants_30d: used.len() as u32,
-        flagged_30d: flagged,
-    })
+    Ok(pending
+        .iter()
+        .map(|(g, _)| {
+            let id = g.id.to_string();
+            let key = (
+                g.request.requester.as_str(),
+                g.request.account_id.as_str(),
+                g.request.permission_set.as_str(),
+            );
+            let used: Vec<&&RecentUseRow> = by_access
+                .get(&key)
+                .map(|rows| rows.iter().filter(|r| r.id != id).collect())
+                .unwrap_or_default();
+            let flagged = used
+                .iter()
+                .filter_map(|r| r.summary.as_deref())
+                .filter_map(|s| serde_json::from_str::<app::domain::EvidenceSummary>(s).ok())
+                .filter(|s| !s.flags.is_empty())
+                .count();
+            (
+                g.id,
+                RecentUse {
+                    grants_30d: u32::try_from(used.len()).unwrap_or(u32::MAX),
+                    flagged_30d: u32::try_from(flagged).unwrap_or(u32::MAX),
+                },
+            )
+        })
+        .collect())
 }

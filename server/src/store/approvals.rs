@@ -21,7 +21,15 @@ pub struct Approval {
 #[async_trait]
 pub trait Approvals {
     async fn approvals(&self, id: GrantId) -> Result<Vec<Approval>, StoreError>;
+
+    /// The decisions on each of `ids` (the inbox's grants), in one query per
+    /// [`IDS_PER_QUERY`] grants, each grant's in decision order.
+    async fn approvals_of(&self, ids: &[GrantId]) -> Result<Vec<Approval>, StoreError>;
 }
+
+/// Grants per query of a bulk read (bound parameters stay far below both backends'
+/// limits).
+pub const IDS_PER_QUERY: usize = 500;
 
 #[derive(sqlx::FromRow)]
 struct ApprovalRow {
@@ -89,6 +97,26 @@ macro_rules! impl_approvals {
                 .fetch_all(&self.pool)
                 .await?;
                 rows.into_iter().map(Approval::try_from).collect()
+            }
+
+            async fn approvals_of(&self, ids: &[GrantId]) -> Result<Vec<Approval>, StoreError> {
+                let mut out = Vec::new();
+                for chunk in ids.chunks(IDS_PER_QUERY) {
+                    let mut qb = sqlx::QueryBuilder::<$db>::new(
+                        "SELECT grant_id, approver, decision, comment, decided_at FROM approvals \
+                         WHERE grant_id IN (",
+                    );
+                    let mut sep = qb.separated(", ");
+                    for id in chunk {
+                        sep.push_bind(id.to_string());
+                    }
+                    qb.push(") ORDER BY grant_id, decided_at, approver");
+                    let rows: Vec<ApprovalRow> = qb.build_query_as().fetch_all(&self.pool).await?;
+                    for r in rows {
+                        out.push(Approval::try_from(r)?);
+                    }
+                }
+                Ok(out)
             }
         }
     };

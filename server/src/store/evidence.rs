@@ -70,6 +70,16 @@ pub trait Evidence {
 
     async fn grant_evidence(&self, grant: GrantId) -> Result<Option<GrantEvidence>, StoreError>;
 
+    /// The grants `requesters` asked for since `since`, each with whether it was
+    /// activated and its evidence summary: what the inbox says of each request's
+    /// recent use, for all its requests in one query per
+    /// [`super::approvals::IDS_PER_QUERY`] people.
+    async fn recent_uses(
+        &self,
+        requesters: &[String],
+        since: DateTime<Utc>,
+    ) -> Result<Vec<RecentUseRow>, StoreError>;
+
     /// Writes the whole row (insert or replace).
     async fn save_grant_evidence(
         &self,
@@ -139,6 +149,18 @@ const ACTIVITY_COLUMNS: &str = "event_id, event_time, event_name, event_source, 
 const EVIDENCE_COLUMNS: &str = "collections, last_collected_at, window_close_collected_at, \
     final_collected_at, next_collection_at, attempts, last_error, summary, role_arn, \
     investigation_id, investigation_status, investigation";
+
+/// One grant as [`Evidence::recent_uses`] reads it.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct RecentUseRow {
+    pub id: String,
+    pub requester: String,
+    pub account_id: String,
+    pub permission_set: String,
+    pub activated: bool,
+    /// The evidence summary (JSON), once collected.
+    pub summary: Option<String>,
+}
 
 macro_rules! impl_evidence {
     ($store:ty, $db:ty) => {
@@ -227,6 +249,30 @@ macro_rules! impl_evidence {
                 .fetch_optional(&self.pool)
                 .await?;
                 Ok(row)
+            }
+
+            async fn recent_uses(
+                &self,
+                requesters: &[String],
+                since: DateTime<Utc>,
+            ) -> Result<Vec<RecentUseRow>, StoreError> {
+                let mut out = Vec::new();
+                for chunk in requesters.chunks(super::approvals::IDS_PER_QUERY) {
+                    let mut qb = sqlx::QueryBuilder::<$db>::new(
+                        "SELECT g.id, g.requester, g.account_id, g.permission_set, \
+                         g.activated_at IS NOT NULL AS activated, e.summary \
+                         FROM grants g LEFT JOIN grant_evidence e ON e.grant_id = g.id \
+                         WHERE g.created_at >= ",
+                    );
+                    qb.push_bind(since).push(" AND g.requester IN (");
+                    let mut sep = qb.separated(", ");
+                    for r in chunk {
+                        sep.push_bind(r.clone());
+                    }
+                    qb.push(")");
+                    out.extend(qb.build_query_as::<RecentUseRow>().fetch_all(&self.pool).await?);
+                }
+                Ok(out)
             }
 
             async fn save_grant_evidence(

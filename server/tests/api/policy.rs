@@ -27,6 +27,7 @@ crate::on_both_backends!(
     break_glass_starts_now_and_is_reviewed_once_by_someone_else,
     pending_requests_expire_once_even_with_two_reapers,
     only_named_approvers_decide_and_see_the_request_in_their_inbox,
+    the_inbox_tells_each_requests_recent_use,
     the_per_person_cap_holds_under_concurrent_requests,
     a_bad_reload_keeps_the_previous_policy_and_says_why,
     ous_resolve_through_the_synced_catalog,
@@ -514,6 +515,74 @@ async fn pending_requests_expire_once_even_with_two_reapers(db: &TestDb) {
     // An expired request can no longer be approved.
     let mia = person("mia", &[Role::Approver], &[]);
     assert!(r.access.approve(&mia, ids[0], None).await.is_err());
+}
+
+/// The inbox's items say how often each requester had the same access in the last
+/// 30 days and how many of those grants were flagged (read for all items at once).
+async fn the_inbox_tells_each_requests_recent_use(db: &TestDb) {
+    let r = rig(db, POLICY).await;
+    let now = r.clock.now();
+    // Sam's earlier grants: two activated in the last 30 days of the same access (one
+    // flagged), one activated 40 days ago, one never activated, one in another account;
+    // Sue's one of the same access.
+    let earlier = [
+        ("sam", "111122223333", 3, true, true),
+        ("sam", "111122223333", 10, true, false),
+        ("sam", "111122223333", 40, true, false),
+        ("sam", "111122223333", 5, false, false),
+        ("sam", "444455556666", 5, true, false),
+        ("sue", "111122223333", 5, true, false),
+    ];
+    for (i, (who, account, days_ago, activated, flagged)) in earlier.into_iter().enumerate() {
+        let at =
+            (now - Duration::days(days_ago)).to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+        let id = format!("00000000-0000-4000-8000-{i:012}");
+        let activated_at = if activated {
+            format!("'{at}'")
+        } else {
+            "NULL".to_owned()
+        };
+        db.exec(&format!(
+            "INSERT INTO grants (id, requester, account_id, permission_set, justification, \
+             duration_minutes, approvals_required, state, created_at, updated_at, version, \
+             activated_at) VALUES ('{id}', '{who}', '{account}', 'AdministratorAccess', \
+             'earlier work', 60, 0, 'closed', '{at}', '{at}', 1, {activated_at})"
+        ))
+        .await;
+        if flagged {
+            let summary = app::domain::EvidenceSummary {
+                flags: vec![app::domain::ActivityFlag::AfterRevocation {
+                    count: 1,
+                    first_at: now,
+                    last_at: now,
+                }],
+                ..app::domain::EvidenceSummary::default()
+            };
+            let json = serde_json::to_string(&summary).unwrap().replace('\'', "''");
+            db.exec(&format!(
+                "INSERT INTO grant_evidence (grant_id, summary) VALUES ('{id}', '{json}')"
+            ))
+            .await;
+        }
+    }
+    let first = r.access.request(&sam(), admin_ask("sam")).await.unwrap();
+    r.clock.advance(Duration::minutes(1));
+    let sue = person("sue", &[Role::Requester], &["sre"]);
+    let second = r.access.request(&sue, admin_ask("sue")).await.unwrap();
+    let mia = person("mia", &[Role::Approver], &[]);
+    let items = r
+        .access
+        .0
+        .approver(&mia, Operation::ReadInbox)
+        .unwrap()
+        .inbox_items()
+        .await
+        .unwrap();
+    let seen: Vec<_> = items
+        .iter()
+        .map(|i| (i.grant.id, i.recent.grants_30d, i.recent.flagged_30d))
+        .collect();
+    assert_eq!(seen, vec![(first.id, 2, 1), (second.id, 1, 0)]);
 }
 
 async fn only_named_approvers_decide_and_see_the_request_in_their_inbox(db: &TestDb) {
