@@ -35,42 +35,15 @@ use timebox_server::services::Dashboard;
 use timebox_server::store::search::RARE_AT_MOST;
 use timebox_server::store::{PostgresStore, SqliteStore};
 
-const USERS: usize = 500;
-const ACCOUNTS: usize = 60;
-const PERMISSION_SETS: [&str; 8] = [
-    "AdministratorAccess",
-    "PowerUserAccess",
-    "ReadOnlyAccess",
-    "DatabaseAdmin",
-    "NetworkAdmin",
-    "SecurityAudit",
-    "Billing",
-    "SupportUser",
-];
-const STATES: [(&str, u32); 6] = [
-    ("closed", 70),
-    ("revoked", 10),
-    ("denied", 8),
-    ("cancelled", 5),
-    ("expired", 5),
-    ("active", 2),
-];
-const WORDS: [&str; 10] = [
-    "incident",
-    "deploy",
-    "migration",
-    "outage",
-    "audit",
-    "rotation",
-    "backup",
-    "rollback",
-    "billing",
-    "capacity",
-];
-
-/// The rare word: in one grant in this many.
-const RARE_EVERY: usize = 100_000;
-const RARE_WORD: &str = "zanzibar";
+#[macro_use]
+#[path = "support/seed.rs"]
+#[expect(
+    dead_code,
+    unused_macros,
+    reason = "the history benchmark seeds no audit events"
+)]
+mod seed;
+use seed::*;
 
 struct Args {
     grants: usize,
@@ -99,100 +72,6 @@ fn args() -> Args {
         }
     }
     a
-}
-
-/// A small deterministic generator (no dependency, repeatable runs).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
-
-fn account(i: usize) -> String {
-    format!("{:012}", 100_000_000_000 + i as u64 * 7919)
-}
-
-fn state(r: &mut Rng) -> &'static str {
-    let total: u32 = STATES.iter().map(|s| s.1).sum();
-    let mut pick = (r.next() % u64::from(total)) as u32;
-    for (s, w) in STATES {
-        if pick < w {
-            return s;
-        }
-        pick -= w;
-    }
-    "closed"
-}
-
-macro_rules! seed {
-    ($db:ty, $pool:expr, $n:expr, $start:expr) => {{
-        let mut r = Rng(0x9E37_79B9_7F4A_7C15);
-        let span = ChronoDuration::days(730).num_seconds();
-        let mut done = 0;
-        while done < $n {
-            let batch = (1000).min($n - done);
-            let mut tx = $pool.begin().await.unwrap();
-            let mut qb = sqlx::QueryBuilder::<$db>::new(
-                "INSERT INTO grants (id, requester, account_id, permission_set, justification, \
-                 duration_minutes, approvals_required, state, created_at, updated_at, version) ",
-            );
-            let rows: Vec<_> = (0..batch)
-                .map(|k| {
-                    let created: DateTime<Utc> = $start
-                        + ChronoDuration::seconds((r.next() % span as u64) as i64)
-                        + ChronoDuration::microseconds((r.next() % 1_000_000) as i64);
-                    (
-                        uuid::Uuid::new_v4().to_string(),
-                        format!("user{:03}", r.below(USERS)),
-                        account(r.below(ACCOUNTS)),
-                        PERMISSION_SETS[r.below(PERMISSION_SETS.len())],
-                        format!(
-                            "{} {} for ticket {}{}",
-                            WORDS[r.below(WORDS.len())],
-                            WORDS[r.below(WORDS.len())],
-                            r.below(100_000),
-                            // One grant in RARE_EVERY says the rare word.
-                            if (done + k) % RARE_EVERY == 7 {
-                                format!(" {RARE_WORD}")
-                            } else {
-                                String::new()
-                            }
-                        ),
-                        60_i64,
-                        state(&mut r),
-                        created,
-                    )
-                })
-                .collect();
-            qb.push_values(rows, |mut b, row| {
-                b.push_bind(row.0)
-                    .push_bind(row.1)
-                    .push_bind(row.2)
-                    .push_bind(row.3)
-                    .push_bind(row.4)
-                    .push_bind(row.5)
-                    .push_bind(1_i64)
-                    .push_bind(row.6)
-                    .push_bind(row.7)
-                    .push_bind(row.7)
-                    .push_bind(1_i64);
-            });
-            qb.build().execute(&mut *tx).await.unwrap();
-            tx.commit().await.unwrap();
-            done += batch;
-            if done % 100_000 == 0 {
-                eprintln!("  seeded {done}");
-            }
-        }
-    }};
 }
 
 fn pct(sorted: &[Duration], p: f64) -> Duration {
@@ -224,11 +103,11 @@ async fn main() {
         eprintln!("not seeding: measuring the grants already there");
     } else if url.starts_with("sqlite:") {
         let store = SqliteStore::connect(&url, 2).await.expect("sqlite");
-        seed!(sqlx::Sqlite, store.pool(), a.grants, start);
+        seed_grants!(sqlx::Sqlite, store.pool(), a.grants, start);
         sqlx::query("ANALYZE").execute(store.pool()).await.unwrap();
     } else {
         let store = PostgresStore::connect(&url, 2).await.expect("postgres");
-        seed!(sqlx::Postgres, store.pool(), a.grants, start);
+        seed_grants!(sqlx::Postgres, store.pool(), a.grants, start);
         sqlx::query("ANALYZE").execute(store.pool()).await.unwrap();
     }
     eprintln!("seeded in {:.1} s", t.elapsed().as_secs_f64());
