@@ -161,14 +161,15 @@ macro_rules! seed_events {
         loop {
             let mut qb =
                 sqlx::QueryBuilder::<$db>::new("SELECT id, created_at, requester FROM grants");
+            // A row-value comparison: an index range on both backends (PostgreSQL
+            // walked the index from its start for the `a > x OR (a = x AND …)` form,
+            // each page slower than the last).
             if let Some((at, id)) = after.clone() {
-                qb.push(" WHERE (created_at > ")
+                qb.push(" WHERE (created_at, id) > (")
                     .push_bind(at)
-                    .push(" OR (created_at = ")
-                    .push_bind(at)
-                    .push(" AND id > ")
+                    .push(", ")
                     .push_bind(id)
-                    .push("))");
+                    .push(")");
             }
             qb.push(" ORDER BY created_at, id LIMIT ")
                 .push_bind((1000 / per.max(1)).max(1) as i64);

@@ -84,15 +84,21 @@ async fn recent_use(
     core: &Core,
     pending: &[(Grant, GrantFacts)],
 ) -> Result<HashMap<GrantId, RecentUse>, AccessError> {
-    let mut requesters: Vec<String> = pending
+    let mut accesses: Vec<(String, String, String)> = pending
         .iter()
-        .map(|(g, _)| g.request.requester.to_string())
+        .map(|(g, _)| {
+            (
+                g.request.requester.to_string(),
+                g.request.account_id.to_string(),
+                g.request.permission_set.to_string(),
+            )
+        })
         .collect();
-    requesters.sort();
-    requesters.dedup();
+    accesses.sort();
+    accesses.dedup();
     let rows = core
         .store()
-        .recent_uses(&requesters, core.now() - chrono::Duration::days(30))
+        .recent_uses(&accesses, core.now() - chrono::Duration::days(30))
         .await?;
     let mut by_access: HashMap<(&str, &str, &str), Vec<&RecentUseRow>> = HashMap::new();
     for r in rows.iter().filter(|r| r.activated) {

@@ -70,13 +70,13 @@ pub trait Evidence {
 
     async fn grant_evidence(&self, grant: GrantId) -> Result<Option<GrantEvidence>, StoreError>;
 
-    /// The grants `requesters` asked for since `since`, each with whether it was
-    /// activated and its evidence summary: what the inbox says of each request's
-    /// recent use, for all its requests in one query per
-    /// [`super::approvals::IDS_PER_QUERY`] people.
+    /// The grants created since `since` that were activated, of each of `accesses`
+    /// (requester, account, permission set), with their evidence summaries: what the
+    /// inbox says of each request's recent use, for all its requests in one query
+    /// per [`super::approvals::IDS_PER_QUERY`] accesses.
     async fn recent_uses(
         &self,
-        requesters: &[String],
+        accesses: &[(String, String, String)],
         since: DateTime<Utc>,
     ) -> Result<Vec<RecentUseRow>, StoreError>;
 
@@ -253,21 +253,28 @@ macro_rules! impl_evidence {
 
             async fn recent_uses(
                 &self,
-                requesters: &[String],
+                accesses: &[(String, String, String)],
                 since: DateTime<Utc>,
             ) -> Result<Vec<RecentUseRow>, StoreError> {
                 let mut out = Vec::new();
-                for chunk in requesters.chunks(super::approvals::IDS_PER_QUERY) {
+                for chunk in accesses.chunks(super::approvals::IDS_PER_QUERY) {
                     let mut qb = sqlx::QueryBuilder::<$db>::new(
                         "SELECT g.id, g.requester, g.account_id, g.permission_set, \
                          g.activated_at IS NOT NULL AS activated, e.summary \
                          FROM grants g LEFT JOIN grant_evidence e ON e.grant_id = g.id \
-                         WHERE g.created_at >= ",
+                         WHERE g.activated_at IS NOT NULL AND g.created_at >= ",
                     );
-                    qb.push_bind(since).push(" AND g.requester IN (");
+                    qb.push_bind(since)
+                        .push(" AND (g.requester, g.account_id, g.permission_set) IN (VALUES ");
                     let mut sep = qb.separated(", ");
-                    for r in chunk {
-                        sep.push_bind(r.clone());
+                    for (requester, account, permission_set) in chunk {
+                        sep.push("(")
+                            .push_bind_unseparated(requester.clone())
+                            .push_unseparated(", ")
+                            .push_bind_unseparated(account.clone())
+                            .push_unseparated(", ")
+                            .push_bind_unseparated(permission_set.clone())
+                            .push_unseparated(")");
                     }
                     qb.push(")");
                     out.extend(qb.build_query_as::<RecentUseRow>().fetch_all(&self.pool).await?);
