@@ -13,13 +13,10 @@
 //! reading the few matches from the index and walking the newest-first index for a
 //! common word (SQLite knows nothing of FTS5's contents; PostgreSQL estimates every
 //! word outside its most common ones at 0.5 % of the rows), so [`Plan`] is chosen
-//! here ([`SqliteStore::word_plan`], [`PostgresStore::word_plan`]): on PostgreSQL
+//! here (`word_plan` in `store/grants.rs`): on PostgreSQL
 //! from the index's own statistics when they tell ([`WordStats`]: a common word's
 //! share, or a bound on a rare one's), otherwise, and always on SQLite, by counting
 //! through the index at most [`RARE_AT_MOST`] + 1 matches first.
-
-use super::sql::{PostgresStore, SqliteStore};
-use super::StoreError;
 
 /// The words a history search asks for; at least one.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,7 +76,7 @@ pub enum Plan {
 
 impl Plan {
     /// The plan for `matches` (counted up to [`RARE_AT_MOST`] + 1).
-    fn for_matches(matches: i64) -> Self {
+    pub(super) fn for_matches(matches: i64) -> Self {
         if matches <= RARE_AT_MOST {
             Self::FromIndex
         } else {
@@ -88,45 +85,11 @@ impl Plan {
     }
 }
 
-impl SqliteStore {
-    /// The plan for `words`, by counting their matches in the FTS5 index (SQLite
-    /// keeps no statistics of its contents).
-    pub(super) async fn word_plan(&self, words: &SearchWords) -> Result<Plan, StoreError> {
-        let n: i64 = sqlx::query_scalar(&count_sql(Backend::Sqlite))
-            .bind(words.query(Backend::Sqlite))
-            .bind(RARE_AT_MOST + 1)
-            .fetch_one(&self.pool)
-            .await?;
-        Ok(Plan::for_matches(n))
-    }
-}
-
-impl PostgresStore {
-    /// The plan for `words`: from the GIN index's statistics when they decide it
-    /// (no read of the index: a common word's count cost 36 ms at a million grants),
-    /// else by counting.
-    pub(super) async fn word_plan(&self, words: &SearchWords) -> Result<Plan, StoreError> {
-        let stats: Option<(Vec<String>, Vec<f32>, f64)> = sqlx::query_as(POSTGRES_STATS)
-            .fetch_optional(&self.pool)
-            .await?;
-        if let Some(plan) =
-            stats.and_then(|(elems, freqs, rows)| WordStats { elems, freqs, rows }.plan(words))
-        {
-            return Ok(plan);
-        }
-        let n: i64 = sqlx::query_scalar(&count_sql(Backend::Postgres))
-            .bind(words.query(Backend::Postgres))
-            .bind(RARE_AT_MOST + 1)
-            .fetch_one(&self.pool)
-            .await?;
-        Ok(Plan::for_matches(n))
-    }
-}
-
 /// What ANALYZE recorded of the words index (migration 0014): its most common words
 /// with their shares of the grants, and the number of grants. No row before the
 /// first ANALYZE (autovacuum runs it as the table grows).
-const POSTGRES_STATS: &str = "SELECT s.most_common_elems::text::text[], s.most_common_elem_freqs, \
+pub(super) const POSTGRES_STATS: &str =
+    "SELECT s.most_common_elems::text::text[], s.most_common_elem_freqs, \
      c.reltuples::float8 FROM pg_stats s JOIN pg_class c ON c.oid = to_regclass('grants') \
      WHERE s.schemaname = current_schema() AND s.tablename = 'grants_justification_words' \
      AND s.most_common_elems IS NOT NULL AND s.most_common_elem_freqs IS NOT NULL";
@@ -200,7 +163,7 @@ macro_rules! postgres_words {
 }
 
 /// The probe: how many grants have the words `$1`, counting at most to `$2`.
-fn count_sql(backend: Backend) -> String {
+pub(super) fn count_sql(backend: Backend) -> String {
     let matching = match backend {
         Backend::Sqlite => "grants_text WHERE grants_text MATCH $1",
         Backend::Postgres => concat!("grants WHERE ", postgres_words!(), "$1)"),
