@@ -23,7 +23,6 @@
 
 #![recursion_limit = "256"]
 #![expect(
-    clippy::unwrap_used,
     clippy::expect_used,
     reason = "a benchmark command: a panic is its error report"
 )]
@@ -149,36 +148,32 @@ async fn seed(url: &str, a: &Args) {
     let t = Instant::now();
     let pending = "UPDATE grants SET state = 'pending', policy = 'bench-approval' WHERE id IN \
                    (SELECT id FROM grants ORDER BY created_at DESC LIMIT $1)";
+    // The same seeding on either backend: its store type and its sqlx database.
+    macro_rules! seed_on {
+        ($store:ty, $db:ty) => {{
+            let store = <$store>::connect(url, 2).await.expect("the database");
+            seed_grants!($db, store.pool(), a.grants, start);
+            eprintln!(
+                "  grants in {:.0} s; sealing their audit events …",
+                t.elapsed().as_secs_f64()
+            );
+            let n = seed_events!($db, store.pool(), a.events_per_grant);
+            sqlx::query(pending)
+                .bind(PENDING)
+                .execute(store.pool())
+                .await
+                .expect("the pending requests");
+            sqlx::query("ANALYZE")
+                .execute(store.pool())
+                .await
+                .expect("ANALYZE");
+            n
+        }};
+    }
     let events = if url.starts_with("sqlite:") {
-        let store = SqliteStore::connect(url, 2).await.expect("sqlite");
-        seed_grants!(sqlx::Sqlite, store.pool(), a.grants, start);
-        eprintln!(
-            "  grants in {:.0} s; sealing their audit events …",
-            t.elapsed().as_secs_f64()
-        );
-        let n = seed_events!(sqlx::Sqlite, store.pool(), a.events_per_grant);
-        sqlx::query(pending)
-            .bind(PENDING)
-            .execute(store.pool())
-            .await
-            .unwrap();
-        sqlx::query("ANALYZE").execute(store.pool()).await.unwrap();
-        n
+        seed_on!(SqliteStore, sqlx::Sqlite)
     } else {
-        let store = PostgresStore::connect(url, 2).await.expect("postgres");
-        seed_grants!(sqlx::Postgres, store.pool(), a.grants, start);
-        eprintln!(
-            "  grants in {:.0} s; sealing their audit events …",
-            t.elapsed().as_secs_f64()
-        );
-        let n = seed_events!(sqlx::Postgres, store.pool(), a.events_per_grant);
-        sqlx::query(pending)
-            .bind(PENDING)
-            .execute(store.pool())
-            .await
-            .unwrap();
-        sqlx::query("ANALYZE").execute(store.pool()).await.unwrap();
-        n
+        seed_on!(PostgresStore, sqlx::Postgres)
     };
     eprintln!(
         "seeded {} grants and {events} audit events in {:.0} s",

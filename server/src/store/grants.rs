@@ -715,17 +715,32 @@ macro_rules! impl_grants {
 impl_grants!(SqliteStore, sqlx::Sqlite);
 impl_grants!(PostgresStore, sqlx::Postgres);
 
-/// The plan for a history search's words, per backend (`store::search`).
+/// The plan for a history search's words by counting up to `RARE_AT_MOST` + 1 of
+/// their matches through the backend's full-text index.
+macro_rules! impl_count_plan {
+    ($store:ty) => {
+        impl $store {
+            async fn count_plan(&self, words: &SearchWords) -> Result<Plan, StoreError> {
+                let backend = <$store as Dialect>::SEARCH;
+                let n: i64 = sqlx::query_scalar(&search::count_sql(backend))
+                    .bind(words.query(backend))
+                    .bind(search::RARE_AT_MOST + 1)
+                    .fetch_one(&self.pool)
+                    .await?;
+                Ok(Plan::for_matches(n))
+            }
+        }
+    };
+}
+
+impl_count_plan!(SqliteStore);
+impl_count_plan!(PostgresStore);
+
 impl SqliteStore {
-    /// The plan for `words`, by counting their matches in the FTS5 index (SQLite
-    /// keeps no statistics of its contents).
+    /// The plan for `words`, by counting (SQLite keeps no statistics of what FTS5
+    /// holds).
     pub(super) async fn word_plan(&self, words: &SearchWords) -> Result<Plan, StoreError> {
-        let n: i64 = sqlx::query_scalar(&search::count_sql(search::Backend::Sqlite))
-            .bind(words.query(search::Backend::Sqlite))
-            .bind(search::RARE_AT_MOST + 1)
-            .fetch_one(&self.pool)
-            .await?;
-        Ok(Plan::for_matches(n))
+        self.count_plan(words).await
     }
 }
 
@@ -737,16 +752,11 @@ impl PostgresStore {
         let stats: Option<(Vec<String>, Vec<f32>, f64)> = sqlx::query_as(search::POSTGRES_STATS)
             .fetch_optional(&self.pool)
             .await?;
-        if let Some(plan) = stats
+        match stats
             .and_then(|(elems, freqs, rows)| search::WordStats { elems, freqs, rows }.plan(words))
         {
-            return Ok(plan);
+            Some(plan) => Ok(plan),
+            None => self.count_plan(words).await,
         }
-        let n: i64 = sqlx::query_scalar(&search::count_sql(search::Backend::Postgres))
-            .bind(words.query(search::Backend::Postgres))
-            .bind(search::RARE_AT_MOST + 1)
-            .fetch_one(&self.pool)
-            .await?;
-        Ok(Plan::for_matches(n))
     }
 }
